@@ -1,0 +1,29 @@
+#ifndef MOE_CORE_ATTENTION_H_
+#define MOE_CORE_ATTENTION_H_
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace moe {
+
+struct AttentionShape {
+  int num_heads = 0;
+  int num_kv_heads = 0;  // query head h reads kv head h / (num_heads / num_kv_heads)
+  int head_dim = 0;
+  int sliding_window = 0;  // 0: the whole prefix
+};
+
+// Causal grouped-query attention for one sequence. Query row i (q[n, heads,
+// head_dim], rotary embedding applied) sits at position start + i and attends
+// to the keys and values at positions [0, start + i] (the last
+// sliding_window of them, when set); keys and values are [positions,
+// kv_heads, head_dim] and hold at least start + n positions. Scores are
+// scaled by 1/sqrt(head_dim). Writes out[n, heads, head_dim].
+void CausalAttention(const AttentionShape& shape, const float* q, int64_t n,
+                     int64_t start, const float* keys, const float* values,
+                     float* out, ThreadPool& pool);
+
+}  // namespace moe
+
+#endif  // MOE_CORE_ATTENTION_H_

@@ -1,0 +1,66 @@
+#include "core/linear.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "core/linear_kernels.h"
+
+namespace moe {
+namespace {
+
+using RowsKernel = void (*)(const LinearWeight&, int64_t, int64_t,
+                            const float*, int64_t, float*);
+
+RowsKernel SelectKernel() {
+  static const RowsKernel kernel = internal::CpuHasAvx512Kernels()
+                                       ? internal::LinearRowsAvx512
+                                       : internal::LinearRowsGeneric;
+  return kernel;
+}
+
+// Rows handed out per grab: small enough to balance two threads over jobs
+// of different sizes, large enough that the atomic is noise.
+constexpr int64_t kRowsPerTask = 16;
+
+}  // namespace
+
+void LinearWeight::DecodeRow(int64_t row, float* out) const {
+  const int64_t row_bytes = cols * static_cast<int64_t>(DTypeSize(dtype));
+  internal::DecodeValues(dtype, data + row * row_bytes, cols, out);
+  const float scale = RowScale(row);
+  if (scale != 1.0f) {
+    for (int64_t k = 0; k < cols; ++k) out[k] *= scale;
+  }
+}
+
+void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
+  std::vector<int64_t> first_task(jobs.size() + 1, 0);
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const int64_t rows = jobs[j].n > 0 ? jobs[j].weight->rows : 0;
+    first_task[j + 1] = first_task[j] + (rows + kRowsPerTask - 1) / kRowsPerTask;
+  }
+  const int64_t total = first_task.back();
+  if (total == 0) return;
+  const RowsKernel kernel = SelectKernel();
+  std::atomic<int64_t> next{0};
+  pool.ParallelFor(std::min<int64_t>(pool.num_threads(), total),
+                   [&](int64_t, int64_t) {
+    for (int64_t task = next++; task < total; task = next++) {
+      const size_t j = static_cast<size_t>(
+          std::upper_bound(first_task.begin(), first_task.end(), task) -
+          first_task.begin() - 1);
+      const LinearJob& job = jobs[j];
+      const int64_t begin = (task - first_task[j]) * kRowsPerTask;
+      const int64_t end = std::min(begin + kRowsPerTask, job.weight->rows);
+      kernel(*job.weight, begin, end, job.x, job.n, job.y);
+    }
+  });
+}
+
+void Linear(const LinearWeight& weight, const float* x, int64_t n, float* y,
+            ThreadPool& pool) {
+  const LinearJob job{&weight, x, n, y};
+  RunLinear({&job, 1}, pool);
+}
+
+}  // namespace moe

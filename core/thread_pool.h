@@ -1,0 +1,49 @@
+#ifndef MOE_CORE_THREAD_POOL_H_
+#define MOE_CORE_THREAD_POOL_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+// A fixed set of threads for data-parallel loops. The calling thread takes a
+// share of every loop itself, so a pool of N threads runs N pieces at once.
+class ThreadPool {
+ public:
+  // `num_threads` counts the caller; 0 means one per hardware thread.
+  explicit ThreadPool(int num_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) over disjoint ranges covering [0, count), split in
+  // at most num_threads() contiguous pieces, and returns when all are done.
+  // Not reentrant: one loop at a time per pool.
+  void ParallelFor(int64_t count,
+                   const std::function<void(int64_t, int64_t)>& fn);
+
+ private:
+  void WorkerLoop(int index);
+  void RunShare(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  // Loop state, written under mutex_ before a generation starts.
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t count_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace moe
+
+#endif  // MOE_CORE_THREAD_POOL_H_

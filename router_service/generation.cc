@@ -1,0 +1,67 @@
+#include "router_service/generation.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace moe {
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+absl::StatusOr<GenerationResult> Generate(
+    ModelRunner& runner, const GenerationRequest& request,
+    const std::function<void(int32_t)>& on_token) {
+  const ModelConfig& config = runner.config();
+  if (request.prompt.empty()) {
+    return absl::InvalidArgumentError("prompt: no tokens");
+  }
+  if (request.max_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
+  }
+  MOE_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  if (static_cast<int64_t>(request.prompt.size()) >= config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt: ", request.prompt.size(), " tokens leave no room in the context of ",
+        config.max_position_embeddings));
+  }
+  Sampler sampler(request.sampling);
+  SequenceKvCache cache = runner.NewCache();
+  GenerationResult result;
+  auto start = std::chrono::steady_clock::now();
+  MOE_ASSIGN_OR_RETURN(std::vector<float> logits,
+                       runner.Forward(request.prompt, cache, LogitsFor::kLastToken));
+  result.prefill_seconds = SecondsSince(start);
+  start = std::chrono::steady_clock::now();
+  while (true) {
+    const int32_t token = sampler.Sample(logits);
+    result.tokens.push_back(token);
+    if (on_token) on_token(token);
+    const bool eos = request.stop_on_eos &&
+                     std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                               token) != config.eos_token_ids.end();
+    if (eos) {
+      result.finish_reason = FinishReason::kEos;
+      break;
+    }
+    if (static_cast<int>(result.tokens.size()) >= request.max_tokens ||
+        cache.length() >= config.max_position_embeddings) {
+      result.finish_reason = FinishReason::kLength;
+      break;
+    }
+    const int32_t next[] = {token};
+    MOE_ASSIGN_OR_RETURN(logits, runner.Forward(next, cache, LogitsFor::kLastToken));
+  }
+  result.decode_seconds = SecondsSince(start);
+  return result;
+}
+
+}  // namespace moe

@@ -1,0 +1,39 @@
+#ifndef MOE_ROUTER_SERVICE_GENERATION_H_
+#define MOE_ROUTER_SERVICE_GENERATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "router_service/model_runner.h"
+#include "router_service/sampler.h"
+
+namespace moe {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;  // token ids, BOS included when the model wants it
+  int max_tokens = 16;
+  SamplingParams sampling;
+  bool stop_on_eos = true;
+};
+
+enum class FinishReason { kLength, kEos };
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // the new tokens, EOS included when it ended them
+  FinishReason finish_reason = FinishReason::kLength;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;  // for tokens after the first
+};
+
+// Generates one sequence: prefill the prompt, then decode one token at a time
+// until max_tokens, EOS (when stop_on_eos) or the context length. Calls
+// on_token with each new token as soon as it is sampled.
+absl::StatusOr<GenerationResult> Generate(
+    ModelRunner& runner, const GenerationRequest& request,
+    const std::function<void(int32_t)>& on_token = nullptr);
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_SERVICE_GENERATION_H_

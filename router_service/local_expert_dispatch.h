@@ -1,0 +1,27 @@
+#ifndef MOE_ROUTER_SERVICE_LOCAL_EXPERT_DISPATCH_H_
+#define MOE_ROUTER_SERVICE_LOCAL_EXPERT_DISPATCH_H_
+
+#include "core/model_weights.h"
+#include "core/thread_pool.h"
+#include "router_service/expert_dispatch.h"
+
+namespace moe {
+
+// The embedded default: every expert computed in this process.
+class LocalExpertDispatch : public ExpertDispatch {
+ public:
+  LocalExpertDispatch(const ModelWeights& weights, ThreadPool& pool)
+      : weights_(weights), pool_(pool) {}
+
+  absl::Status Compute(int layer, const float* x, int64_t n,
+                       std::span<const ExpertAssignment> assignments,
+                       float* out) override;
+
+ private:
+  const ModelWeights& weights_;
+  ThreadPool& pool_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_SERVICE_LOCAL_EXPERT_DISPATCH_H_

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing (Debian 12 packages, a Python
+# virtual env for the independent checkpoint check), configures, builds with
+# 2 jobs and runs ctest.
+#   scripts/test.sh            build in ./build
+#   BUILD_DIR=/tmp/b scripts/test.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+"$root/scripts/install-deps.sh"
+
+venv="$build/test-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  mkdir -p "$build"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+  -r "$root/tests/integration/requirements.txt"
+
+cmake -S "$root" -B "$build" -G Ninja -DMOE_TEST_PYTHON="$venv/bin/python"
+cmake --build "$build" -j 2
+cd "$build"
+ctest --output-on-failure -j 2

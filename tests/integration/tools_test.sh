@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The command-line tools as a user runs them: moe-make-model, moe-quantize and
+# moe-generate for Mixtral and Skywork-MoE, BF16 and FP8, and their errors.
+set -u
+bin="$1"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+check() {  # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name"; cat "$work/out" "$work/err"
+  fi
+}
+
+expect_error() {  # expect_error NAME PATTERN COMMAND...: must fail, stderr matching
+  local name=$1 pattern=$2; shift 2
+  if "$@" >"$work/out" 2>"$work/err"; then
+    failed=$((failed + 1)); echo "FAIL: $name succeeded"
+  elif grep -q -- "$pattern" "$work/err"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $name: stderr lacks '$pattern'"; cat "$work/err"
+  fi
+}
+
+shape=(--hidden 64 --layers 2 --heads 4 --kv-heads 2 --experts 8 --intermediate 96 --vocab 500)
+for arch in mixtral skywork_moe; do
+  for dtype in bf16 fp8; do
+    model="$work/$arch-$dtype"
+    check "make $arch $dtype" "$bin/moe-make-model" --out "$model" --arch "$arch" --dtype "$dtype" "${shape[@]}"
+    check "generate $arch $dtype" "$bin/moe-generate" --model "$model" \
+      --prompt "The licensee may copy" --max-tokens 12 --ignore-eos
+    if ! grep -Eq '^prefill [0-9.]+ tok/s, decode [0-9.]+ tok/s$' "$work/err"; then
+      failed=$((failed + 1)); echo "FAIL: $arch $dtype: no speed line on stderr"; cat "$work/err"
+    fi
+    if [ ! -s "$work/out" ]; then
+      failed=$((failed + 1)); echo "FAIL: $arch $dtype: no text on stdout"
+    fi
+  done
+done
+
+# Seeded sampling is reproducible; different seeds differ.
+model="$work/mixtral-bf16"
+sample=(--model "$model" --prompt "Permission is granted" --max-tokens 24 --ignore-eos
+        --temperature 1.5 --top-k 50 --top-p 0.95)
+"$bin/moe-generate" "${sample[@]}" --seed 5 >"$work/a" 2>/dev/null
+"$bin/moe-generate" "${sample[@]}" --seed 5 >"$work/b" 2>/dev/null
+"$bin/moe-generate" "${sample[@]}" --seed 6 >"$work/c" 2>/dev/null
+if cmp -s "$work/a" "$work/b" && ! cmp -s "$work/a" "$work/c"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: seeded sampling not reproducible"
+fi
+
+# moe-quantize output serves and has the FP8 config.
+check "quantize" "$bin/moe-quantize" --model "$model" --out "$work/quantized" --scales channel
+if grep -q '"quant_method": "fp8"' "$work/quantized/config.json"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantized config lacks quant_method fp8"
+fi
+check "generate quantized" "$bin/moe-generate" --model "$work/quantized" --prompt "Permission" --max-tokens 4
+
+# Clear errors.
+expect_error "missing model" "config.json" "$bin/moe-generate" --model "$work/none" --prompt x
+expect_error "bad top-p" "top_p" "$bin/moe-generate" --model "$model" --prompt x --top-p 1.5
+expect_error "bad token id" "token id 999999" "$bin/moe-generate" --model "$model" --prompt-ids 1,999999
+cp -r "$model" "$work/truncated"
+truncate -s -100 "$work/truncated/model.safetensors"
+expect_error "truncated checkpoint" "truncated" "$bin/moe-generate" --model "$work/truncated" --prompt x
+mkdir -p "$work/dense" && echo '{"model_type": "skywork", "hidden_size": 64}' > "$work/dense/config.json"
+expect_error "dense skywork config" "Skywork-13B" "$bin/moe-generate" --model "$work/dense" --prompt x
+expect_error "fp8 requantize" "already an FP8" "$bin/moe-quantize" --model "$work/mixtral-fp8" --out "$work/q2"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

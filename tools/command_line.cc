@@ -1,0 +1,32 @@
+#include "tools/command_line.h"
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+
+namespace moe {
+
+std::vector<std::string> ParseCommandLine(int argc, char** argv,
+                                          const char* usage) {
+  absl::SetProgramUsageMessage(usage);
+  std::vector<std::string> normalized(argv, argv + argc);
+  for (size_t i = 1; i < normalized.size(); ++i) {
+    std::string& arg = normalized[i];
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
+    const size_t name_end = std::min(arg.find('='), arg.size());
+    for (size_t k = 2; k < name_end; ++k) {
+      if (arg[k] == '-') arg[k] = '_';
+    }
+  }
+  std::vector<char*> pointers;
+  for (std::string& arg : normalized) pointers.push_back(arg.data());
+  std::vector<std::string> positional;
+  for (char* arg : absl::ParseCommandLine(static_cast<int>(pointers.size()),
+                                          pointers.data())) {
+    positional.emplace_back(arg);
+  }
+  positional.erase(positional.begin());  // the program name
+  return positional;
+}
+
+}  // namespace moe
