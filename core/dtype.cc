@@ -5,19 +5,6 @@
 
 namespace moe {
 
-size_t DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return 4;
-    case DType::kF16:
-    case DType::kBF16:
-      return 2;
-    case DType::kF8E4M3:
-      return 1;
-  }
-  return 0;
-}
-
 const char* DTypeName(DType dtype) {
   switch (dtype) {
     case DType::kF32:

@@ -26,6 +26,8 @@ namespace {
 // every input row is multiplied with them.
 constexpr int64_t kChunk = 512;
 constexpr int kBlockRows = 4;
+// How far ahead of the loads the decode kernels prefetch, in elements.
+constexpr int64_t kPrefetchElements = 256;
 
 // Loads 16 consecutive weights (masked) as float32. FP8 comes out scaled by
 // 2^-8: its bits shifted into a binary16 (sign, 4 exponent bits in the low
@@ -51,6 +53,41 @@ inline __m512 Load16(const uint8_t* row, int64_t col, __mmask16 mask) {
 template <DType D>
 constexpr float kDecodeFactor = D == DType::kF8E4M3 ? 256.0f : 1.0f;
 
+// Adds the decoded chunk times kInputs input rows to their accumulators
+// (acc[i][j] is 16 floats for input i, weight row j): kInputs x kRows sums
+// live in registers, so each decoded vector is loaded once per kInputs rows.
+template <int kRows, int kInputs>
+inline void AccumulateChunk(const float (*decoded)[kChunk], int64_t full,
+                            int tail, const float* x, int64_t cols, float* acc) {
+  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
+  __m512 sums[kInputs][kRows];
+#pragma GCC unroll 4
+  for (int i = 0; i < kInputs; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < kRows; ++j) sums[i][j] = _mm512_loadu_ps(acc + (i * kRows + j) * 16);
+  }
+  const int64_t vectors = full + (tail ? 1 : 0);
+  for (int64_t v = 0; v < vectors; ++v) {
+    const __mmask16 mask = v < full ? __mmask16{0xFFFF} : tail_mask;
+    __m512 weights[kRows];
+#pragma GCC unroll 4
+    for (int j = 0; j < kRows; ++j) weights[j] = _mm512_load_ps(&decoded[j][v * 16]);
+#pragma GCC unroll 4
+    for (int i = 0; i < kInputs; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * cols + v * 16);
+#pragma GCC unroll 4
+      for (int j = 0; j < kRows; ++j) sums[i][j] = _mm512_fmadd_ps(weights[j], xv, sums[i][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < kInputs; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < kRows; ++j) _mm512_storeu_ps(acc + (i * kRows + j) * 16, sums[i][j]);
+  }
+}
+
+// Many inputs (prefill, batched experts): each chunk of kRows weight rows is
+// decoded once into L1 and reused by every input row.
 template <DType D, int kRows>
 void RowBlock(const LinearWeight& w, int64_t r0, const float* x, int64_t n,
               float* y, std::vector<float>& acc) {
@@ -63,7 +100,6 @@ void RowBlock(const LinearWeight& w, int64_t r0, const float* x, int64_t n,
     const int64_t full = len / 16;
     const int tail = static_cast<int>(len % 16);
     const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
-    const int64_t vectors = full + (tail ? 1 : 0);
     for (int j = 0; j < kRows; ++j) {
       const uint8_t* row = w.data + (r0 + j) * row_bytes;
       for (int64_t v = 0; v < full; ++v) {
@@ -74,19 +110,26 @@ void RowBlock(const LinearWeight& w, int64_t r0, const float* x, int64_t n,
                         Load16<D>(row, k0 + full * 16, tail_mask));
       }
     }
-    for (int64_t i = 0; i < n; ++i) {
-      float* acc_i = acc.data() + i * kRows * 16;
-      __m512 sums[kRows];
-      for (int j = 0; j < kRows; ++j) sums[j] = _mm512_loadu_ps(acc_i + j * 16);
-      const float* xi = x + i * cols + k0;
-      for (int64_t v = 0; v < vectors; ++v) {
-        const __m512 xv = _mm512_maskz_loadu_ps(v < full ? 0xFFFF : tail_mask,
-                                                xi + v * 16);
-        for (int j = 0; j < kRows; ++j) {
-          sums[j] = _mm512_fmadd_ps(_mm512_load_ps(&decoded[j][v * 16]), xv, sums[j]);
-        }
-      }
-      for (int j = 0; j < kRows; ++j) _mm512_storeu_ps(acc_i + j * 16, sums[j]);
+    const float* xk = x + k0;
+    float* acc_i = acc.data();
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      AccumulateChunk<kRows, 4>(decoded, full, tail, xk + i * cols, cols,
+                                acc_i + i * kRows * 16);
+    }
+    switch (n - i) {
+      case 3:
+        AccumulateChunk<kRows, 3>(decoded, full, tail, xk + i * cols, cols,
+                                  acc_i + i * kRows * 16);
+        break;
+      case 2:
+        AccumulateChunk<kRows, 2>(decoded, full, tail, xk + i * cols, cols,
+                                  acc_i + i * kRows * 16);
+        break;
+      case 1:
+        AccumulateChunk<kRows, 1>(decoded, full, tail, xk + i * cols, cols,
+                                  acc_i + i * kRows * 16);
+        break;
     }
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -98,9 +141,73 @@ void RowBlock(const LinearWeight& w, int64_t r0, const float* x, int64_t n,
   }
 }
 
+// Few inputs (decode): weights are decoded in registers and used at once by
+// every input, kRows x kInputs accumulators held in registers.
+template <DType D, int kRows, int kInputs>
+void DirectRowBlock(const LinearWeight& w, int64_t r0, const float* x, float* y) {
+  const int64_t cols = w.cols;
+  const int64_t row_bytes = cols * static_cast<int64_t>(DTypeSize(D));
+  const uint8_t* rows[kRows];
+  for (int j = 0; j < kRows; ++j) rows[j] = w.data + (r0 + j) * row_bytes;
+  __m512 sums[kInputs][kRows];
+  for (int i = 0; i < kInputs; ++i) {
+    for (int j = 0; j < kRows; ++j) sums[i][j] = _mm512_setzero_ps();
+  }
+  const int64_t full = cols / 16;
+  const int tail = static_cast<int>(cols % 16);
+  for (int64_t v = 0; v <= full; ++v) {
+    if (v == full && tail == 0) break;
+    const __mmask16 mask =
+        v < full ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << tail) - 1);
+    __m512 weights[kRows];
+#pragma GCC unroll 4
+    for (int j = 0; j < kRows; ++j) {
+      // One line ahead in each row's stream (64 bytes = 4 iterations of FP8).
+      _mm_prefetch(reinterpret_cast<const char*>(rows[j]) +
+                       (v * 16 + kPrefetchElements) * DTypeSize(D),
+                   _MM_HINT_T0);
+      weights[j] = Load16<D>(rows[j], v * 16, mask);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < kInputs; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * cols + v * 16);
+#pragma GCC unroll 4
+      for (int j = 0; j < kRows; ++j) {
+        sums[i][j] = _mm512_fmadd_ps(weights[j], xv, sums[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < kInputs; ++i) {
+    for (int j = 0; j < kRows; ++j) {
+      y[i * w.rows + r0 + j] =
+          _mm512_reduce_add_ps(sums[i][j]) * w.RowScale(r0 + j) * kDecodeFactor<D>;
+    }
+  }
+}
+
+template <DType D, int kInputs>
+void DirectRows(const LinearWeight& w, int64_t begin, int64_t end,
+                const float* x, float* y) {
+  int64_t r = begin;
+  for (; r + kBlockRows <= end; r += kBlockRows) {
+    DirectRowBlock<D, kBlockRows, kInputs>(w, r, x, y);
+  }
+  for (; r < end; ++r) DirectRowBlock<D, 1, kInputs>(w, r, x, y);
+}
+
 template <DType D>
 void Rows(const LinearWeight& w, int64_t begin, int64_t end, const float* x,
           int64_t n, float* y) {
+  switch (n) {
+    case 1:
+      return DirectRows<D, 1>(w, begin, end, x, y);
+    case 2:
+      return DirectRows<D, 2>(w, begin, end, x, y);
+    case 3:
+      return DirectRows<D, 3>(w, begin, end, x, y);
+    case 4:
+      return DirectRows<D, 4>(w, begin, end, x, y);
+  }
   thread_local std::vector<float> acc;
   int64_t r = begin;
   for (; r + kBlockRows <= end; r += kBlockRows) {

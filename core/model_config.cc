@@ -249,6 +249,7 @@ nlohmann::json ModelConfigToJson(const ModelConfig& config) {
     json["num_experts"] = {config.num_experts};
     json["moe_use_logits_norm"] = config.use_logits_norm;
     json["moe_gate_norm_std"] = config.gate_norm_std;
+    json["num_experts_per_tok"] = config.top_k;
   }
   json["hidden_size"] = config.hidden_size;
   json["intermediate_size"] = config.intermediate_size;

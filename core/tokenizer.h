@@ -41,7 +41,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
 
 // Trains a SentencePiece BPE model with byte fallback on text files and writes
 // `<model_prefix>.model`. `vocab_size` is an upper bound: small corpora give
-// fewer pieces. Ids 0, 1, 2 are <unk>, <s>, </s>.
+// fewer pieces; it must leave room for the 256 byte pieces, the 3 special
+// ones and every distinct character of the corpus. Ids 0, 1, 2 are <unk>,
+// <s>, </s>.
 absl::Status TrainSentencePiece(const std::vector<std::string>& input_files,
                                 int vocab_size, const std::string& model_prefix);
 

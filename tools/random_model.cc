@@ -109,8 +109,16 @@ absl::Status WriteRandomModel(const RandomModelOptions& options,
   MOE_RETURN_IF_ERROR(WriteTokenizer(options, directory));
   MOE_RETURN_IF_ERROR(WriteStringToFile(directory + "/config.json",
                                         ModelConfigToJson(c).dump(2)));
-  // A given tokenizer must fit the model's vocabulary.
-  MOE_RETURN_IF_ERROR(LoadTokenizer(directory, c).status());
+  // Every id the model can emit must decode: the tokenizer must cover the
+  // vocabulary exactly.
+  MOE_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(directory, c));
+  if (tokenizer->vocab_size() != c.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the tokenizer has ", tokenizer->vocab_size(), " pieces but the model's vocab is ",
+        c.vocab_size, options.tokenizer.empty()
+                          ? "; train on more text (--corpus) or ask for a smaller vocab"
+                          : ""));
+  }
 
   CheckpointWriter writer(options.num_shards);
   RandomTensors random(options, writer);

@@ -26,8 +26,8 @@ struct RandomModelOptions {
 // config.json, safetensors (BF16, or FP8 linear weights with their scales),
 // tokenizer.model and tokenizer_config.json. Weights are scaled so that
 // activations keep unit size through the layers and every expert receives
-// traffic. A trained tokenizer has at most vocab_size pieces (fewer when the
-// corpus is small); a given one with more is an error.
+// traffic. The tokenizer (trained or given) must have exactly vocab_size
+// pieces; a corpus too small to train that many is an error.
 absl::Status WriteRandomModel(const RandomModelOptions& options,
                               const std::string& directory);
 

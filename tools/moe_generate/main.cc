@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   moe::IncrementalDetokenizer detokenizer(*tokenizer);
   absl::Status stream_status;
   auto result = moe::Generate(runner, request, [&](int32_t token) {
-    if (!stream_status.ok() || token >= tokenizer->vocab_size()) return;
+    if (!stream_status.ok()) return;
     auto text = detokenizer.Append(token);
     if (!text.ok()) {
       stream_status = text.status();

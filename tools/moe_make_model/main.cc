@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/match.h"
 #include "tools/command_line.h"
 #include "tools/random_model.h"
 
@@ -25,6 +24,9 @@ ABSL_FLAG(std::string, dtype, "bf16", "bf16 or fp8");
 ABSL_FLAG(std::string, scales, "tensor", "fp8 scales: tensor or channel");
 ABSL_FLAG(int, shards, 1, "number of safetensors files");
 ABSL_FLAG(std::string, tokenizer, "", "tokenizer.model to copy instead of training one");
+ABSL_FLAG(std::vector<std::string>, corpus, {},
+          "comma-separated text files to train the tokenizer on "
+          "(default: /usr/share/common-licenses/*, enough for about 10000 pieces)");
 
 int main(int argc, char** argv) {
   moe::ParseCommandLine(argc, argv,
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.num_shards = absl::GetFlag(FLAGS_shards);
   options.tokenizer = absl::GetFlag(FLAGS_tokenizer);
+  options.tokenizer_corpus = absl::GetFlag(FLAGS_corpus);
   // Validate the shape the way a loader will, before writing gigabytes.
   const auto parsed = moe::ParseModelConfig(moe::ModelConfigToJson(c), "the requested model");
   if (!parsed.ok()) {
