@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include "core/linear_kernels.h"
 
@@ -11,10 +13,20 @@ namespace {
 using RowsKernel = void (*)(const LinearWeight&, int64_t, int64_t,
                             const float*, int64_t, float*);
 
+// MOE_KERNELS=avx2|generic picks a narrower kernel than the CPU supports
+// (to compare them or to test the fallbacks).
 RowsKernel SelectKernel() {
-  static const RowsKernel kernel = internal::CpuHasAvx512Kernels()
-                                       ? internal::LinearRowsAvx512
-                                       : internal::LinearRowsGeneric;
+  static const RowsKernel kernel = [] {
+    const char* forced = std::getenv("MOE_KERNELS");
+    const std::string choice = forced != nullptr ? forced : "";
+    if (choice != "generic" && choice != "avx2" && internal::CpuHasAvx512Kernels()) {
+      return internal::LinearRowsAvx512;
+    }
+    if (choice != "generic" && internal::CpuHasAvx2Kernels()) {
+      return internal::LinearRowsAvx2;
+    }
+    return internal::LinearRowsGeneric;
+  }();
   return kernel;
 }
 

@@ -19,6 +19,12 @@ void LinearRowsAvx512(const LinearWeight& w, int64_t row_begin,
 
 bool CpuHasAvx512Kernels();
 
+// Needs AVX2, F16C and FMA; see CpuHasAvx2Kernels().
+void LinearRowsAvx2(const LinearWeight& w, int64_t row_begin, int64_t row_end,
+                    const float* x, int64_t n, float* y);
+
+bool CpuHasAvx2Kernels();
+
 // Decodes `len` stored values to float32 (no scale applied).
 void DecodeValues(DType dtype, const uint8_t* values, int64_t len, float* out);
 

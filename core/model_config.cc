@@ -98,7 +98,14 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
       reader.OptionalBool("moe_use_logits_norm", &config->use_logits_norm));
   MOE_RETURN_IF_ERROR(
       reader.OptionalDouble("moe_gate_norm_std", &config->gate_norm_std));
-  for (const char* unsupported : {"moe_2layer_gate", "moe_use_skywork_gating"}) {
+  int expert_interval = 1;
+  MOE_RETURN_IF_ERROR(reader.OptionalInt("moe_expert_interval", 1, &expert_interval));
+  if (expert_interval != 1) {
+    return reader.Error(absl::StrCat("\"moe_expert_interval\": ", expert_interval,
+                                     " (dense layers between MoE layers) is not supported"));
+  }
+  for (const char* unsupported :
+       {"moe_2layer_gate", "moe_use_skywork_gating", "moe_feature_no_mul_topk"}) {
     bool enabled = false;
     MOE_RETURN_IF_ERROR(reader.OptionalBool(unsupported, &enabled));
     if (enabled) {

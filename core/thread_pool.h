@@ -1,6 +1,7 @@
 #ifndef MOE_CORE_THREAD_POOL_H_
 #define MOE_CORE_THREAD_POOL_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -11,7 +12,9 @@
 namespace moe {
 
 // A fixed set of threads for data-parallel loops. The calling thread takes a
-// share of every loop itself, so a pool of N threads runs N pieces at once.
+// share of every loop itself. A decode step runs a few dozen short loops
+// (tens to hundreds of microseconds each), so workers spin for a moment
+// before sleeping: waking a sleeping thread costs about as much as a loop.
 class ThreadPool {
  public:
   // `num_threads` counts the caller; 0 means one per hardware thread.
@@ -31,17 +34,19 @@ class ThreadPool {
  private:
   void WorkerLoop(int index);
   void RunShare(int index);
+  // Waits for a generation other than `seen`; false when stopping.
+  bool AwaitWork(uint64_t seen, uint64_t* generation);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::condition_variable done_;
-  // Loop state, written under mutex_ before a generation starts.
+  // The current loop, published by the release increment of generation_.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t count_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};   // workers still running the current loop
+  std::atomic<int> sleepers_{0};  // workers blocked on wake_
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace moe

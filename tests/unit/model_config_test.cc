@@ -196,6 +196,18 @@ TEST(ModelConfigTest, DenseSkyworkIsRejected) {
   EXPECT_HAS_SUBSTR(status.message(), kSource);
 }
 
+TEST(ModelConfigTest, SkyworkVariantsWeDoNotComputeAreRejectedByKey) {
+  json j = SkyworkJson();
+  j["moe_expert_interval"] = 1;
+  j["moe_2layer_gate"] = false;
+  EXPECT_TRUE(ParseModelConfig(j, kSource).ok());
+  j["moe_expert_interval"] = 2;
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_expert_interval");
+  j["moe_expert_interval"] = 1;
+  j["moe_2layer_gate"] = true;
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_2layer_gate");
+}
+
 TEST(ModelConfigTest, UnknownModelTypeIsRejectedByName) {
   json j = MixtralJson();
   j["model_type"] = "qwen2_moe";
