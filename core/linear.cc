@@ -30,9 +30,16 @@ RowsKernel SelectKernel() {
   return kernel;
 }
 
-// Rows handed out per grab: small enough to balance two threads over jobs
-// of different sizes, large enough that the atomic is noise.
-constexpr int64_t kRowsPerTask = 16;
+// Weight bytes handed out per grab: long contiguous runs keep the memory
+// streams of the two threads apart (measured: 16 rows of 1 KB per grab ran
+// decode 35% slower than 256), small enough to balance a layer's jobs.
+constexpr int64_t kBytesPerTask = 256 << 10;
+
+// Rows per task of a job: about kBytesPerTask of weights, a multiple of 4.
+int64_t RowsPerTask(const LinearWeight& weight) {
+  const int64_t row_bytes = weight.cols * static_cast<int64_t>(DTypeSize(weight.dtype));
+  return std::max<int64_t>(4, kBytesPerTask / std::max<int64_t>(row_bytes, 1) / 4 * 4);
+}
 
 }  // namespace
 
@@ -49,7 +56,8 @@ void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   std::vector<int64_t> first_task(jobs.size() + 1, 0);
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t rows = jobs[j].n > 0 ? jobs[j].weight->rows : 0;
-    first_task[j + 1] = first_task[j] + (rows + kRowsPerTask - 1) / kRowsPerTask;
+    const int64_t per_task = RowsPerTask(*jobs[j].weight);
+    first_task[j + 1] = first_task[j] + (rows + per_task - 1) / per_task;
   }
   const int64_t total = first_task.back();
   if (total == 0) return;
@@ -62,8 +70,9 @@ void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
           std::upper_bound(first_task.begin(), first_task.end(), task) -
           first_task.begin() - 1);
       const LinearJob& job = jobs[j];
-      const int64_t begin = (task - first_task[j]) * kRowsPerTask;
-      const int64_t end = std::min(begin + kRowsPerTask, job.weight->rows);
+      const int64_t per_task = RowsPerTask(*job.weight);
+      const int64_t begin = (task - first_task[j]) * per_task;
+      const int64_t end = std::min(begin + per_task, job.weight->rows);
       kernel(*job.weight, begin, end, job.x, job.n, job.y);
     }
   });
