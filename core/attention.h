@@ -9,7 +9,8 @@ namespace moe {
 
 struct AttentionShape {
   int num_heads = 0;
-  int num_kv_heads = 0;  // query head h reads kv head h / (num_heads / num_kv_heads)
+  int num_kv_heads =
+      0;  // query head h reads kv head h / (num_heads / num_kv_heads)
   int head_dim = 0;
   int sliding_window = 0;  // 0: the whole prefix
 };

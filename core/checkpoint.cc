@@ -27,8 +27,9 @@ absl::StatusOr<std::map<std::string, std::string>> ReadIndex(
   std::map<std::string, std::string> shard_of;
   for (const auto& [tensor, shard] : weight_map->items()) {
     if (!shard.is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          index_path, ": weight_map entry for ", tensor, " is not a file name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, ": weight_map entry for ", tensor,
+                       " is not a file name"));
     }
     const std::string file = shard.get<std::string>();
     if (file.find('/') != std::string::npos) {
@@ -59,8 +60,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
   } else if (fs::exists(dir / kSingleFile)) {
     file_names.insert(kSingleFile);
   } else {
-    return absl::NotFoundError(absl::StrCat(
-        directory, ": no ", kSingleFile, " or ", kIndexFile));
+    return absl::NotFoundError(
+        absl::StrCat(directory, ": no ", kSingleFile, " or ", kIndexFile));
   }
   for (const std::string& name : file_names) {
     absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
@@ -70,8 +71,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
       const auto [it, inserted] = checkpoint->tensors_.emplace(tensor, &view);
       if (!inserted) {
         return absl::InvalidArgumentError(
-            absl::StrCat("tensor ", tensor, " appears in both ", it->second->file,
-                         " and ", view.file));
+            absl::StrCat("tensor ", tensor, " appears in both ",
+                         it->second->file, " and ", view.file));
       }
     }
     checkpoint->files_.push_back(std::move(*file));
@@ -80,9 +81,9 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
     const TensorView* view = checkpoint->Find(tensor);
     const std::string expected = (dir / file).string();
     if (view == nullptr || view->file != expected) {
-      return absl::NotFoundError(absl::StrCat(
-          "tensor ", tensor, " is missing from ", expected,
-          " (listed there by ", (dir / kIndexFile).string(), ")"));
+      return absl::NotFoundError(
+          absl::StrCat("tensor ", tensor, " is missing from ", expected,
+                       " (listed there by ", (dir / kIndexFile).string(), ")"));
     }
   }
   return checkpoint;

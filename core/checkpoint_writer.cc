@@ -13,7 +13,8 @@ void CheckpointWriter::Add(std::string name, DType dtype,
                            std::vector<int64_t> shape,
                            std::vector<uint8_t> bytes) {
   pending_.emplace_back();
-  pending_.back().Add(std::move(name), dtype, std::move(shape), std::move(bytes));
+  pending_.back().Add(std::move(name), dtype, std::move(shape),
+                      std::move(bytes));
 }
 
 absl::Status CheckpointWriter::Write(const std::string& directory) {
@@ -39,7 +40,8 @@ absl::Status CheckpointWriter::Write(const std::string& directory) {
   for (int s = 0; s < num_shards_; ++s) {
     const std::string name =
         absl::StrFormat("model-%05d-of-%05d.safetensors", s + 1, num_shards_);
-    for (const std::string& tensor : shards[s].names()) weight_map[tensor] = name;
+    for (const std::string& tensor : shards[s].names())
+      weight_map[tensor] = name;
     MOE_RETURN_IF_ERROR(shards[s].Write(directory + "/" + name));
   }
   const nlohmann::json index = {{"metadata", {{"total_size", total}}},

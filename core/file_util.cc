@@ -41,8 +41,7 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
   nlohmann::json parsed = nlohmann::json::parse(*text, nullptr,
                                                 /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not valid JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));
   }
   return parsed;
 }

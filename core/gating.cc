@@ -17,7 +17,8 @@ void NormalizeLogits(float* logits, int count, double target_std) {
   for (int e = 0; e < count; ++e) mean += logits[e];
   mean /= count;
   double variance = 0.0;
-  for (int e = 0; e < count; ++e) variance += (logits[e] - mean) * (logits[e] - mean);
+  for (int e = 0; e < count; ++e)
+    variance += (logits[e] - mean) * (logits[e] - mean);
   const double std = std::sqrt(variance / (count - 1));
   if (!(std > 0.0)) return;
   const float factor = static_cast<float>(target_std / std);
@@ -41,7 +42,8 @@ void SelectExperts(const ModelConfig& config, const float* logits, int64_t n,
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
                       [&](int32_t a, int32_t b) {
-                        return probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
+                        return probs[a] > probs[b] ||
+                               (probs[a] == probs[b] && a < b);
                       });
     float total = 0.0f;
     for (int j = 0; j < k; ++j) total += probs[order[j]];

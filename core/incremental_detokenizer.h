@@ -16,7 +16,8 @@ namespace moe {
 // waiting for the rest of its bytes), so no piece splits a character.
 class IncrementalDetokenizer {
  public:
-  explicit IncrementalDetokenizer(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  explicit IncrementalDetokenizer(const Tokenizer& tokenizer)
+      : tokenizer_(tokenizer) {}
 
   // The text that `token` completes; may be empty.
   absl::StatusOr<std::string> Append(int32_t token);

@@ -10,8 +10,8 @@
 namespace moe {
 namespace {
 
-using RowsKernel = void (*)(const LinearWeight&, int64_t, int64_t,
-                            const float*, int64_t, float*);
+using RowsKernel = void (*)(const LinearWeight&, int64_t, int64_t, const float*,
+                            int64_t, float*);
 
 // MOE_KERNELS=avx2|generic picks a narrower kernel than the CPU supports
 // (to compare them or to test the fallbacks).
@@ -19,7 +19,8 @@ RowsKernel SelectKernel() {
   static const RowsKernel kernel = [] {
     const char* forced = std::getenv("MOE_KERNELS");
     const std::string choice = forced != nullptr ? forced : "";
-    if (choice != "generic" && choice != "avx2" && internal::CpuHasAvx512Kernels()) {
+    if (choice != "generic" && choice != "avx2" &&
+        internal::CpuHasAvx512Kernels()) {
       return internal::LinearRowsAvx512;
     }
     if (choice != "generic" && internal::CpuHasAvx2Kernels()) {
@@ -37,8 +38,10 @@ constexpr int64_t kBytesPerTask = 256 << 10;
 
 // Rows per task of a job: about kBytesPerTask of weights, a multiple of 4.
 int64_t RowsPerTask(const LinearWeight& weight) {
-  const int64_t row_bytes = weight.cols * static_cast<int64_t>(DTypeSize(weight.dtype));
-  return std::max<int64_t>(4, kBytesPerTask / std::max<int64_t>(row_bytes, 1) / 4 * 4);
+  const int64_t row_bytes =
+      weight.cols * static_cast<int64_t>(DTypeSize(weight.dtype));
+  return std::max<int64_t>(
+      4, kBytesPerTask / std::max<int64_t>(row_bytes, 1) / 4 * 4);
 }
 
 }  // namespace
@@ -63,19 +66,19 @@ void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   if (total == 0) return;
   const RowsKernel kernel = SelectKernel();
   std::atomic<int64_t> next{0};
-  pool.ParallelFor(std::min<int64_t>(pool.num_threads(), total),
-                   [&](int64_t, int64_t) {
-    for (int64_t task = next++; task < total; task = next++) {
-      const size_t j = static_cast<size_t>(
-          std::upper_bound(first_task.begin(), first_task.end(), task) -
-          first_task.begin() - 1);
-      const LinearJob& job = jobs[j];
-      const int64_t per_task = RowsPerTask(*job.weight);
-      const int64_t begin = (task - first_task[j]) * per_task;
-      const int64_t end = std::min(begin + per_task, job.weight->rows);
-      kernel(*job.weight, begin, end, job.x, job.n, job.y);
-    }
-  });
+  pool.ParallelFor(
+      std::min<int64_t>(pool.num_threads(), total), [&](int64_t, int64_t) {
+        for (int64_t task = next++; task < total; task = next++) {
+          const size_t j = static_cast<size_t>(
+              std::upper_bound(first_task.begin(), first_task.end(), task) -
+              first_task.begin() - 1);
+          const LinearJob& job = jobs[j];
+          const int64_t per_task = RowsPerTask(*job.weight);
+          const int64_t begin = (task - first_task[j]) * per_task;
+          const int64_t end = std::min(begin + per_task, job.weight->rows);
+          kernel(*job.weight, begin, end, job.x, job.n, job.y);
+        }
+      });
 }
 
 void Linear(const LinearWeight& weight, const float* x, int64_t n, float* y,

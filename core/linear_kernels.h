@@ -14,8 +14,8 @@ void LinearRowsGeneric(const LinearWeight& w, int64_t row_begin,
                        int64_t row_end, const float* x, int64_t n, float* y);
 
 // Needs AVX-512 F/BW/VL, F16C and FMA; see CpuHasAvx512Kernels().
-void LinearRowsAvx512(const LinearWeight& w, int64_t row_begin,
-                      int64_t row_end, const float* x, int64_t n, float* y);
+void LinearRowsAvx512(const LinearWeight& w, int64_t row_begin, int64_t row_end,
+                      const float* x, int64_t n, float* y);
 
 bool CpuHasAvx512Kernels();
 

@@ -33,7 +33,8 @@ struct Avx2 {
   static void Store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static float Sum(Reg v) {
-    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 sum =
+        _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
     sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
     return _mm_cvtss_f32(sum);
@@ -42,15 +43,18 @@ struct Avx2 {
   template <DType D>
   static Reg LoadWeights(const uint8_t* p) {
     if constexpr (D == DType::kF8E4M3) {
-      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+      const __m128i bytes =
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
       __m128i half = _mm_slli_epi16(_mm_cvtepi8_epi16(bytes), 7);
       half = _mm_and_si128(half, _mm_set1_epi16(static_cast<short>(0xBF80)));
       return _mm256_cvtph_ps(half);
     } else if constexpr (D == DType::kBF16) {
       const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+      return _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
     } else if constexpr (D == DType::kF16) {
-      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      return _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     } else {
       return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
     }

@@ -41,15 +41,20 @@ struct Avx512 {
   template <DType D>
   static Reg LoadWeights(const uint8_t* p) {
     if constexpr (D == DType::kF8E4M3) {
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i bytes =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       __m256i half = _mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7);
-      half = _mm256_and_si256(half, _mm256_set1_epi16(static_cast<short>(0xBF80)));
+      half =
+          _mm256_and_si256(half, _mm256_set1_epi16(static_cast<short>(0xBF80)));
       return _mm512_cvtph_ps(half);
     } else if constexpr (D == DType::kBF16) {
-      const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+      const __m256i half =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
     } else if constexpr (D == DType::kF16) {
-      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      return _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     } else {
       return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
     }
@@ -58,8 +63,8 @@ struct Avx512 {
 
 }  // namespace
 
-void LinearRowsAvx512(const LinearWeight& w, int64_t row_begin,
-                      int64_t row_end, const float* x, int64_t n, float* y) {
+void LinearRowsAvx512(const LinearWeight& w, int64_t row_begin, int64_t row_end,
+                      const float* x, int64_t n, float* y) {
   SimdLinearRows<Avx512>(w, row_begin, row_end, x, n, y);
 }
 

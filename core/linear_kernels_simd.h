@@ -44,6 +44,23 @@ typename V::Reg LoadFloatsPartial(const float* values, int count) {
   return V::LoadFloats(padded);
 }
 
+// sums[i][j] += weights[j] * x[i, col : col + kWidth] for every input i;
+// the partial form reads only `tail` columns of x.
+template <typename V, int kRows, int kInputs, bool kPartial>
+inline void MultiplyInputs(const typename V::Reg (&weights)[kRows],
+                           const float* x, int64_t cols, int64_t col, int tail,
+                           typename V::Reg (&sums)[kInputs][kRows]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < kInputs; ++i) {
+    const float* xi = x + i * cols + col;
+    const typename V::Reg xv =
+        kPartial ? LoadFloatsPartial<V>(xi, tail) : V::LoadFloats(xi);
+#pragma GCC unroll 4
+    for (int j = 0; j < kRows; ++j)
+      sums[i][j] = V::Fma(weights[j], xv, sums[i][j]);
+  }
+}
+
 // One register's worth of columns of the direct kernel: decode kRows
 // registers of weights and multiply them into kInputs x kRows sums. The
 // partial form reads only `tail` columns (the last register of a row).
@@ -59,13 +76,8 @@ inline void DirectStep(const uint8_t* const* rows, int64_t prefetch_offset,
     weights[j] = kPartial ? LoadWeightsPartial<V, D>(at, tail)
                           : V::template LoadWeights<D>(at);
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < kInputs; ++i) {
-    const float* xi = x + i * cols + col;
-    const typename V::Reg xv = kPartial ? LoadFloatsPartial<V>(xi, tail) : V::LoadFloats(xi);
-#pragma GCC unroll 4
-    for (int j = 0; j < kRows; ++j) sums[i][j] = V::Fma(weights[j], xv, sums[i][j]);
-  }
+  MultiplyInputs<V, kRows, kInputs, kPartial>(weights, x, cols, col, tail,
+                                              sums);
 }
 
 // Few inputs (decode): weights are decoded in registers and used at once by
@@ -89,11 +101,12 @@ void DirectRowBlock(const LinearWeight& w, int64_t r0, const float* x,
   const int64_t full = cols / kW;
   const int tail = static_cast<int>(cols % kW);
   for (int64_t v = 0; v < full; ++v) {
-    DirectStep<V, D, kRows, kInputs, false>(rows, prefetch_offset, x, cols, v * kW, 0, sums);
+    DirectStep<V, D, kRows, kInputs, false>(rows, prefetch_offset, x, cols,
+                                            v * kW, 0, sums);
   }
   if (tail) {
-    DirectStep<V, D, kRows, kInputs, true>(rows, prefetch_offset, x, cols, full * kW, tail,
-                                           sums);
+    DirectStep<V, D, kRows, kInputs, true>(rows, prefetch_offset, x, cols,
+                                           full * kW, tail, sums);
   }
   for (int i = 0; i < kInputs; ++i) {
     for (int j = 0; j < kRows; ++j) {
@@ -111,13 +124,8 @@ inline void ChunkStep(const float (*decoded)[kSimdChunk], const float* x,
   typename V::Reg weights[kRows];
 #pragma GCC unroll 4
   for (int j = 0; j < kRows; ++j) weights[j] = V::LoadFloats(&decoded[j][col]);
-#pragma GCC unroll 4
-  for (int i = 0; i < kInputs; ++i) {
-    const float* xi = x + i * cols + col;
-    const typename V::Reg xv = kPartial ? LoadFloatsPartial<V>(xi, tail) : V::LoadFloats(xi);
-#pragma GCC unroll 4
-    for (int j = 0; j < kRows; ++j) sums[i][j] = V::Fma(weights[j], xv, sums[i][j]);
-  }
+  MultiplyInputs<V, kRows, kInputs, kPartial>(weights, x, cols, col, tail,
+                                              sums);
 }
 
 // Adds a decoded chunk (`len` columns of kRows rows) times kInputs input rows
@@ -129,16 +137,19 @@ void AccumulateChunk(const float (*decoded)[kSimdChunk], int64_t len,
   constexpr int kW = V::kWidth;
   typename V::Reg sums[kInputs][kRows];
   for (int i = 0; i < kInputs; ++i) {
-    for (int j = 0; j < kRows; ++j) sums[i][j] = V::LoadFloats(acc + (i * kRows + j) * kW);
+    for (int j = 0; j < kRows; ++j)
+      sums[i][j] = V::LoadFloats(acc + (i * kRows + j) * kW);
   }
   const int64_t full = len / kW;
   const int tail = static_cast<int>(len % kW);
   for (int64_t v = 0; v < full; ++v) {
     ChunkStep<V, kRows, kInputs, false>(decoded, x, cols, v * kW, 0, sums);
   }
-  if (tail) ChunkStep<V, kRows, kInputs, true>(decoded, x, cols, full * kW, tail, sums);
+  if (tail)
+    ChunkStep<V, kRows, kInputs, true>(decoded, x, cols, full * kW, tail, sums);
   for (int i = 0; i < kInputs; ++i) {
-    for (int j = 0; j < kRows; ++j) V::Store(acc + (i * kRows + j) * kW, sums[i][j]);
+    for (int j = 0; j < kRows; ++j)
+      V::Store(acc + (i * kRows + j) * kW, sums[i][j]);
   }
 }
 
@@ -163,8 +174,9 @@ void BufferedRowBlock(const LinearWeight& w, int64_t r0, const float* x,
                  V::template LoadWeights<D>(row + v * kW * DTypeSize(D)));
       }
       if (tail) {
-        V::Store(&decoded[j][full * kW],
-                 LoadWeightsPartial<V, D>(row + full * kW * DTypeSize(D), tail));
+        V::Store(
+            &decoded[j][full * kW],
+            LoadWeightsPartial<V, D>(row + full * kW * DTypeSize(D), tail));
       }
     }
     int64_t i = 0;
@@ -188,7 +200,8 @@ void BufferedRowBlock(const LinearWeight& w, int64_t r0, const float* x,
   }
   for (int64_t i = 0; i < n; ++i) {
     for (int j = 0; j < kRows; ++j) {
-      const float dot = V::Sum(V::LoadFloats(acc.data() + (i * kRows + j) * kW));
+      const float dot =
+          V::Sum(V::LoadFloats(acc.data() + (i * kRows + j) * kW));
       y[i * w.rows + r0 + j] = dot * w.RowScale(r0 + j) * kDecodeFactor<D>;
     }
   }
@@ -205,8 +218,8 @@ void DirectRows(const LinearWeight& w, int64_t begin, int64_t end,
 }
 
 template <typename V, DType D>
-void SimdRows(const LinearWeight& w, int64_t begin, int64_t end,
-              const float* x, int64_t n, float* y) {
+void SimdRows(const LinearWeight& w, int64_t begin, int64_t end, const float* x,
+              int64_t n, float* y) {
   switch (n) {
     case 1:
       return DirectRows<V, D, 1>(w, begin, end, x, y);

@@ -72,7 +72,8 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
                          ModelConfig* config) {
   if (type == "mixtral") {
     config->architecture = Architecture::kMixtral;
-    MOE_RETURN_IF_ERROR(reader.Int("num_local_experts", 1, &config->num_experts));
+    MOE_RETURN_IF_ERROR(
+        reader.Int("num_local_experts", 1, &config->num_experts));
     return reader.Int("num_experts_per_tok", 1, &config->top_k);
   }
   config->architecture = Architecture::kSkyworkMoe;
@@ -86,44 +87,52 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
   const nlohmann::json& count =
       experts.is_array() && experts.size() == 1 ? experts[0] : experts;
   if (!count.is_number_integer() || count.get<int64_t>() < 1) {
-    return reader.Error(absl::StrCat(
-        "\"num_experts\" must be a positive integer or a one-element list, got ",
-        experts.dump()));
+    return reader.Error(
+        absl::StrCat("\"num_experts\" must be a positive integer or a "
+                     "one-element list, got ",
+                     experts.dump()));
   }
   config->num_experts = count.get<int>();
   config->top_k = 2;  // Skywork-MoE routes every token to two experts
-  MOE_RETURN_IF_ERROR(reader.OptionalInt("num_experts_per_tok", 1, &config->top_k));
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalInt("num_experts_per_tok", 1, &config->top_k));
   config->use_logits_norm = false;
   MOE_RETURN_IF_ERROR(
       reader.OptionalBool("moe_use_logits_norm", &config->use_logits_norm));
   MOE_RETURN_IF_ERROR(
       reader.OptionalDouble("moe_gate_norm_std", &config->gate_norm_std));
   int expert_interval = 1;
-  MOE_RETURN_IF_ERROR(reader.OptionalInt("moe_expert_interval", 1, &expert_interval));
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalInt("moe_expert_interval", 1, &expert_interval));
   if (expert_interval != 1) {
-    return reader.Error(absl::StrCat("\"moe_expert_interval\": ", expert_interval,
-                                     " (dense layers between MoE layers) is not supported"));
+    return reader.Error(
+        absl::StrCat("\"moe_expert_interval\": ", expert_interval,
+                     " (dense layers between MoE layers) is not supported"));
   }
-  for (const char* unsupported :
-       {"moe_2layer_gate", "moe_use_skywork_gating", "moe_feature_no_mul_topk"}) {
+  for (const char* unsupported : {"moe_2layer_gate", "moe_use_skywork_gating",
+                                  "moe_feature_no_mul_topk"}) {
     bool enabled = false;
     MOE_RETURN_IF_ERROR(reader.OptionalBool(unsupported, &enabled));
     if (enabled) {
-      return reader.Error(absl::StrCat("\"", unsupported,
-                                       "\": true is not supported"));
+      return reader.Error(
+          absl::StrCat("\"", unsupported, "\": true is not supported"));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadSpecialTokens(const ConfigReader& reader, ModelConfig* config) {
-  MOE_RETURN_IF_ERROR(reader.OptionalInt("bos_token_id", 0, &config->bos_token_id));
+absl::Status ReadSpecialTokens(const ConfigReader& reader,
+                               ModelConfig* config) {
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalInt("bos_token_id", 0, &config->bos_token_id));
   if (!reader.Has("eos_token_id")) return absl::OkStatus();
   const nlohmann::json& eos = reader.at("eos_token_id");
-  for (const nlohmann::json& id : eos.is_array() ? eos : nlohmann::json::array({eos})) {
+  for (const nlohmann::json& id :
+       eos.is_array() ? eos : nlohmann::json::array({eos})) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0) {
       return reader.Error(absl::StrCat(
-          "\"eos_token_id\" must be a token id or a list of them, got ", eos.dump()));
+          "\"eos_token_id\" must be a token id or a list of them, got ",
+          eos.dump()));
     }
     config->eos_token_ids.push_back(id.get<int>());
   }
@@ -133,14 +142,15 @@ absl::Status ReadSpecialTokens(const ConfigReader& reader, ModelConfig* config) 
 absl::Status ReadQuantization(const ConfigReader& reader, ModelConfig* config) {
   if (!reader.Has("quantization_config")) return absl::OkStatus();
   const nlohmann::json& quant = reader.at("quantization_config");
-  const std::string method = quant.is_object() && quant.contains("quant_method") &&
+  const std::string method = quant.is_object() &&
+                                     quant.contains("quant_method") &&
                                      quant["quant_method"].is_string()
                                  ? quant["quant_method"].get<std::string>()
                                  : "";
   if (method != "fp8") {
-    return reader.Error(absl::StrCat(
-        "quantization_config.quant_method \"", method,
-        "\" is not supported (supported: \"fp8\")"));
+    return reader.Error(
+        absl::StrCat("quantization_config.quant_method \"", method,
+                     "\" is not supported (supported: \"fp8\")"));
   }
   if (quant.contains("activation_scheme") &&
       quant["activation_scheme"] != "dynamic") {
@@ -153,9 +163,10 @@ absl::Status ReadQuantization(const ConfigReader& reader, ModelConfig* config) {
 
 absl::Status Validate(const ConfigReader& reader, const ModelConfig& config) {
   if (config.num_heads % config.num_kv_heads != 0) {
-    return reader.Error(absl::StrCat("num_attention_heads (", config.num_heads,
-                                     ") must be a multiple of num_key_value_heads (",
-                                     config.num_kv_heads, ")"));
+    return reader.Error(
+        absl::StrCat("num_attention_heads (", config.num_heads,
+                     ") must be a multiple of num_key_value_heads (",
+                     config.num_kv_heads, ")"));
   }
   if (config.head_dim % 2 != 0) {
     return reader.Error(absl::StrCat("head_dim ", config.head_dim,
@@ -163,7 +174,8 @@ absl::Status Validate(const ConfigReader& reader, const ModelConfig& config) {
   }
   if (config.top_k > config.num_experts) {
     return reader.Error(absl::StrCat("routes each token to ", config.top_k,
-                                     " experts but has only ", config.num_experts));
+                                     " experts but has only ",
+                                     config.num_experts));
   }
   for (int eos : config.eos_token_ids) {
     if (eos >= config.vocab_size) {
@@ -200,35 +212,41 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json,
   ModelConfig config;
   MOE_RETURN_IF_ERROR(ReadExperts(reader, type, &config));
   MOE_RETURN_IF_ERROR(reader.Int("hidden_size", 1, &config.hidden_size));
-  MOE_RETURN_IF_ERROR(reader.Int("intermediate_size", 1, &config.intermediate_size));
+  MOE_RETURN_IF_ERROR(
+      reader.Int("intermediate_size", 1, &config.intermediate_size));
   MOE_RETURN_IF_ERROR(reader.Int("num_hidden_layers", 1, &config.num_layers));
   MOE_RETURN_IF_ERROR(reader.Int("num_attention_heads", 1, &config.num_heads));
   config.num_kv_heads = config.num_heads;
-  MOE_RETURN_IF_ERROR(reader.OptionalInt("num_key_value_heads", 1, &config.num_kv_heads));
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalInt("num_key_value_heads", 1, &config.num_kv_heads));
   MOE_RETURN_IF_ERROR(reader.Int("vocab_size", 1, &config.vocab_size));
   if (reader.Has("head_dim")) {
     MOE_RETURN_IF_ERROR(reader.Int("head_dim", 1, &config.head_dim));
   } else if (config.hidden_size % config.num_heads != 0) {
-    return reader.Error(absl::StrCat("hidden_size ", config.hidden_size,
-                                     " is not a multiple of num_attention_heads ",
-                                     config.num_heads, " and no head_dim is given"));
+    return reader.Error(
+        absl::StrCat("hidden_size ", config.hidden_size,
+                     " is not a multiple of num_attention_heads ",
+                     config.num_heads, " and no head_dim is given"));
   } else {
     config.head_dim = config.hidden_size / config.num_heads;
   }
-  MOE_RETURN_IF_ERROR(reader.OptionalDouble("rms_norm_eps", &config.rms_norm_eps));
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalDouble("rms_norm_eps", &config.rms_norm_eps));
   MOE_RETURN_IF_ERROR(reader.OptionalDouble("rope_theta", &config.rope_theta));
   MOE_RETURN_IF_ERROR(reader.OptionalInt("max_position_embeddings", 1,
                                          &config.max_position_embeddings));
-  MOE_RETURN_IF_ERROR(reader.OptionalInt("sliding_window", 0, &config.sliding_window));
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalInt("sliding_window", 0, &config.sliding_window));
   MOE_RETURN_IF_ERROR(
       reader.OptionalBool("tie_word_embeddings", &config.tie_word_embeddings));
   if (reader.Has("rope_scaling")) {
-    return reader.Error(absl::StrCat("rope_scaling ", json["rope_scaling"].dump(),
-                                     " is not supported"));
+    return reader.Error(absl::StrCat(
+        "rope_scaling ", json["rope_scaling"].dump(), " is not supported"));
   }
   if (reader.Has("hidden_act") && json["hidden_act"] != "silu") {
-    return reader.Error(absl::StrCat("hidden_act ", json["hidden_act"].dump(),
-                                     " is not supported (supported: \"silu\")"));
+    return reader.Error(
+        absl::StrCat("hidden_act ", json["hidden_act"].dump(),
+                     " is not supported (supported: \"silu\")"));
   }
   MOE_RETURN_IF_ERROR(ReadSpecialTokens(reader, &config));
   MOE_RETURN_IF_ERROR(ReadQuantization(reader, &config));

@@ -19,10 +19,11 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 // architecture needs.
 class TensorChecker {
  public:
-  explicit TensorChecker(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  explicit TensorChecker(const Checkpoint& checkpoint)
+      : checkpoint_(checkpoint) {}
 
-  absl::StatusOr<const TensorView*> Require(const std::string& name,
-                                            const std::vector<int64_t>& shape) const {
+  absl::StatusOr<const TensorView*> Require(
+      const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* view = checkpoint_.Find(name);
     if (view == nullptr) {
       return absl::NotFoundError(absl::StrCat("missing tensor ", name, " in ",
@@ -41,9 +42,9 @@ class TensorChecker {
                                             int64_t size) const {
     MOE_ASSIGN_OR_RETURN(const TensorView* view, Require(name, {size}));
     if (view->dtype == DType::kF8E4M3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", name, " in ", view->file,
-          " is F8_E4M3; norm weights must be BF16, F16 or F32"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", name, " in ", view->file,
+                       " is F8_E4M3; norm weights must be BF16, F16 or F32"));
     }
     std::vector<float> values(static_cast<size_t>(size));
     internal::DecodeValues(view->dtype, view->data, size, values.data());
@@ -71,9 +72,9 @@ class TensorChecker {
                                             int64_t rows) const {
     const TensorView* view = checkpoint_.Find(name);
     if (view == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "missing tensor ", name, " (the FP8 weight's scale) in ",
-          checkpoint_.Describe()));
+      return absl::NotFoundError(absl::StrCat("missing tensor ", name,
+                                              " (the FP8 weight's scale) in ",
+                                              checkpoint_.Describe()));
     }
     const int64_t count = view->num_elements();
     const bool per_tensor = count == 1 && view->shape.size() <= 1;
@@ -113,18 +114,24 @@ absl::Status LoadLayer(const TensorChecker& check, const ModelConfig& c,
   const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   if (selection.dense_parts) {
-    MOE_ASSIGN_OR_RETURN(out->input_norm,
-                         check.Vector(prefix + "input_layernorm.weight", hidden));
+    MOE_ASSIGN_OR_RETURN(
+        out->input_norm,
+        check.Vector(prefix + "input_layernorm.weight", hidden));
     MOE_ASSIGN_OR_RETURN(
         out->post_attention_norm,
         check.Vector(prefix + "post_attention_layernorm.weight", hidden));
     const std::string attn = prefix + "self_attn.";
-    MOE_ASSIGN_OR_RETURN(out->q_proj, check.Matrix(attn + "q_proj.weight", q_dim, hidden));
-    MOE_ASSIGN_OR_RETURN(out->k_proj, check.Matrix(attn + "k_proj.weight", kv_dim, hidden));
-    MOE_ASSIGN_OR_RETURN(out->v_proj, check.Matrix(attn + "v_proj.weight", kv_dim, hidden));
-    MOE_ASSIGN_OR_RETURN(out->o_proj, check.Matrix(attn + "o_proj.weight", hidden, q_dim));
-    MOE_ASSIGN_OR_RETURN(out->gate, check.Matrix(prefix + "block_sparse_moe.gate.weight",
-                                                 c.num_experts, hidden));
+    MOE_ASSIGN_OR_RETURN(out->q_proj,
+                         check.Matrix(attn + "q_proj.weight", q_dim, hidden));
+    MOE_ASSIGN_OR_RETURN(out->k_proj,
+                         check.Matrix(attn + "k_proj.weight", kv_dim, hidden));
+    MOE_ASSIGN_OR_RETURN(out->v_proj,
+                         check.Matrix(attn + "v_proj.weight", kv_dim, hidden));
+    MOE_ASSIGN_OR_RETURN(out->o_proj,
+                         check.Matrix(attn + "o_proj.weight", hidden, q_dim));
+    MOE_ASSIGN_OR_RETURN(out->gate,
+                         check.Matrix(prefix + "block_sparse_moe.gate.weight",
+                                      c.num_experts, hidden));
   }
   out->experts.resize(c.num_experts);
   for (int e = 0; e < c.num_experts; ++e) {
@@ -133,9 +140,12 @@ absl::Status LoadLayer(const TensorChecker& check, const ModelConfig& c,
         absl::StrCat(prefix, "block_sparse_moe.experts.", e, ".");
     ExpertWeights& weights = out->experts[e];
     const int64_t inter = c.intermediate_size;
-    MOE_ASSIGN_OR_RETURN(weights.w1, check.Matrix(expert + "w1.weight", inter, hidden));
-    MOE_ASSIGN_OR_RETURN(weights.w3, check.Matrix(expert + "w3.weight", inter, hidden));
-    MOE_ASSIGN_OR_RETURN(weights.w2, check.Matrix(expert + "w2.weight", hidden, inter));
+    MOE_ASSIGN_OR_RETURN(weights.w1,
+                         check.Matrix(expert + "w1.weight", inter, hidden));
+    MOE_ASSIGN_OR_RETURN(weights.w3,
+                         check.Matrix(expert + "w3.weight", inter, hidden));
+    MOE_ASSIGN_OR_RETURN(weights.w2,
+                         check.Matrix(expert + "w2.weight", hidden, inter));
     weights.loaded = true;
   }
   return absl::OkStatus();
@@ -151,16 +161,18 @@ absl::StatusOr<std::unique_ptr<ModelWeights>> ModelWeights::Load(
   const ModelConfig& c = weights->config_;
   const TensorChecker check(*weights->checkpoint_);
   if (selection.dense_parts) {
-    MOE_ASSIGN_OR_RETURN(weights->embed_tokens_,
-                         check.Matrix("model.embed_tokens.weight", c.vocab_size,
-                                      c.hidden_size));
+    MOE_ASSIGN_OR_RETURN(
+        weights->embed_tokens_,
+        check.Matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size));
     MOE_ASSIGN_OR_RETURN(weights->final_norm_,
                          check.Vector("model.norm.weight", c.hidden_size));
-    if (c.tie_word_embeddings && weights->checkpoint_->Find("lm_head.weight") == nullptr) {
+    if (c.tie_word_embeddings &&
+        weights->checkpoint_->Find("lm_head.weight") == nullptr) {
       weights->lm_head_ = weights->embed_tokens_;
     } else {
-      MOE_ASSIGN_OR_RETURN(weights->lm_head_, check.Matrix("lm_head.weight", c.vocab_size,
-                                                           c.hidden_size));
+      MOE_ASSIGN_OR_RETURN(
+          weights->lm_head_,
+          check.Matrix("lm_head.weight", c.vocab_size, c.hidden_size));
     }
   }
   weights->layers_.resize(c.num_layers);

@@ -26,8 +26,8 @@ struct LayerWeights {
   LinearWeight q_proj;  // [heads * head_dim, hidden]
   LinearWeight k_proj;  // [kv_heads * head_dim, hidden]
   LinearWeight v_proj;
-  LinearWeight o_proj;  // [hidden, heads * head_dim]
-  LinearWeight gate;    // router [experts, hidden]
+  LinearWeight o_proj;                 // [hidden, heads * head_dim]
+  LinearWeight gate;                   // router [experts, hidden]
   std::vector<ExpertWeights> experts;  // indexed by expert id
 };
 

@@ -18,7 +18,8 @@ Fp8Matrix QuantizeFp8(std::span<const float> values, int64_t rows, int64_t cols,
   for (int64_t g = 0; g < groups; ++g) {
     const float* group = values.data() + g * group_size;
     float amax = 0.0f;
-    for (int64_t i = 0; i < group_size; ++i) amax = std::max(amax, std::fabs(group[i]));
+    for (int64_t i = 0; i < group_size; ++i)
+      amax = std::max(amax, std::fabs(group[i]));
     const float scale = amax > 0.0f ? amax / kFp8E4M3Max : 1.0f;
     result.scales.push_back(scale);
     for (int64_t i = 0; i < group_size; ++i) {
@@ -43,7 +44,8 @@ std::vector<uint8_t> EncodeFloats(std::span<const float> values, DType dtype) {
 }
 
 bool IsFp8LinearWeight(const std::string& name) {
-  if (!absl::StartsWith(name, "model.layers.") || !absl::EndsWith(name, ".weight")) {
+  if (!absl::StartsWith(name, "model.layers.") ||
+      !absl::EndsWith(name, ".weight")) {
     return false;
   }
   return absl::StrContains(name, ".self_attn.") ||

@@ -43,8 +43,8 @@ absl::StatusOr<TensorView> ParseTensorEntry(const std::string& path,
   }
   absl::StatusOr<DType> dtype = ParseDType(dtype_it->get<std::string>());
   if (!dtype.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": tensor ", name, ": ", dtype.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": tensor ", name, ": ", dtype.status().message()));
   }
   TensorView view;
   view.name = name;
@@ -52,9 +52,11 @@ absl::StatusOr<TensorView> ParseTensorEntry(const std::string& path,
   view.dtype = *dtype;
   uint64_t elements = 1;
   for (const nlohmann::json& dim : *shape_it) {
-    if (!dim.is_number_unsigned()) return fail("shape has a negative or non-integer dimension");
+    if (!dim.is_number_unsigned())
+      return fail("shape has a negative or non-integer dimension");
     const uint64_t size = dim.get<uint64_t>();
-    if (size != 0 && elements > (1ull << 48) / size) return fail("shape too large");
+    if (size != 0 && elements > (1ull << 48) / size)
+      return fail("shape too large");
     elements *= size;
     view.shape.push_back(static_cast<int64_t>(size));
   }
@@ -94,19 +96,20 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   const uint8_t* bytes = file->file_->data();
   const uint64_t size = file->file_->size();
   if (size < 8) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": truncated: ", size, " bytes, shorter than the 8-byte header length"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": truncated: ", size,
+                     " bytes, shorter than the 8-byte header length"));
   }
   uint64_t header_size;
   std::memcpy(&header_size, bytes, 8);  // little-endian, as are all targets
   if (header_size > kMaxHeaderBytes) {
-    return Corrupt(path, absl::StrCat("header length ", header_size,
-                                      " is implausible"));
+    return Corrupt(
+        path, absl::StrCat("header length ", header_size, " is implausible"));
   }
   if (8 + header_size > size) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": truncated: header of ", header_size,
-                     " bytes but the file has ", size));
+    return absl::DataLossError(absl::StrCat(path, ": truncated: header of ",
+                                            header_size,
+                                            " bytes but the file has ", size));
   }
   const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
   nlohmann::json header =

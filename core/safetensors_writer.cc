@@ -13,7 +13,8 @@ void SafetensorsWriter::Add(std::string name, DType dtype,
                             std::vector<int64_t> shape,
                             std::vector<uint8_t> bytes) {
   data_bytes_ += bytes.size();
-  tensors_.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
+  tensors_.push_back(
+      {std::move(name), dtype, std::move(shape), std::move(bytes)});
 }
 
 void SafetensorsWriter::Append(SafetensorsWriter&& other) {
@@ -34,9 +35,10 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
   header["__metadata__"] = {{"format", "pt"}};
   uint64_t offset = 0;
   for (const Entry& entry : tensors_) {
-    header[entry.name] = {{"dtype", DTypeName(entry.dtype)},
-                          {"shape", entry.shape},
-                          {"data_offsets", {offset, offset + entry.bytes.size()}}};
+    header[entry.name] = {
+        {"dtype", DTypeName(entry.dtype)},
+        {"shape", entry.shape},
+        {"data_offsets", {offset, offset + entry.bytes.size()}}};
     offset += entry.bytes.size();
   }
   std::string text = header.dump();

@@ -48,9 +48,13 @@ int moe_spm_vocab_size(const void* processor) {
   return AsProcessor(processor)->GetPieceSize();
 }
 
-int moe_spm_bos_id(const void* processor) { return AsProcessor(processor)->bos_id(); }
+int moe_spm_bos_id(const void* processor) {
+  return AsProcessor(processor)->bos_id();
+}
 
-int moe_spm_eos_id(const void* processor) { return AsProcessor(processor)->eos_id(); }
+int moe_spm_eos_id(const void* processor) {
+  return AsProcessor(processor)->eos_id();
+}
 
 int moe_spm_encode(const void* processor, const char* text, size_t length,
                    int** ids, size_t* count, char* error, size_t error_size) {
@@ -62,13 +66,15 @@ int moe_spm_encode(const void* processor, const char* text, size_t length,
     return 1;
   }
   *count = pieces.size();
-  *ids = static_cast<int*>(std::malloc(std::max<size_t>(1, pieces.size()) * sizeof(int)));
+  *ids = static_cast<int*>(
+      std::malloc(std::max<size_t>(1, pieces.size()) * sizeof(int)));
   std::copy(pieces.begin(), pieces.end(), *ids);
   return 0;
 }
 
 int moe_spm_decode(const void* processor, const int* ids, size_t count,
-                   char** text, size_t* length, char* error, size_t error_size) {
+                   char** text, size_t* length, char* error,
+                   size_t error_size) {
   std::string decoded;
   const auto status = AsProcessor(processor)->Decode(
       std::vector<int>(ids, ids + count), &decoded);

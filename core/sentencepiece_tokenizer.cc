@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
-#include "core/subprocess.h"
 #include "core/sentencepiece_shim.h"
 #include "core/status_macros.h"
+#include "core/subprocess.h"
 #include "core/tokenizer.h"
 
 namespace moe {
@@ -37,7 +37,8 @@ std::vector<std::string> ShimCandidates() {
     candidates.push_back(path);
   }
   std::error_code error;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  const std::filesystem::path exe =
+      std::filesystem::read_symlink("/proc/self/exe", error);
   if (!error) candidates.push_back((exe.parent_path() / kShimName).string());
   candidates.push_back(std::string(MOE_SHIM_DIR) + "/" + kShimName);
   return candidates;
@@ -54,13 +55,15 @@ absl::StatusOr<const ShimApi*> Shim() {
       tried.push_back(absl::StrCat(path, " (", dlerror(), ")"));
     }
     if (handle == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot load the SentencePiece module; tried: ", absl::StrJoin(tried, "; ")));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot load the SentencePiece module; tried: ",
+                       absl::StrJoin(tried, "; ")));
     }
     ShimApi shim;
     bool complete = true;
     auto resolve = [&](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(handle, name));
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(
+          dlsym(handle, name));
       complete = complete && fn != nullptr;
     };
     resolve(shim.load, "moe_spm_load");
@@ -82,12 +85,15 @@ absl::StatusOr<const ShimApi*> Shim() {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(const ShimApi* shim, void* processor, int bos_id)
-      : shim_(shim), processor_(processor), vocab_size_(shim->vocab_size(processor)) {
+      : shim_(shim),
+        processor_(processor),
+        vocab_size_(shim->vocab_size(processor)) {
     bos_id_ = bos_id;
   }
   ~SentencePieceTokenizer() override { shim_->free(processor_); }
 
-  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const override {
+  absl::StatusOr<std::vector<int32_t>> Encode(
+      std::string_view text) const override {
     int* ids = nullptr;
     size_t count = 0;
     char error[512];
@@ -100,7 +106,8 @@ class SentencePieceTokenizer : public Tokenizer {
     return result;
   }
 
-  absl::StatusOr<std::string> Decode(std::span<const int32_t> ids) const override {
+  absl::StatusOr<std::string> Decode(
+      std::span<const int32_t> ids) const override {
     std::vector<int> pieces;
     pieces.reserve(ids.size());
     for (int32_t id : ids) {
@@ -165,36 +172,28 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
       shim, processor, add_bos ? config.bos_token_id : -1);
   if (tokenizer->vocab_size() > config.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, " has ", tokenizer->vocab_size(), " pieces but the model's vocab_size is ",
-        config.vocab_size));
+        path, " has ", tokenizer->vocab_size(),
+        " pieces but the model's vocab_size is ", config.vocab_size));
   }
   return tokenizer;
 }
 
 absl::Status TrainSentencePiece(const std::vector<std::string>& input_files,
-                                int vocab_size, const std::string& model_prefix) {
+                                int vocab_size,
+                                const std::string& model_prefix) {
   // spm_train runs in its own process: the trainer logs through std::cerr,
   // which crashes inside a module loaded with RTLD_DEEPBIND.
   std::vector<std::string> args = {
-      "spm_train",
-      absl::StrCat("--input=", absl::StrJoin(input_files, ",")),
+      "spm_train", absl::StrCat("--input=", absl::StrJoin(input_files, ",")),
       absl::StrCat("--model_prefix=", model_prefix),
-      absl::StrCat("--vocab_size=", vocab_size),
-      "--model_type=bpe",
-      "--byte_fallback=true",
-      "--hard_vocab_limit=false",
-      "--character_coverage=1.0",
-      "--split_digits=true",
+      absl::StrCat("--vocab_size=", vocab_size), "--model_type=bpe",
+      "--byte_fallback=true", "--hard_vocab_limit=false",
+      "--character_coverage=1.0", "--split_digits=true",
       // As Llama's tokenizer: text kept verbatim (no NFKC, whitespace runs,
       // tabs and newlines preserved), a leading space on the first word.
-      "--normalization_rule_name=identity",
-      "--remove_extra_whitespaces=false",
-      "--allow_whitespace_only_pieces=true",
-      "--add_dummy_prefix=true",
-      "--unk_id=0",
-      "--bos_id=1",
-      "--eos_id=2",
-      "--pad_id=-1",
+      "--normalization_rule_name=identity", "--remove_extra_whitespaces=false",
+      "--allow_whitespace_only_pieces=true", "--add_dummy_prefix=true",
+      "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1",
       "--num_threads=2"};
   const std::string log_path = model_prefix + ".train.log";
   MOE_RETURN_IF_ERROR(RunProgram(args, log_path));

@@ -23,15 +23,16 @@ absl::Status RunProgram(const std::vector<std::string>& args,
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   std::vector<char*> argv;
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : args)
+    argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
   pid_t pid;
   const int spawn_error =
       posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (spawn_error != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot run ", args[0], ": ", std::strerror(spawn_error)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot run ", args[0], ": ", std::strerror(spawn_error)));
   }
   int wait_status = 0;
   while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {

@@ -75,7 +75,8 @@ bool ThreadPool::AwaitWork(uint64_t seen, uint64_t* generation) {
   std::unique_lock<std::mutex> lock(mutex_);
   sleepers_.fetch_add(1);
   wake_.wait(lock, [&] {
-    return stopping_.load() || generation_.load(std::memory_order_acquire) != seen;
+    return stopping_.load() ||
+           generation_.load(std::memory_order_acquire) != seen;
   });
   sleepers_.fetch_sub(1);
   *generation = generation_.load(std::memory_order_acquire);

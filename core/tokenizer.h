@@ -27,7 +27,8 @@ class Tokenizer {
   virtual int vocab_size() const = 0;
 
   // The ids a prompt becomes: BOS first when the model expects it.
-  absl::StatusOr<std::vector<int32_t>> EncodePrompt(std::string_view text) const;
+  absl::StatusOr<std::vector<int32_t>> EncodePrompt(
+      std::string_view text) const;
 
  protected:
   int bos_id_ = -1;  // -1: no BOS is added
@@ -45,7 +46,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
 // ones and every distinct character of the corpus. Ids 0, 1, 2 are <unk>,
 // <s>, </s>.
 absl::Status TrainSentencePiece(const std::vector<std::string>& input_files,
-                                int vocab_size, const std::string& model_prefix);
+                                int vocab_size,
+                                const std::string& model_prefix);
 
 }  // namespace moe
 

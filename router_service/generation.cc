@@ -28,26 +28,30 @@ absl::StatusOr<GenerationResult> Generate(
         absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
   }
   MOE_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
-  if (static_cast<int64_t>(request.prompt.size()) >= config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt: ", request.prompt.size(), " tokens leave no room in the context of ",
-        config.max_position_embeddings));
+  if (static_cast<int64_t>(request.prompt.size()) >=
+      config.max_position_embeddings) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt: ", request.prompt.size(),
+                     " tokens leave no room in the context of ",
+                     config.max_position_embeddings));
   }
   Sampler sampler(request.sampling);
   SequenceKvCache cache = runner.NewCache();
   GenerationResult result;
   auto start = std::chrono::steady_clock::now();
-  MOE_ASSIGN_OR_RETURN(std::vector<float> logits,
-                       runner.Forward(request.prompt, cache, LogitsFor::kLastToken));
+  MOE_ASSIGN_OR_RETURN(
+      std::vector<float> logits,
+      runner.Forward(request.prompt, cache, LogitsFor::kLastToken));
   result.prefill_seconds = SecondsSince(start);
   start = std::chrono::steady_clock::now();
   while (true) {
     const int32_t token = sampler.Sample(logits);
     result.tokens.push_back(token);
     if (on_token) on_token(token);
-    const bool eos = request.stop_on_eos &&
-                     std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
-                               token) != config.eos_token_ids.end();
+    const bool eos =
+        request.stop_on_eos &&
+        std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                  token) != config.eos_token_ids.end();
     if (eos) {
       result.finish_reason = FinishReason::kEos;
       break;
@@ -58,7 +62,8 @@ absl::StatusOr<GenerationResult> Generate(
       break;
     }
     const int32_t next[] = {token};
-    MOE_ASSIGN_OR_RETURN(logits, runner.Forward(next, cache, LogitsFor::kLastToken));
+    MOE_ASSIGN_OR_RETURN(logits,
+                         runner.Forward(next, cache, LogitsFor::kLastToken));
   }
   result.decode_seconds = SecondsSince(start);
   return result;

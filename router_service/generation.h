@@ -12,7 +12,8 @@
 namespace moe {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt;  // token ids, BOS included when the model wants it
+  std::vector<int32_t>
+      prompt;  // token ids, BOS included when the model wants it
   int max_tokens = 16;
   SamplingParams sampling;
   bool stop_on_eos = true;
@@ -21,7 +22,8 @@ struct GenerationRequest {
 enum class FinishReason { kLength, kEos };
 
 struct GenerationResult {
-  std::vector<int32_t> tokens;  // the new tokens, EOS included when it ended them
+  std::vector<int32_t>
+      tokens;  // the new tokens, EOS included when it ended them
   FinishReason finish_reason = FinishReason::kLength;
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  // for tokens after the first

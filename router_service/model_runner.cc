@@ -39,17 +39,19 @@ absl::StatusOr<std::vector<float>> ModelRunner::Forward(
   std::vector<float> hidden(static_cast<size_t>(n * c.hidden_size));
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token id ", tokens[i], " at index ", i, " is outside [0, ",
-          c.vocab_size, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", tokens[i], " at index ", i,
+                       " is outside [0, ", c.vocab_size, ")"));
     }
-    weights_.embed_tokens().DecodeRow(tokens[i], hidden.data() + i * c.hidden_size);
+    weights_.embed_tokens().DecodeRow(tokens[i],
+                                      hidden.data() + i * c.hidden_size);
   }
   std::vector<int32_t> positions(n);
   std::iota(positions.begin(), positions.end(), static_cast<int32_t>(start));
   cache.Resize(start + n);
   for (int layer = 0; layer < c.num_layers; ++layer) {
-    const absl::Status status = RunLayer(layer, start, positions, cache, hidden);
+    const absl::Status status =
+        RunLayer(layer, start, positions, cache, hidden);
     if (!status.ok()) {
       cache.Resize(start);
       return status;
@@ -84,33 +86,39 @@ absl::Status ModelRunner::RunLayer(int layer, int64_t start,
                            {&w.k_proj, normed.data(), n, k.data()},
                            {&w.v_proj, normed.data(), n, v}};
   RunLinear(qkv, pool_);
-  ApplyRope(q.data(), n, c.num_heads, c.head_dim, positions.data(), c.rope_theta);
-  ApplyRope(k.data(), n, c.num_kv_heads, c.head_dim, positions.data(), c.rope_theta);
+  ApplyRope(q.data(), n, c.num_heads, c.head_dim, positions.data(),
+            c.rope_theta);
+  ApplyRope(k.data(), n, c.num_kv_heads, c.head_dim, positions.data(),
+            c.rope_theta);
   std::copy(k.begin(), k.end(), cache.keys(layer) + start * kv_dim);
 
   std::vector<float> attended(n * q_dim);
-  const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window};
-  CausalAttention(shape, q.data(), n, start, cache.keys(layer), cache.values(layer),
-                  attended.data(), pool_);
+  const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
+                             c.sliding_window};
+  CausalAttention(shape, q.data(), n, start, cache.keys(layer),
+                  cache.values(layer), attended.data(), pool_);
   std::vector<float> projected(n * h);
   Linear(w.o_proj, attended.data(), n, projected.data(), pool_);
   for (int64_t i = 0; i < n * h; ++i) hidden[i] += projected[i];
 
-  RmsNorm(hidden.data(), n, w.post_attention_norm, c.rms_norm_eps, normed.data());
+  RmsNorm(hidden.data(), n, w.post_attention_norm, c.rms_norm_eps,
+          normed.data());
   std::vector<float> gate_logits(n * c.num_experts);
   Linear(w.gate, normed.data(), n, gate_logits.data(), pool_);
   std::vector<int32_t> expert_ids(n * c.top_k);
   std::vector<float> expert_weights(n * c.top_k);
-  SelectExperts(c, gate_logits.data(), n, expert_ids.data(), expert_weights.data());
+  SelectExperts(c, gate_logits.data(), n, expert_ids.data(),
+                expert_weights.data());
   std::vector<ExpertAssignment> assignments;
   assignments.reserve(n * c.top_k);
   for (int64_t i = 0; i < n * c.top_k; ++i) {
-    assignments.push_back({static_cast<int32_t>(i / c.top_k), expert_ids[i],
-                           expert_weights[i]});
-    ++routed_counts_[static_cast<size_t>(layer) * c.num_experts + expert_ids[i]];
+    assignments.push_back(
+        {static_cast<int32_t>(i / c.top_k), expert_ids[i], expert_weights[i]});
+    ++routed_counts_[static_cast<size_t>(layer) * c.num_experts +
+                     expert_ids[i]];
   }
-  MOE_RETURN_IF_ERROR(experts_.Compute(layer, normed.data(), n, assignments,
-                                       projected.data()));
+  MOE_RETURN_IF_ERROR(
+      experts_.Compute(layer, normed.data(), n, assignments, projected.data()));
   for (int64_t i = 0; i < n * h; ++i) hidden[i] += projected[i];
   return absl::OkStatus();
 }

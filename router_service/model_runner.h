@@ -40,7 +40,8 @@ class ModelRunner {
   const std::vector<int64_t>& routed_counts() const { return routed_counts_; }
 
  private:
-  absl::Status RunLayer(int layer, int64_t start, std::span<const int32_t> positions,
+  absl::Status RunLayer(int layer, int64_t start,
+                        std::span<const int32_t> positions,
                         SequenceKvCache& cache, std::vector<float>& hidden);
 
   const ModelWeights& weights_;

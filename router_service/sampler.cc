@@ -27,7 +27,8 @@ absl::Status ValidateSamplingParams(const SamplingParams& params) {
 
 Sampler::Sampler(const SamplingParams& params)
     : params_(params),
-      generator_(params.seed.has_value() ? *params.seed : std::random_device()()) {}
+      generator_(params.seed.has_value() ? *params.seed
+                                         : std::random_device()()) {}
 
 int32_t Sampler::Sample(std::span<const float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
@@ -37,7 +38,8 @@ int32_t Sampler::Sample(std::span<const float> logits) {
   }
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
-  const int32_t keep = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
+  const int32_t keep =
+      params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
   auto by_logit = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
@@ -62,7 +64,8 @@ int32_t Sampler::Sample(std::span<const float> logits) {
       }
     }
   }
-  std::discrete_distribution<int32_t> pick(probs.begin(), probs.begin() + nucleus);
+  std::discrete_distribution<int32_t> pick(probs.begin(),
+                                           probs.begin() + nucleus);
   return order[pick(generator_)];
 }
 

@@ -11,9 +11,9 @@
 namespace moe {
 
 struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy
-  int top_k = 0;             // 0: no limit
-  float top_p = 1.0f;        // in (0, 1]
+  float temperature = 0.0f;      // 0: greedy
+  int top_k = 0;                 // 0: no limit
+  float top_p = 1.0f;            // in (0, 1]
   std::optional<uint64_t> seed;  // unset: a random seed
 };
 

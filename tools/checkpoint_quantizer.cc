@@ -30,13 +30,16 @@ absl::Status QuantizeCheckpoint(const std::string& input_directory,
   CheckpointWriter writer(num_shards);
   for (const auto& [name, view] : model->checkpoint().tensors()) {
     if (!IsFp8LinearWeight(name) || view->shape.size() != 2) {
-      writer.Add(name, view->dtype, view->shape,
-                 std::vector<uint8_t>(view->data, view->data + view->num_bytes));
+      writer.Add(
+          name, view->dtype, view->shape,
+          std::vector<uint8_t>(view->data, view->data + view->num_bytes));
       continue;
     }
     std::vector<float> values(static_cast<size_t>(view->num_elements()));
-    internal::DecodeValues(view->dtype, view->data, view->num_elements(), values.data());
-    Fp8Matrix fp8 = QuantizeFp8(values, view->shape[0], view->shape[1], granularity);
+    internal::DecodeValues(view->dtype, view->data, view->num_elements(),
+                           values.data());
+    Fp8Matrix fp8 =
+        QuantizeFp8(values, view->shape[0], view->shape[1], granularity);
     const std::vector<int64_t> scale_shape =
         fp8.scales.size() == 1 ? std::vector<int64_t>{}
                                : std::vector<int64_t>{view->shape[0]};
@@ -51,8 +54,9 @@ absl::Status QuantizeCheckpoint(const std::string& input_directory,
                                    {"activation_scheme", "dynamic"}};
   MOE_RETURN_IF_ERROR(
       WriteStringToFile(output_directory + "/config.json", config.dump(2)));
-  for (const char* file : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
-                           "special_tokens_map.json", "generation_config.json"}) {
+  for (const char* file :
+       {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "generation_config.json"}) {
     const fs::path source = fs::path(input_directory) / file;
     if (!fs::exists(source)) continue;
     fs::copy_file(source, fs::path(output_directory) / file,

@@ -11,7 +11,8 @@
 namespace moe {
 
 // Writes a little-endian float32 NumPy .npy file (format 1.0) of `shape`.
-absl::Status WriteNpyFloat32(const std::string& path, std::span<const float> values,
+absl::Status WriteNpyFloat32(const std::string& path,
+                             std::span<const float> values,
                              const std::vector<int64_t>& shape);
 
 }  // namespace moe

@@ -32,25 +32,29 @@ class RandomTensors {
     return values;
   }
 
-  void AddVector(const std::string& name, int64_t size, double mean, double std) {
+  void AddVector(const std::string& name, int64_t size, double mean,
+                 double std) {
     writer_.Add(name, DType::kBF16, {size},
                 EncodeFloats(Sample(size, mean, std), DType::kBF16));
   }
 
   // A linear weight with standard deviation `std`; FP8 checkpoints store
   // attention and expert weights as FP8 with a `_scale` tensor.
-  void AddMatrix(const std::string& name, int64_t rows, int64_t cols, double std) {
+  void AddMatrix(const std::string& name, int64_t rows, int64_t cols,
+                 double std) {
     std::vector<float> values = Sample(rows * cols, 0.0, std);
-    if (options_.config.weight_format == WeightFormat::kFp8 && IsFp8LinearWeight(name)) {
+    if (options_.config.weight_format == WeightFormat::kFp8 &&
+        IsFp8LinearWeight(name)) {
       Fp8Matrix fp8 = QuantizeFp8(values, rows, cols, options_.fp8_scales);
-      const std::vector<int64_t> scale_shape =
-          fp8.scales.size() == 1 ? std::vector<int64_t>{}
-                                 : std::vector<int64_t>{rows};
+      const std::vector<int64_t> scale_shape = fp8.scales.size() == 1
+                                                   ? std::vector<int64_t>{}
+                                                   : std::vector<int64_t>{rows};
       writer_.Add(name + "_scale", DType::kF32, scale_shape,
                   EncodeFloats(fp8.scales, DType::kF32));
       writer_.Add(name, DType::kF8E4M3, {rows, cols}, std::move(fp8.codes));
     } else {
-      writer_.Add(name, DType::kBF16, {rows, cols}, EncodeFloats(values, DType::kBF16));
+      writer_.Add(name, DType::kBF16, {rows, cols},
+                  EncodeFloats(values, DType::kBF16));
     }
   }
 
@@ -75,22 +79,24 @@ absl::Status WriteTokenizer(const RandomModelOptions& options,
   const std::string target = directory + "/tokenizer.model";
   if (!options.tokenizer.empty()) {
     std::error_code error;
-    fs::copy_file(options.tokenizer, target, fs::copy_options::overwrite_existing, error);
+    fs::copy_file(options.tokenizer, target,
+                  fs::copy_options::overwrite_existing, error);
     if (error) {
-      return absl::NotFoundError(absl::StrCat("cannot copy tokenizer ", options.tokenizer,
-                                              ": ", error.message()));
+      return absl::NotFoundError(absl::StrCat(
+          "cannot copy tokenizer ", options.tokenizer, ": ", error.message()));
     }
   } else {
-    const std::vector<std::string> corpus =
-        options.tokenizer_corpus.empty() ? DefaultCorpus() : options.tokenizer_corpus;
+    const std::vector<std::string> corpus = options.tokenizer_corpus.empty()
+                                                ? DefaultCorpus()
+                                                : options.tokenizer_corpus;
     MOE_RETURN_IF_ERROR(TrainSentencePiece(corpus, options.config.vocab_size,
                                            directory + "/tokenizer"));
     fs::remove(directory + "/tokenizer.vocab");
   }
   const nlohmann::json tokenizer_config = {
-      {"add_bos_token", true},     {"add_eos_token", false},
-      {"bos_token", "<s>"},        {"eos_token", "</s>"},
-      {"unk_token", "<unk>"},      {"tokenizer_class", "LlamaTokenizer"}};
+      {"add_bos_token", true}, {"add_eos_token", false},
+      {"bos_token", "<s>"},    {"eos_token", "</s>"},
+      {"unk_token", "<unk>"},  {"tokenizer_class", "LlamaTokenizer"}};
   return WriteStringToFile(directory + "/tokenizer_config.json",
                            tokenizer_config.dump(2));
 }
@@ -114,10 +120,11 @@ absl::Status WriteRandomModel(const RandomModelOptions& options,
   MOE_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(directory, c));
   if (tokenizer->vocab_size() != c.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the tokenizer has ", tokenizer->vocab_size(), " pieces but the model's vocab is ",
-        c.vocab_size, options.tokenizer.empty()
-                          ? "; train on more text (--corpus) or ask for a smaller vocab"
-                          : ""));
+        "the tokenizer has ", tokenizer->vocab_size(),
+        " pieces but the model's vocab is ", c.vocab_size,
+        options.tokenizer.empty()
+            ? "; train on more text (--corpus) or ask for a smaller vocab"
+            : ""));
   }
 
   CheckpointWriter writer(options.num_shards);
@@ -138,13 +145,16 @@ absl::Status WriteRandomModel(const RandomModelOptions& options,
                      1.0 / std::sqrt(static_cast<double>(q_dim)));
     // Gate logits of standard deviation ~2: routing varies from token to
     // token without collapsing on a few experts.
-    random.AddMatrix(p + "block_sparse_moe.gate.weight", c.num_experts, h, 2.0 * in_h);
+    random.AddMatrix(p + "block_sparse_moe.gate.weight", c.num_experts, h,
+                     2.0 * in_h);
     for (int e = 0; e < c.num_experts; ++e) {
-      const std::string x = absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
+      const std::string x =
+          absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
       random.AddMatrix(x + "w1.weight", c.intermediate_size, h, in_h);
       random.AddMatrix(x + "w3.weight", c.intermediate_size, h, in_h);
-      random.AddMatrix(x + "w2.weight", h, c.intermediate_size,
-                       1.0 / std::sqrt(static_cast<double>(c.intermediate_size)));
+      random.AddMatrix(
+          x + "w2.weight", h, c.intermediate_size,
+          1.0 / std::sqrt(static_cast<double>(c.intermediate_size)));
     }
   }
   random.AddVector("model.norm.weight", h, 1.0, 0.1);

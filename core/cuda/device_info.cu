@@ -15,7 +15,8 @@ int DeviceCount() {
 
 bool QueryDeviceMemory(int device, DeviceMemory* memory, std::string* error) {
   cudaError_t status = cudaSetDevice(device);
-  if (status == cudaSuccess) status = cudaMemGetInfo(&memory->free_bytes, &memory->total_bytes);
+  if (status == cudaSuccess)
+    status = cudaMemGetInfo(&memory->free_bytes, &memory->total_bytes);
   if (status != cudaSuccess) {
     *error = cudaGetErrorString(status);
     return false;

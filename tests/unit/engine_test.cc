@@ -32,7 +32,8 @@ std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed) {
   return tokens;
 }
 
-double RelativeError(const float* engine, const std::vector<double>& reference) {
+double RelativeError(const float* engine,
+                     const std::vector<double>& reference) {
   double max_diff = 0.0, max_ref = 0.0;
   for (size_t i = 0; i < reference.size(); ++i) {
     max_diff = std::max(max_diff, std::fabs(engine[i] - reference[i]));
@@ -85,13 +86,14 @@ TEST_P(EngineVsReferenceTest, TeacherForcedLogitsMatchFloat64Reference) {
   double worst = 0.0;
   const int vocab = GetParam().vocab;
   for (int t = 0; t < compared; ++t) {
-    const double error = RelativeError(logits->data() + t * vocab, expected.logits[t]);
+    const double error =
+        RelativeError(logits->data() + t * vocab, expected.logits[t]);
     worst = std::max(worst, error);
     EXPECT_LT(error, kLogitTolerance) << "position " << t;
   }
   RecordProperty("max_relative_error", std::to_string(worst));
-  std::cout << GetParam().Name() << ": " << compared << " positions, max relative error "
-            << worst << "\n";
+  std::cout << GetParam().Name() << ": " << compared
+            << " positions, max relative error " << worst << "\n";
 }
 
 TEST_P(EngineVsReferenceTest, IncrementalDecodeEqualsFullRecompute) {
@@ -140,7 +142,8 @@ TEST_P(EngineVsReferenceTest, GreedyTokensMatchReferenceOutsideNearTies) {
   EXPECT_EQ(result->finish_reason, FinishReason::kLength);
 
   std::vector<int32_t> sequence = request.prompt;
-  sequence.insert(sequence.end(), result->tokens.begin(), result->tokens.end() - 1);
+  sequence.insert(sequence.end(), result->tokens.begin(),
+                  result->tokens.end() - 1);
   const ReferenceModel::Output expected = reference->Run(sequence);
   const int comparable = ComparablePositions(expected);
   int checked = 0;
@@ -149,47 +152,55 @@ TEST_P(EngineVsReferenceTest, GreedyTokensMatchReferenceOutsideNearTies) {
     if (position >= comparable) break;
     const std::vector<double>& logits = expected.logits[position];
     std::vector<double> sorted = logits;
-    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(),
+                      std::greater<>());
     const double scale = std::max(std::fabs(sorted[0]), 1.0);
-    if (sorted[0] - sorted[1] < kLogitTolerance * scale) break;  // a near-tie: stop
+    if (sorted[0] - sorted[1] < kLogitTolerance * scale)
+      break;  // a near-tie: stop
     const int32_t argmax = static_cast<int32_t>(
         std::max_element(logits.begin(), logits.end()) - logits.begin());
     EXPECT_EQ(result->tokens[step], argmax) << "step " << step;
     ++checked;
   }
-  EXPECT_GE(checked, 3) << "near-ties left too few steps to compare: comparable "
-                        << comparable << " of " << sequence.size();
+  EXPECT_GE(checked, 3)
+      << "near-ties left too few steps to compare: comparable " << comparable
+      << " of " << sequence.size();
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Models, EngineVsReferenceTest,
-    ::testing::Values(
-        TestModelSpec{.architecture = Architecture::kMixtral},
-        TestModelSpec{.architecture = Architecture::kMixtral, .kv_heads = 4},
-        TestModelSpec{.architecture = Architecture::kSkyworkMoe},
-        TestModelSpec{.architecture = Architecture::kMixtral, .format = WeightFormat::kFp8},
-        TestModelSpec{.architecture = Architecture::kSkyworkMoe,
-                      .format = WeightFormat::kFp8,
-                      .scales = ScaleGranularity::kPerChannel,
-                      .kv_heads = 4},
-        TestModelSpec{.architecture = Architecture::kMixtral,
-                      .hidden = 96,
-                      .layers = 3,
-                      .heads = 6,
-                      .kv_heads = 3,
-                      .experts = 4,
-                      .intermediate = 530,
-                      .shards = 3,
-                      .tie_embeddings = true}),
-    [](const ::testing::TestParamInfo<TestModelSpec>& info) { return info.param.Name(); });
+    ::testing::Values(TestModelSpec{.architecture = Architecture::kMixtral},
+                      TestModelSpec{.architecture = Architecture::kMixtral,
+                                    .kv_heads = 4},
+                      TestModelSpec{.architecture = Architecture::kSkyworkMoe},
+                      TestModelSpec{.architecture = Architecture::kMixtral,
+                                    .format = WeightFormat::kFp8},
+                      TestModelSpec{.architecture = Architecture::kSkyworkMoe,
+                                    .format = WeightFormat::kFp8,
+                                    .scales = ScaleGranularity::kPerChannel,
+                                    .kv_heads = 4},
+                      TestModelSpec{.architecture = Architecture::kMixtral,
+                                    .hidden = 96,
+                                    .layers = 3,
+                                    .heads = 6,
+                                    .kv_heads = 3,
+                                    .experts = 4,
+                                    .intermediate = 530,
+                                    .shards = 3,
+                                    .tie_embeddings = true}),
+    [](const ::testing::TestParamInfo<TestModelSpec>& info) {
+      return info.param.Name();
+    });
 
 TEST(EngineTest, EveryExpertOfEveryLayerGetsTraffic) {
   const TestModelSpec spec{.layers = 3, .experts = 16};
   ThreadPool pool(2);
   Engine engine(MakeTestModel(spec), pool);
   SequenceKvCache cache = engine.runner->NewCache();
-  ASSERT_TRUE(engine.runner->Forward(RandomTokens(300, spec.vocab, 9), cache,
-                                     LogitsFor::kLastToken).ok());
+  ASSERT_TRUE(engine.runner
+                  ->Forward(RandomTokens(300, spec.vocab, 9), cache,
+                            LogitsFor::kLastToken)
+                  .ok());
   const std::vector<int64_t>& counts = engine.runner->routed_counts();
   ASSERT_EQ(counts.size(), 3u * 16u);
   for (size_t i = 0; i < counts.size(); ++i) {
@@ -205,8 +216,10 @@ TEST(EngineTest, RejectsBadTokensAndOverlongSequencesWithoutTouchingTheCache) {
   const TestModelSpec spec;
   Engine engine(MakeTestModel(spec), pool);
   SequenceKvCache cache = engine.runner->NewCache();
-  ASSERT_TRUE(engine.runner->Forward(std::vector<int32_t>{1, 5}, cache,
-                                     LogitsFor::kLastToken).ok());
+  ASSERT_TRUE(
+      engine.runner
+          ->Forward(std::vector<int32_t>{1, 5}, cache, LogitsFor::kLastToken)
+          .ok());
   auto bad = engine.runner->Forward(std::vector<int32_t>{7, spec.vocab}, cache,
                                     LogitsFor::kLastToken);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -230,10 +243,12 @@ TEST(EngineTest, MissingExpertIsAClearErrorAndLeavesTheCacheAlone) {
   LocalExpertDispatch dispatch(**weights, pool);
   ModelRunner runner(**weights, dispatch, pool);
   SequenceKvCache cache = runner.NewCache();
-  auto result = runner.Forward(RandomTokens(200, 400, 1), cache, LogitsFor::kLastToken);
+  auto result =
+      runner.Forward(RandomTokens(200, 400, 1), cache, LogitsFor::kLastToken);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(result.status().message().find("expert 3 of layer 1"), std::string::npos)
+  EXPECT_NE(result.status().message().find("expert 3 of layer 1"),
+            std::string::npos)
       << result.status();
   EXPECT_EQ(cache.length(), 0);
 }
@@ -241,7 +256,8 @@ TEST(EngineTest, MissingExpertIsAClearErrorAndLeavesTheCacheAlone) {
 TEST(QuantizeTest, Fp8CheckpointKeepsLayoutAndStaysWithinHalfAStep) {
   const std::string input = MakeTestModel(TestModelSpec{.seed = 21});
   const std::string output = input + "_fp8";
-  ASSERT_TRUE(QuantizeCheckpoint(input, output, ScaleGranularity::kPerChannel, 2).ok());
+  ASSERT_TRUE(
+      QuantizeCheckpoint(input, output, ScaleGranularity::kPerChannel, 2).ok());
   auto original = ModelWeights::Load(input);
   auto quantized = ModelWeights::Load(output);
   ASSERT_TRUE(original.ok()) << original.status();
@@ -266,8 +282,10 @@ TEST(QuantizeTest, Fp8CheckpointKeepsLayoutAndStaysWithinHalfAStep) {
     for (int64_t c = 0; c < w8.cols; ++c) {
       // Half a step of a 3-bit mantissa, or of the subnormal quantum 2^-9.
       const double bound = std::max(std::fabs(row16[c]) / 16.0,
-                                    w8.scales[r] * std::ldexp(1.0, -10)) * 1.0001;
-      ASSERT_LE(std::fabs(row8[c] - row16[c]), bound) << "row " << r << " col " << c;
+                                    w8.scales[r] * std::ldexp(1.0, -10)) *
+                           1.0001;
+      ASSERT_LE(std::fabs(row8[c] - row16[c]), bound)
+          << "row " << r << " col " << c;
     }
   }
 }

@@ -108,7 +108,8 @@ TEST(Fp8E4M3Test, EncodeRoundTripsEveryFiniteCode) {
     SCOPED_TRACE(code);
     // Encode the spec value, not the decoder's output, so that a wrong
     // decoder paired with a matching encoder cannot pass.
-    const float value = static_cast<float>(SpecFp8E4M3(static_cast<uint8_t>(code)));
+    const float value =
+        static_cast<float>(SpecFp8E4M3(static_cast<uint8_t>(code)));
     EXPECT_EQ(FloatToFp8E4M3(value), code);
   }
   EXPECT_EQ(FloatToFp8E4M3(-0.0f), 0x80);
@@ -132,8 +133,8 @@ TEST(Fp8E4M3Test, RoundsHalfToEvenBetweenEveryPairOfNeighbours) {
   for (size_t i = 0; i + 1 < codes.size(); ++i) {
     const int low = codes[i];
     const int high = codes[i + 1];
-    SCOPED_TRACE(::testing::Message() << "between 0x" << std::hex << low
-                                      << " and 0x" << high);
+    SCOPED_TRACE(::testing::Message()
+                 << "between 0x" << std::hex << low << " and 0x" << high);
     const double midpoint = (SpecFp8E4M3(low) + SpecFp8E4M3(high)) / 2;
     const float mid = static_cast<float>(midpoint);
     ASSERT_EQ(static_cast<double>(mid), midpoint);  // exact in float
@@ -227,7 +228,8 @@ TEST(Bf16Test, RoundsHalfToEvenAtEveryMidpoint) {
   // IEEE overflow by rounding.
   for (uint32_t code = 0; code < 0x7F80; ++code) {
     const float mid = std::bit_cast<float>((code << 16) | 0x8000u);
-    const uint16_t even = static_cast<uint16_t>((code & 1) == 0 ? code : code + 1);
+    const uint16_t even =
+        static_cast<uint16_t>((code & 1) == 0 ? code : code + 1);
     ASSERT_EQ(FloatToBf16(mid), even) << code;
     ASSERT_EQ(FloatToBf16(-mid), 0x8000 | even) << code;
     const float below = std::bit_cast<float>((code << 16) | 0x7FFFu);
@@ -243,8 +245,8 @@ TEST(Bf16Test, SpecialValues) {
   EXPECT_EQ(FloatToBf16(-std::numeric_limits<float>::infinity()), 0xFF80);
   EXPECT_EQ(FloatToBf16(-0.0f), 0x8000);
   EXPECT_EQ(FloatToBf16(1.0f), 0x3F80);
-  EXPECT_TRUE(std::isnan(Bf16ToFloat(
-      FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isnan(
+      Bf16ToFloat(FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
   // A NaN whose payload lives only in the low 16 bits must not become inf.
   const float low_payload_nan = std::bit_cast<float>(0x7F800001u);
   ASSERT_TRUE(std::isnan(low_payload_nan));
@@ -281,10 +283,12 @@ TEST(F16Test, RoundsHalfToEvenAtEveryMidpoint) {
   // finite (65504) goes to infinity, whose "midpoint" is 65520.
   for (uint32_t code = 0; code < 0x7C00; ++code) {
     const double low = SpecF16(static_cast<uint16_t>(code));
-    const double high = code == 0x7BFF ? 65536.0 : SpecF16(static_cast<uint16_t>(code + 1));
+    const double high =
+        code == 0x7BFF ? 65536.0 : SpecF16(static_cast<uint16_t>(code + 1));
     const float mid = static_cast<float>((low + high) / 2);
     ASSERT_EQ(static_cast<double>(mid), (low + high) / 2);
-    const uint16_t even = static_cast<uint16_t>((code & 1) == 0 ? code : code + 1);
+    const uint16_t even =
+        static_cast<uint16_t>((code & 1) == 0 ? code : code + 1);
     ASSERT_EQ(FloatToF16(mid), even) << code;
     ASSERT_EQ(FloatToF16(-mid), 0x8000 | even) << code;
     ASSERT_EQ(FloatToF16(std::nextafter(mid, 0.0f)), code) << code;
@@ -299,7 +303,8 @@ TEST(F16Test, SubnormalsAndOverflow) {
   EXPECT_EQ(FloatToF16(std::ldexp(3.0f, -25)), 0x0002);
   EXPECT_EQ(FloatToF16(std::ldexp(1023.0f, -24)), 0x03FF);  // largest subnormal
   EXPECT_EQ(FloatToF16(std::ldexp(1.0f, -14)), 0x0400);     // smallest normal
-  EXPECT_EQ(FloatToF16(std::ldexp(2047.0f, -25)), 0x0400);  // tie across boundary
+  EXPECT_EQ(FloatToF16(std::ldexp(2047.0f, -25)),
+            0x0400);  // tie across boundary
   EXPECT_EQ(FloatToF16(1e-10f), 0x0000);
   EXPECT_EQ(FloatToF16(65504.0f), 0x7BFF);
   EXPECT_EQ(FloatToF16(65519.0f), 0x7BFF);
@@ -319,7 +324,8 @@ TEST(F16Test, SubnormalsAndOverflow) {
 
 // Multiplies a one-row weight by every one-hot input at once, so output i is
 // the kernel's decoded value of column i (times 1, plus zeros: exact).
-std::vector<float> DecodeThroughLinear(DType dtype, const std::vector<uint8_t>& row,
+std::vector<float> DecodeThroughLinear(DType dtype,
+                                       const std::vector<uint8_t>& row,
                                        int64_t cols) {
   LinearWeight weight;
   weight.dtype = dtype;

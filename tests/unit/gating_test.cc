@@ -62,7 +62,8 @@ ModelConfig GateConfig(Architecture architecture, int experts, int top_k) {
   return config;
 }
 
-std::vector<float> RandomLogits(int64_t n, int experts, double scale, uint64_t seed) {
+std::vector<float> RandomLogits(int64_t n, int experts, double scale,
+                                uint64_t seed) {
   std::mt19937_64 generator(seed);
   std::normal_distribution<float> normal(0.0f, static_cast<float>(scale));
   std::vector<float> logits(static_cast<size_t>(n * experts));
@@ -71,7 +72,8 @@ std::vector<float> RandomLogits(int64_t n, int experts, double scale, uint64_t s
 }
 
 // Runs SelectExperts on n rows and compares each with the reference.
-void CheckAgainstReference(const ModelConfig& config, const std::vector<float>& logits) {
+void CheckAgainstReference(const ModelConfig& config,
+                           const std::vector<float>& logits) {
   const int experts = config.num_experts;
   const int k = config.top_k;
   const int64_t n = static_cast<int64_t>(logits.size()) / experts;
@@ -161,7 +163,8 @@ TEST(GatingTest, SkyworkZeroStdLeavesLogitsAlone) {
 }
 
 TEST(GatingTest, TiesPickTheLowerId) {
-  for (Architecture architecture : {Architecture::kMixtral, Architecture::kSkyworkMoe}) {
+  for (Architecture architecture :
+       {Architecture::kMixtral, Architecture::kSkyworkMoe}) {
     SCOPED_TRACE(ArchitectureName(architecture));
     const ModelConfig top2 = GateConfig(architecture, 6, 2);
     // Three-way tie for the maximum at 1, 3 and 4.

@@ -16,52 +16,17 @@
 #include "core/float_formats.h"
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/unit/reference_model.h"
 
 namespace moe {
 namespace {
 
-// ------------------------------------------------ independent decoding
-
-double DecodeFp8(uint8_t code) {  // OCP e4m3fn; callers avoid the NaN codes
-  const int exponent = (code >> 3) & 0xF;
-  const int mantissa = code & 0x7;
-  const double magnitude = exponent == 0
-                               ? std::ldexp(mantissa, -9)
-                               : std::ldexp(8 + mantissa, exponent - 10);
-  return (code & 0x80) ? -magnitude : magnitude;
-}
-
-double DecodeF16(uint16_t bits) {  // finite values only
-  const int exponent = (bits >> 10) & 0x1F;
-  const int mantissa = bits & 0x3FF;
-  const double magnitude = exponent == 0
-                               ? std::ldexp(mantissa, -24)
-                               : std::ldexp(1024 + mantissa, exponent - 25);
-  return (bits & 0x8000) ? -magnitude : magnitude;
-}
-
-double DecodeBf16(uint16_t bits) {
-  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
-}
-
-// Stored element `index` of `bytes`, decoded (no scale).
-double StoredValue(DType dtype, const std::vector<uint8_t>& bytes, int64_t index) {
-  switch (dtype) {
-    case DType::kF8E4M3:
-      return DecodeFp8(bytes[index]);
-    case DType::kF16:
-    case DType::kBF16: {
-      uint16_t bits;
-      std::memcpy(&bits, &bytes[2 * index], 2);
-      return dtype == DType::kF16 ? DecodeF16(bits) : DecodeBf16(bits);
-    }
-    case DType::kF32: {
-      float value;
-      std::memcpy(&value, &bytes[4 * index], 4);
-      return value;
-    }
-  }
-  return 0.0;
+// Stored element `index` of `bytes`, decoded by the reference model's
+// decoder (no scale).
+double StoredValue(DType dtype, const std::vector<uint8_t>& bytes,
+                   int64_t index) {
+  return testing::DecodeStoredValue(dtype,
+                                    bytes.data() + index * DTypeSize(dtype));
 }
 
 // ------------------------------------------------ test matrices
@@ -70,11 +35,16 @@ enum class Kind { kF32, kF16, kBF16, kFp8PerTensor, kFp8PerRow };
 
 std::string KindName(Kind kind) {
   switch (kind) {
-    case Kind::kF32: return "F32";
-    case Kind::kF16: return "F16";
-    case Kind::kBF16: return "BF16";
-    case Kind::kFp8PerTensor: return "Fp8PerTensor";
-    case Kind::kFp8PerRow: return "Fp8PerRow";
+    case Kind::kF32:
+      return "F32";
+    case Kind::kF16:
+      return "F16";
+    case Kind::kBF16:
+      return "BF16";
+    case Kind::kFp8PerTensor:
+      return "Fp8PerTensor";
+    case Kind::kFp8PerRow:
+      return "Fp8PerRow";
   }
   return "?";
 }
@@ -110,7 +80,8 @@ TestMatrix MakeMatrix(Kind kind, int64_t rows, int64_t cols, uint64_t seed) {
       for (int64_t i = 0; i < count; ++i) {
         // Include F16 subnormals now and then.
         const float v = uniform(generator) * (i % 11 == 0 ? 1e-5f : 1.0f);
-        const uint16_t bits = kind == Kind::kF16 ? FloatToF16(v) : FloatToBf16(v);
+        const uint16_t bits =
+            kind == Kind::kF16 ? FloatToF16(v) : FloatToBf16(v);
         std::memcpy(&m.bytes[2 * i], &bits, 2);
       }
       break;
@@ -122,7 +93,8 @@ TestMatrix MakeMatrix(Kind kind, int64_t rows, int64_t cols, uint64_t seed) {
       std::uniform_int_distribution<int> byte(0, 255);
       for (int64_t i = 0; i < count; ++i) {
         int code;
-        do code = byte(generator); while ((code & 0x7F) == 0x7F);
+        do code = byte(generator);
+        while ((code & 0x7F) == 0x7F);
         m.bytes[i] = static_cast<uint8_t>(code);
       }
       const int64_t scales = kind == Kind::kFp8PerRow ? rows : 1;
@@ -148,7 +120,8 @@ struct Reference {
   std::vector<double> magnitude;
 };
 
-Reference ReferenceLinear(const TestMatrix& m, const std::vector<float>& x, int64_t n) {
+Reference ReferenceLinear(const TestMatrix& m, const std::vector<float>& x,
+                          int64_t n) {
   const LinearWeight& w = m.weight;
   Reference ref;
   ref.y.assign(static_cast<size_t>(n * w.rows), 0.0);
@@ -160,8 +133,8 @@ Reference ReferenceLinear(const TestMatrix& m, const std::vector<float>& x, int6
     for (int64_t i = 0; i < n; ++i) {
       double sum = 0.0, magnitude = 0.0;
       for (int64_t k = 0; k < w.cols; ++k) {
-        const double term =
-            StoredValue(w.dtype, m.bytes, r * w.cols + k) * scale * x[i * w.cols + k];
+        const double term = StoredValue(w.dtype, m.bytes, r * w.cols + k) *
+                            scale * x[i * w.cols + k];
         sum += term;
         magnitude += std::fabs(term);
       }
@@ -230,9 +203,12 @@ TEST(RunLinearTest, SeveralJobsEqualSeparateCalls) {
   // Jobs of every dtype and of different sizes, so the tasks of one job
   // interleave with another's across threads.
   const std::vector<std::tuple<Kind, int64_t, int64_t, int64_t>> shapes = {
-      {Kind::kBF16, 37, 33, 3},   {Kind::kFp8PerRow, 5, 1000, 17},
-      {Kind::kF32, 1, 7, 1},      {Kind::kF16, 70, 64, 2},
-      {Kind::kFp8PerTensor, 16, 520, 5}, {Kind::kBF16, 3, 1000, 0}};
+      {Kind::kBF16, 37, 33, 3},
+      {Kind::kFp8PerRow, 5, 1000, 17},
+      {Kind::kF32, 1, 7, 1},
+      {Kind::kF16, 70, 64, 2},
+      {Kind::kFp8PerTensor, 16, 520, 5},
+      {Kind::kBF16, 3, 1000, 0}};
   std::vector<TestMatrix> matrices;
   std::vector<std::vector<float>> inputs;
   for (size_t j = 0; j < shapes.size(); ++j) {
@@ -243,13 +219,16 @@ TEST(RunLinearTest, SeveralJobsEqualSeparateCalls) {
   for (int threads : {1, 2}) {
     SCOPED_TRACE(::testing::Message() << threads << " threads");
     ThreadPool pool(threads);
-    std::vector<std::vector<float>> together(shapes.size()), separate(shapes.size());
+    std::vector<std::vector<float>> together(shapes.size()),
+        separate(shapes.size());
     std::vector<LinearJob> jobs;
     for (size_t j = 0; j < shapes.size(); ++j) {
       const auto [kind, rows, cols, n] = shapes[j];
-      together[j].assign(static_cast<size_t>(std::max<int64_t>(n, 1) * rows), -7.0f);
+      together[j].assign(static_cast<size_t>(std::max<int64_t>(n, 1) * rows),
+                         -7.0f);
       separate[j] = together[j];
-      jobs.push_back({&matrices[j].weight, inputs[j].data(), n, together[j].data()});
+      jobs.push_back(
+          {&matrices[j].weight, inputs[j].data(), n, together[j].data()});
     }
     RunLinear(jobs, pool);
     for (size_t j = 0; j < shapes.size(); ++j) {
@@ -265,8 +244,8 @@ TEST(RunLinearTest, SeveralJobsEqualSeparateCalls) {
         EXPECT_EQ(together[j], std::vector<float>(together[j].size(), -7.0f));
         continue;
       }
-      ExpectMatchesReference(ReferenceLinear(matrices[j], inputs[j], n), together[j],
-                             rows);
+      ExpectMatchesReference(ReferenceLinear(matrices[j], inputs[j], n),
+                             together[j], rows);
     }
   }
 }
@@ -293,7 +272,8 @@ TEST(DecodeRowTest, EqualsDecodedRowTimesScale) {
       for (int64_t k = 0; k < w.cols; ++k) {
         // Decoded values are exact in float; one float multiply by the scale.
         const float want =
-            static_cast<float>(StoredValue(w.dtype, m.bytes, r * w.cols + k)) * scale;
+            static_cast<float>(StoredValue(w.dtype, m.bytes, r * w.cols + k)) *
+            scale;
         ASSERT_EQ(row[k], want) << "row " << r << " col " << k;
       }
     }

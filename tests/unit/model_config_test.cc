@@ -14,8 +14,8 @@ using json = nlohmann::json;
 
 // gmock is not linked into the tests: substring checks with gtest's own
 // predicate formatter.
-#define EXPECT_HAS_SUBSTR(text, part)                                    \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part),        \
+#define EXPECT_HAS_SUBSTR(text, part)                            \
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
                       std::string(text))
 
 constexpr char kSource[] = "/models/test/config.json";
@@ -134,8 +134,9 @@ TEST(ModelConfigTest, EosAsListAndSlidingWindow) {
 
 TEST(ModelConfigTest, AbsentOptionalKeysKeepDefaults) {
   json j = MixtralJson();
-  for (const char* key : {"num_key_value_heads", "sliding_window", "bos_token_id",
-                          "eos_token_id", "rms_norm_eps", "rope_theta"}) {
+  for (const char* key :
+       {"num_key_value_heads", "sliding_window", "bos_token_id", "eos_token_id",
+        "rms_norm_eps", "rope_theta"}) {
     j.erase(key);
   }
   absl::StatusOr<ModelConfig> config = ParseModelConfig(j, kSource);

@@ -14,8 +14,9 @@ namespace {
 
 using Matrix = std::vector<std::vector<double>>;
 
-// Decodes one stored value from its bit pattern, from the format specs.
-double DecodeValue(DType dtype, const uint8_t* p) {
+}  // namespace
+
+double DecodeStoredValue(DType dtype, const uint8_t* p) {
   switch (dtype) {
     case DType::kF32: {
       float value;
@@ -40,18 +41,23 @@ double DecodeValue(DType dtype, const uint8_t* p) {
     case DType::kF8E4M3: {
       const int exponent = (p[0] >> 3) & 15;
       const int mantissa = p[0] & 7;
-      const double magnitude = exponent == 0 ? mantissa / 8.0 * std::ldexp(1.0, -6)
-                                             : (1.0 + mantissa / 8.0) * std::ldexp(1.0, exponent - 7);
+      const double magnitude =
+          exponent == 0
+              ? mantissa / 8.0 * std::ldexp(1.0, -6)
+              : (1.0 + mantissa / 8.0) * std::ldexp(1.0, exponent - 7);
       return (p[0] & 0x80) ? -magnitude : magnitude;
     }
   }
   return NAN;
 }
 
+namespace {
+
 std::vector<double> DecodeAll(const TensorView& view) {
   std::vector<double> values(view.num_elements());
   const size_t size = DTypeSize(view.dtype);
-  for (size_t i = 0; i < values.size(); ++i) values[i] = DecodeValue(view.dtype, view.data + i * size);
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = DecodeStoredValue(view.dtype, view.data + i * size);
   return values;
 }
 
@@ -61,7 +67,8 @@ const TensorView& Get(const Checkpoint& checkpoint, const std::string& name) {
   return *view;
 }
 
-std::vector<double> Vector(const Checkpoint& checkpoint, const std::string& name) {
+std::vector<double> Vector(const Checkpoint& checkpoint,
+                           const std::string& name) {
   return DecodeAll(Get(checkpoint, name));
 }
 
@@ -74,11 +81,13 @@ Matrix ReadMatrix(const Checkpoint& checkpoint, const std::string& name) {
   std::vector<double> scales(rows, 1.0);
   if (view.dtype == DType::kF8E4M3) {
     const std::vector<double> stored = Vector(checkpoint, name + "_scale");
-    for (int64_t r = 0; r < rows; ++r) scales[r] = stored.size() == 1 ? stored[0] : stored[r];
+    for (int64_t r = 0; r < rows; ++r)
+      scales[r] = stored.size() == 1 ? stored[0] : stored[r];
   }
   Matrix matrix(rows, std::vector<double>(cols));
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) matrix[r][c] = flat[r * cols + c] * scales[r];
+    for (int64_t c = 0; c < cols; ++c)
+      matrix[r][c] = flat[r * cols + c] * scales[r];
   }
   return matrix;
 }
@@ -91,13 +100,14 @@ std::vector<double> MatVec(const Matrix& w, const std::vector<double>& x) {
   return y;
 }
 
-std::vector<double> RmsNormRef(const std::vector<double>& x, const std::vector<double>& w,
-                               double eps) {
+std::vector<double> RmsNormRef(const std::vector<double>& x,
+                               const std::vector<double>& w, double eps) {
   double mean_square = 0.0;
   for (double v : x) mean_square += v * v;
   mean_square /= x.size();
   std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(mean_square + eps) * w[i];
+  for (size_t i = 0; i < x.size(); ++i)
+    y[i] = x[i] / std::sqrt(mean_square + eps) * w[i];
   return y;
 }
 
@@ -126,7 +136,8 @@ std::vector<double> SoftmaxRef(std::vector<double> z) {
 
 }  // namespace
 
-std::unique_ptr<ReferenceModel> ReferenceModel::Load(const std::string& directory) {
+std::unique_ptr<ReferenceModel> ReferenceModel::Load(
+    const std::string& directory) {
   auto config = LoadModelConfig(directory);
   EXPECT_TRUE(config.ok()) << config.status();
   auto checkpoint = Checkpoint::Open(directory);
@@ -136,8 +147,9 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(const std::string& director
   auto model = std::unique_ptr<ReferenceModel>(new ReferenceModel());
   model->config_ = *config;
   model->embed_ = ReadMatrix(ckpt, "model.embed_tokens.weight");
-  model->lm_head_ = ckpt.Find("lm_head.weight") != nullptr ? ReadMatrix(ckpt, "lm_head.weight")
-                                                            : model->embed_;
+  model->lm_head_ = ckpt.Find("lm_head.weight") != nullptr
+                        ? ReadMatrix(ckpt, "lm_head.weight")
+                        : model->embed_;
   model->final_norm_ = Vector(ckpt, "model.norm.weight");
   for (int l = 0; l < config->num_layers; ++l) {
     const std::string p = absl::StrCat("model.layers.", l, ".");
@@ -150,7 +162,8 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(const std::string& director
     layer.o = ReadMatrix(ckpt, p + "self_attn.o_proj.weight");
     layer.gate = ReadMatrix(ckpt, p + "block_sparse_moe.gate.weight");
     for (int e = 0; e < config->num_experts; ++e) {
-      const std::string x = absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
+      const std::string x =
+          absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
       layer.experts.push_back({ReadMatrix(ckpt, x + "w1.weight"),
                                ReadMatrix(ckpt, x + "w3.weight"),
                                ReadMatrix(ckpt, x + "w2.weight")});
@@ -160,7 +173,8 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(const std::string& director
   return model;
 }
 
-ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) const {
+ReferenceModel::Output ReferenceModel::Run(
+    const std::vector<int32_t>& tokens) const {
   const ModelConfig& c = config_;
   const int t_count = static_cast<int>(tokens.size());
   const int hd = c.head_dim;
@@ -172,7 +186,8 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
   for (const Layer& layer : layers_) {
     Matrix q(t_count), k(t_count), v(t_count);
     for (int t = 0; t < t_count; ++t) {
-      const std::vector<double> h = RmsNormRef(x[t], layer.input_norm, c.rms_norm_eps);
+      const std::vector<double> h =
+          RmsNormRef(x[t], layer.input_norm, c.rms_norm_eps);
       q[t] = MatVec(layer.q, h);
       k[t] = MatVec(layer.k, h);
       v[t] = MatVec(layer.v, h);
@@ -183,11 +198,13 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
       std::vector<double> attended(c.num_heads * hd, 0.0);
       for (int head = 0; head < c.num_heads; ++head) {
         const int kv = head / group;
-        const int first = c.sliding_window > 0 ? std::max(0, t - c.sliding_window + 1) : 0;
+        const int first =
+            c.sliding_window > 0 ? std::max(0, t - c.sliding_window + 1) : 0;
         std::vector<double> scores;
         for (int s = first; s <= t; ++s) {
           double dot = 0.0;
-          for (int d = 0; d < hd; ++d) dot += q[t][head * hd + d] * k[s][kv * hd + d];
+          for (int d = 0; d < hd; ++d)
+            dot += q[t][head * hd + d] * k[s][kv * hd + d];
           scores.push_back(dot / std::sqrt(static_cast<double>(hd)));
         }
         scores = SoftmaxRef(scores);
@@ -200,12 +217,14 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
       const std::vector<double> projected = MatVec(layer.o, attended);
       for (int i = 0; i < c.hidden_size; ++i) x[t][i] += projected[i];
 
-      const std::vector<double> h = RmsNormRef(x[t], layer.post_norm, c.rms_norm_eps);
+      const std::vector<double> h =
+          RmsNormRef(x[t], layer.post_norm, c.rms_norm_eps);
       std::vector<double> z = MatVec(layer.gate, h);
       if (c.use_logits_norm && z.size() > 1) {
         double mean = 0.0, var = 0.0;
         for (double value : z) mean += value / z.size();
-        for (double value : z) var += (value - mean) * (value - mean) / (z.size() - 1);
+        for (double value : z)
+          var += (value - mean) * (value - mean) / (z.size() - 1);
         if (var > 0) {
           for (double& value : z) value /= std::sqrt(var) / c.gate_norm_std;
         }
@@ -216,8 +235,9 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
       std::stable_sort(order.begin(), order.end(),
                        [&](int a, int b) { return probs[a] > probs[b]; });
       if (c.top_k < c.num_experts) {
-        output.routing_margin[t] = std::min(
-            output.routing_margin[t], probs[order[c.top_k - 1]] - probs[order[c.top_k]]);
+        output.routing_margin[t] =
+            std::min(output.routing_margin[t],
+                     probs[order[c.top_k - 1]] - probs[order[c.top_k]]);
       }
       double total = 0.0;
       for (int j = 0; j < c.top_k; ++j) total += probs[order[j]];
@@ -226,7 +246,8 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
         const std::vector<double> g = MatVec(expert.w1, h);
         const std::vector<double> u = MatVec(expert.w3, h);
         std::vector<double> act(g.size());
-        for (size_t i = 0; i < g.size(); ++i) act[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+        for (size_t i = 0; i < g.size(); ++i)
+          act[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
         const std::vector<double> out = MatVec(expert.w2, act);
         const double weight = probs[order[j]] / total;
         for (int i = 0; i < c.hidden_size; ++i) x[t][i] += weight * out[i];
@@ -234,7 +255,8 @@ ReferenceModel::Output ReferenceModel::Run(const std::vector<int32_t>& tokens) c
     }
   }
   for (int t = 0; t < t_count; ++t) {
-    output.logits.push_back(MatVec(lm_head_, RmsNormRef(x[t], final_norm_, c.rms_norm_eps)));
+    output.logits.push_back(
+        MatVec(lm_head_, RmsNormRef(x[t], final_norm_, c.rms_norm_eps)));
   }
   return output;
 }

@@ -6,9 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/model_config.h"
 
 namespace moe::testing {
+
+// One stored value (F32, F16, BF16 or FP8 E4M3 bytes at `p`) decoded from the
+// formats' definitions, independently of core/.
+double DecodeStoredValue(DType dtype, const uint8_t* p);
 
 // A float64 implementation of the MoE transformer written from the math
 // (Mixtral / Skywork-MoE as in Hugging Face transformers), independent of

@@ -34,16 +34,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_HAS_SUBSTR(text, part)                             \
+#define EXPECT_HAS_SUBSTR(text, part)                            \
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
                       std::string(text))
 
 // A fresh directory under the test temp dir, unique per process and call.
 std::string MakeTempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       absl::StrCat("safetensors_test_", getpid(), "_", tag, "_",
-                                    counter++);
+  const fs::path dir =
+      fs::path(::testing::TempDir()) /
+      absl::StrCat("safetensors_test_", getpid(), "_", tag, "_", counter++);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -62,13 +62,15 @@ std::string RawFile(const std::string& header, const std::string& data,
   const uint64_t length =
       header_length < 0 ? header.size() : static_cast<uint64_t>(header_length);
   std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((length >> (8 * i)) & 0xFF);
+  for (int i = 0; i < 8; ++i)
+    bytes[i] = static_cast<char>((length >> (8 * i)) & 0xFF);
   return bytes + header + data;
 }
 
 std::vector<uint8_t> PatternBytes(size_t count, uint8_t seed) {
   std::vector<uint8_t> bytes(count);
-  for (size_t i = 0; i < count; ++i) bytes[i] = static_cast<uint8_t>(seed + 31 * i);
+  for (size_t i = 0; i < count; ++i)
+    bytes[i] = static_cast<uint8_t>(seed + 31 * i);
   return bytes;
 }
 
@@ -85,13 +87,15 @@ std::vector<TensorSpec> SampleTensors() {
     int64_t elements = 1;
     for (int64_t dim : shape) elements *= dim;
     const size_t bytes = static_cast<size_t>(elements) * DTypeSize(dtype);
-    tensors.push_back({std::move(name), dtype, std::move(shape),
-                       PatternBytes(bytes, static_cast<uint8_t>(tensors.size() * 17 + 3))});
+    tensors.push_back(
+        {std::move(name), dtype, std::move(shape),
+         PatternBytes(bytes, static_cast<uint8_t>(tensors.size() * 17 + 3))});
   };
   add("a.f32", DType::kF32, {3, 5});
   add("b.f16", DType::kF16, {7});
   add("c.bf16", DType::kBF16, {2, 3, 4});
-  add("d.fp8", DType::kF8E4M3, {9, 3});  // odd byte count: later offsets unaligned
+  add("d.fp8", DType::kF8E4M3,
+      {9, 3});  // odd byte count: later offsets unaligned
   add("e.scalar", DType::kF32, {});
   add("f.empty", DType::kBF16, {0, 4});
   return tensors;
@@ -114,7 +118,8 @@ void ExpectTensor(const TensorView* view, const TensorSpec& spec) {
 class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = MakeTempDir(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -122,13 +127,15 @@ class SafetensorsTest : public ::testing::Test {
 
   // Opens `path`, which must fail; returns the error.
   absl::Status OpenError(const std::string& path) {
-    absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
+    absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+        SafetensorsFile::Open(path);
     EXPECT_FALSE(file.ok()) << path << " opened";
     return file.ok() ? absl::OkStatus() : file.status();
   }
 
   absl::Status CheckpointError() {
-    absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::Open(dir_);
+    absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint =
+        Checkpoint::Open(dir_);
     EXPECT_FALSE(checkpoint.ok()) << dir_ << " opened";
     return checkpoint.ok() ? absl::OkStatus() : checkpoint.status();
   }
@@ -139,12 +146,14 @@ class SafetensorsTest : public ::testing::Test {
 TEST_F(SafetensorsTest, SingleFileRoundTripsEveryDType) {
   const std::vector<TensorSpec> tensors = SampleTensors();
   SafetensorsWriter writer;
-  for (const TensorSpec& t : tensors) writer.Add(t.name, t.dtype, t.shape, t.bytes);
+  for (const TensorSpec& t : tensors)
+    writer.Add(t.name, t.dtype, t.shape, t.bytes);
   EXPECT_EQ(writer.num_tensors(), tensors.size());
   const std::string path = Path("one.safetensors");
   ASSERT_TRUE(writer.Write(path).ok());
 
-  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->path(), path);
   EXPECT_EQ((*file)->tensors().size(), tensors.size());  // no __metadata__
@@ -169,15 +178,18 @@ TEST_F(SafetensorsTest, SingleFileRoundTripsEveryDType) {
 TEST_F(SafetensorsTest, SingleFileCheckpoint) {
   const std::vector<TensorSpec> tensors = SampleTensors();
   CheckpointWriter writer;
-  for (const TensorSpec& t : tensors) writer.Add(t.name, t.dtype, t.shape, t.bytes);
+  for (const TensorSpec& t : tensors)
+    writer.Add(t.name, t.dtype, t.shape, t.bytes);
   ASSERT_TRUE(writer.Write(dir_).ok());
   EXPECT_TRUE(fs::exists(Path("model.safetensors")));
   EXPECT_FALSE(fs::exists(Path("model.safetensors.index.json")));
 
-  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::Open(dir_);
+  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint =
+      Checkpoint::Open(dir_);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   EXPECT_EQ((*checkpoint)->tensors().size(), tensors.size());
-  for (const TensorSpec& t : tensors) ExpectTensor((*checkpoint)->Find(t.name), t);
+  for (const TensorSpec& t : tensors)
+    ExpectTensor((*checkpoint)->Find(t.name), t);
   EXPECT_EQ((*checkpoint)->Find("missing"), nullptr);
   EXPECT_HAS_SUBSTR((*checkpoint)->Describe(), "model.safetensors");
 }
@@ -185,18 +197,24 @@ TEST_F(SafetensorsTest, SingleFileCheckpoint) {
 TEST_F(SafetensorsTest, ShardedCheckpointLoadsEveryTensor) {
   std::vector<TensorSpec> tensors;
   for (int i = 0; i < 12; ++i) {
-    const DType dtype = i % 3 == 0 ? DType::kBF16 : i % 3 == 1 ? DType::kF8E4M3 : DType::kF32;
+    const DType dtype = i % 3 == 0   ? DType::kBF16
+                        : i % 3 == 1 ? DType::kF8E4M3
+                                     : DType::kF32;
     const std::vector<int64_t> shape = {i + 1, 8};
-    tensors.push_back({absl::StrCat("model.layers.", i, ".weight"), dtype, shape,
-                       PatternBytes((i + 1) * 8 * DTypeSize(dtype), static_cast<uint8_t>(i))});
+    tensors.push_back({absl::StrCat("model.layers.", i, ".weight"), dtype,
+                       shape,
+                       PatternBytes((i + 1) * 8 * DTypeSize(dtype),
+                                    static_cast<uint8_t>(i))});
   }
   CheckpointWriter writer(3);
-  for (const TensorSpec& t : tensors) writer.Add(t.name, t.dtype, t.shape, t.bytes);
+  for (const TensorSpec& t : tensors)
+    writer.Add(t.name, t.dtype, t.shape, t.bytes);
   ASSERT_TRUE(writer.Write(dir_).ok());
   EXPECT_FALSE(fs::exists(Path("model.safetensors")));
   ASSERT_TRUE(fs::exists(Path("model.safetensors.index.json")));
 
-  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::Open(dir_);
+  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint =
+      Checkpoint::Open(dir_);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   EXPECT_EQ((*checkpoint)->tensors().size(), tensors.size());
   std::ifstream in(Path("model.safetensors.index.json"));
@@ -255,8 +273,11 @@ TEST_F(SafetensorsTest, HeaderNotJson) {
 
 TEST_F(SafetensorsTest, UnknownDType) {
   const std::string path = Path("f64.safetensors");
-  WriteBytes(path, RawFile(R"({"odd.tensor":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}})",
-                           std::string(16, '\0')));
+  WriteBytes(
+      path,
+      RawFile(
+          R"({"odd.tensor":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}})",
+          std::string(16, '\0')));
   const absl::Status status = OpenError(path);
   EXPECT_HAS_SUBSTR(status.message(), path);
   EXPECT_HAS_SUBSTR(status.message(), "odd.tensor");
@@ -266,20 +287,29 @@ TEST_F(SafetensorsTest, UnknownDType) {
 TEST_F(SafetensorsTest, DataOffsetsDoNotMatchShape) {
   const std::string path = Path("mismatch.safetensors");
   // [2, 3] F32 needs 24 bytes; the offsets give 20.
-  WriteBytes(path, RawFile(R"({"bad.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})",
-                           std::string(24, '\0')));
+  WriteBytes(
+      path,
+      RawFile(
+          R"({"bad.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})",
+          std::string(24, '\0')));
   const absl::Status status = OpenError(path);
   EXPECT_HAS_SUBSTR(status.message(), path);
   EXPECT_HAS_SUBSTR(status.message(), "bad.weight");
 
   const std::string reversed = Path("reversed.safetensors");
-  WriteBytes(reversed, RawFile(R"({"bad.weight":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})",
-                               std::string(8, '\0')));
+  WriteBytes(
+      reversed,
+      RawFile(
+          R"({"bad.weight":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})",
+          std::string(8, '\0')));
   EXPECT_HAS_SUBSTR(OpenError(reversed).message(), "bad.weight");
 
   const std::string negative = Path("negative.safetensors");
-  WriteBytes(negative, RawFile(R"({"bad.weight":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
-                               std::string(4, '\0')));
+  WriteBytes(
+      negative,
+      RawFile(
+          R"({"bad.weight":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+          std::string(4, '\0')));
   EXPECT_HAS_SUBSTR(OpenError(negative).message(), "bad.weight");
 }
 
@@ -324,8 +354,10 @@ TEST_F(SafetensorsTest, IndexListsATensorTheShardDoesNotHave) {
 
 TEST_F(SafetensorsTest, IndexPutsATensorInTheWrongShard) {
   nlohmann::json index = WriteShards(dir_);
-  const std::string x_shard = index["weight_map"]["x.weight"].get<std::string>();
-  const std::string z_shard = index["weight_map"]["z.weight"].get<std::string>();
+  const std::string x_shard =
+      index["weight_map"]["x.weight"].get<std::string>();
+  const std::string z_shard =
+      index["weight_map"]["z.weight"].get<std::string>();
   ASSERT_NE(x_shard, z_shard);
   index["weight_map"]["z.weight"] = x_shard;
   WriteIndex(dir_, index);
@@ -344,7 +376,8 @@ TEST_F(SafetensorsTest, IndexNamesAMissingShard) {
 
 TEST_F(SafetensorsTest, CorruptShardIsNamed) {
   nlohmann::json index = WriteShards(dir_);
-  const std::string shard = Path(index["weight_map"]["z.weight"].get<std::string>());
+  const std::string shard =
+      Path(index["weight_map"]["z.weight"].get<std::string>());
   fs::resize_file(shard, fs::file_size(shard) - 1);
   const absl::Status status = CheckpointError();
   EXPECT_HAS_SUBSTR(status.message(), shard);
@@ -354,7 +387,8 @@ TEST_F(SafetensorsTest, CorruptShardIsNamed) {
 TEST_F(SafetensorsTest, IndexIsNotJson) {
   WriteShards(dir_);
   WriteBytes(Path("model.safetensors.index.json"), "{ not json");
-  EXPECT_HAS_SUBSTR(CheckpointError().message(), "model.safetensors.index.json");
+  EXPECT_HAS_SUBSTR(CheckpointError().message(),
+                    "model.safetensors.index.json");
 }
 
 TEST_F(SafetensorsTest, NoSafetensorsAtAll) {
@@ -368,10 +402,10 @@ TEST_F(SafetensorsTest, NoSafetensorsAtAll) {
 
 // Sentences of lower-case words: 28 distinct characters.
 std::string WriteCorpus(const std::string& path) {
-  const char* const words[] = {"the",    "expert", "router", "token",  "model",
-                               "weight", "layer",  "gate",   "serve",  "mixture",
-                               "of",     "and",    "a",      "sparse", "dense",
-                               "shard",  "file",   "tensor", "scale",  "norm"};
+  const char* const words[] = {
+      "the",   "expert", "router",  "token",  "model", "weight", "layer",
+      "gate",  "serve",  "mixture", "of",     "and",   "a",      "sparse",
+      "dense", "shard",  "file",    "tensor", "scale", "norm"};
   std::string text;
   uint32_t state = 12345;
   for (int line = 0; line < 400; ++line) {
@@ -443,12 +477,14 @@ class ModelWeightsTest : public ::testing::Test {
   // A copy of the checkpoint in `source` (config.json and tensors) without
   // the tensors in `drop` and with `replace` added (replacing same-named
   // ones).
-  std::string Damaged(const std::string& source, const std::set<std::string>& drop,
+  std::string Damaged(const std::string& source,
+                      const std::set<std::string>& drop,
                       const std::vector<TensorSpec>& replace = {}) {
     const std::string dir = MakeTempDir("damaged");
     damaged_.push_back(dir);
     fs::copy_file(source + "/config.json", dir + "/config.json");
-    absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::Open(source);
+    absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint =
+        Checkpoint::Open(source);
     EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
     if (!checkpoint.ok()) return dir;
     std::set<std::string> skip = drop;
@@ -456,17 +492,20 @@ class ModelWeightsTest : public ::testing::Test {
     CheckpointWriter writer;
     for (const auto& [name, view] : (*checkpoint)->tensors()) {
       if (skip.count(name)) continue;
-      writer.Add(name, view->dtype, view->shape,
-                 std::vector<uint8_t>(view->data, view->data + view->num_bytes));
+      writer.Add(
+          name, view->dtype, view->shape,
+          std::vector<uint8_t>(view->data, view->data + view->num_bytes));
     }
-    for (const TensorSpec& t : replace) writer.Add(t.name, t.dtype, t.shape, t.bytes);
+    for (const TensorSpec& t : replace)
+      writer.Add(t.name, t.dtype, t.shape, t.bytes);
     EXPECT_TRUE(writer.Write(dir).ok());
     return dir;
   }
 
   absl::Status LoadError(const std::string& dir,
                          const WeightSelection& selection = WeightSelection()) {
-    absl::StatusOr<std::unique_ptr<ModelWeights>> weights = ModelWeights::Load(dir, selection);
+    absl::StatusOr<std::unique_ptr<ModelWeights>> weights =
+        ModelWeights::Load(dir, selection);
     EXPECT_FALSE(weights.ok()) << dir << " loaded";
     return weights.ok() ? absl::OkStatus() : weights.status();
   }
@@ -479,7 +518,8 @@ class ModelWeightsTest : public ::testing::Test {
 std::string* ModelWeightsTest::root_ = nullptr;
 absl::Status* ModelWeightsTest::setup_status_ = nullptr;
 
-void ExpectMatrix(const LinearWeight& w, DType dtype, int64_t rows, int64_t cols) {
+void ExpectMatrix(const LinearWeight& w, DType dtype, int64_t rows,
+                  int64_t cols) {
   EXPECT_EQ(w.dtype, dtype);
   EXPECT_EQ(w.rows, rows);
   EXPECT_EQ(w.cols, cols);
@@ -487,7 +527,8 @@ void ExpectMatrix(const LinearWeight& w, DType dtype, int64_t rows, int64_t cols
 }
 
 TEST_F(ModelWeightsTest, LoadsTheRandomModel) {
-  absl::StatusOr<std::unique_ptr<ModelWeights>> weights = ModelWeights::Load(Bf16Dir());
+  absl::StatusOr<std::unique_ptr<ModelWeights>> weights =
+      ModelWeights::Load(Bf16Dir());
   ASSERT_TRUE(weights.ok()) << weights.status();
   EXPECT_TRUE(fs::exists(Bf16Dir() + "/tokenizer.model"));
   const ModelWeights& w = **weights;
@@ -527,7 +568,8 @@ TEST_F(ModelWeightsTest, LoadsTheRandomModel) {
 }
 
 TEST_F(ModelWeightsTest, LoadsFp8ModelsWithScales) {
-  absl::StatusOr<std::unique_ptr<ModelWeights>> weights = ModelWeights::Load(Fp8Dir());
+  absl::StatusOr<std::unique_ptr<ModelWeights>> weights =
+      ModelWeights::Load(Fp8Dir());
   ASSERT_TRUE(weights.ok()) << weights.status();
   EXPECT_EQ((*weights)->config().weight_format, WeightFormat::kFp8);
   const LayerWeights& layer = (*weights)->layers()[0];
@@ -551,18 +593,22 @@ TEST_F(ModelWeightsTest, LoadsFp8ModelsWithScales) {
 TEST_F(ModelWeightsTest, ExpertFilterLoadsOnlySelectedExperts) {
   WeightSelection selection;
   selection.dense_parts = false;
-  selection.expert_filter = [](int /*layer*/, int expert) { return expert % 2 == 1; };
+  selection.expert_filter = [](int /*layer*/, int expert) {
+    return expert % 2 == 1;
+  };
   absl::StatusOr<std::unique_ptr<ModelWeights>> weights =
       ModelWeights::Load(Bf16Dir(), selection);
   ASSERT_TRUE(weights.ok()) << weights.status();
   const LayerWeights& layer = (*weights)->layers()[0];
   ASSERT_EQ(layer.experts.size(), 4u);
-  for (int e = 0; e < 4; ++e) EXPECT_EQ(layer.experts[e].loaded, e % 2 == 1) << e;
+  for (int e = 0; e < 4; ++e)
+    EXPECT_EQ(layer.experts[e].loaded, e % 2 == 1) << e;
   EXPECT_EQ(layer.q_proj.data, nullptr);
   EXPECT_TRUE((*weights)->final_norm().empty());
 }
 
-constexpr char kExpert1W2[] = "model.layers.0.block_sparse_moe.experts.1.w2.weight";
+constexpr char kExpert1W2[] =
+    "model.layers.0.block_sparse_moe.experts.1.w2.weight";
 
 TEST_F(ModelWeightsTest, MissingExpertTensorIsNamed) {
   const std::string dir = Damaged(Bf16Dir(), {kExpert1W2});
@@ -571,8 +617,11 @@ TEST_F(ModelWeightsTest, MissingExpertTensorIsNamed) {
 
   // A worker that does not hold expert 1 does not need the tensor.
   WeightSelection selection;
-  selection.expert_filter = [](int /*layer*/, int expert) { return expert != 1; };
-  absl::StatusOr<std::unique_ptr<ModelWeights>> weights = ModelWeights::Load(dir, selection);
+  selection.expert_filter = [](int /*layer*/, int expert) {
+    return expert != 1;
+  };
+  absl::StatusOr<std::unique_ptr<ModelWeights>> weights =
+      ModelWeights::Load(dir, selection);
   EXPECT_TRUE(weights.ok()) << weights.status();
 }
 
@@ -583,10 +632,12 @@ TEST_F(ModelWeightsTest, MissingDenseTensorIsNamed) {
 }
 
 TEST_F(ModelWeightsTest, WrongShapeNamesTensorAndBothShapes) {
-  const std::string name = "model.layers.0.block_sparse_moe.experts.2.w1.weight";
+  const std::string name =
+      "model.layers.0.block_sparse_moe.experts.2.w1.weight";
   // Expected [16, 32]; stored [24, 32].
   const std::string dir =
-      Damaged(Bf16Dir(), {}, {{name, DType::kBF16, {24, 32}, PatternBytes(24 * 32 * 2, 9)}});
+      Damaged(Bf16Dir(), {},
+              {{name, DType::kBF16, {24, 32}, PatternBytes(24 * 32 * 2, 9)}});
   const absl::Status status = LoadError(dir);
   EXPECT_HAS_SUBSTR(status.message(), name);
   EXPECT_HAS_SUBSTR(status.message(), "24, 32");
@@ -596,13 +647,15 @@ TEST_F(ModelWeightsTest, WrongShapeNamesTensorAndBothShapes) {
 TEST_F(ModelWeightsTest, TransposedGateIsRejected) {
   const std::string name = "model.layers.0.block_sparse_moe.gate.weight";
   const std::string dir =
-      Damaged(Bf16Dir(), {}, {{name, DType::kBF16, {32, 4}, PatternBytes(32 * 4 * 2, 4)}});
+      Damaged(Bf16Dir(), {},
+              {{name, DType::kBF16, {32, 4}, PatternBytes(32 * 4 * 2, 4)}});
   const absl::Status status = LoadError(dir);
   EXPECT_HAS_SUBSTR(status.message(), name);
 }
 
 TEST_F(ModelWeightsTest, Fp8WeightWithoutScaleNamesTheScale) {
-  const std::string scale = "model.layers.0.block_sparse_moe.experts.2.w3.weight_scale";
+  const std::string scale =
+      "model.layers.0.block_sparse_moe.experts.2.w3.weight_scale";
   ASSERT_TRUE(Checkpoint::Open(Fp8Dir()).value()->Find(scale) != nullptr);
   const absl::Status status = LoadError(Damaged(Fp8Dir(), {scale}));
   EXPECT_HAS_SUBSTR(status.message(), scale);
@@ -612,7 +665,8 @@ TEST_F(ModelWeightsTest, Fp8WeightInABf16CheckpointNeedsAScaleToo) {
   // An F8 tensor is dequantized by its scale whatever config.json says.
   const std::string name = "model.layers.0.self_attn.o_proj.weight";
   const std::string dir =
-      Damaged(Bf16Dir(), {}, {{name, DType::kF8E4M3, {32, 32}, PatternBytes(32 * 32, 1)}});
+      Damaged(Bf16Dir(), {},
+              {{name, DType::kF8E4M3, {32, 32}, PatternBytes(32 * 32, 1)}});
   const absl::Status status = LoadError(dir);
   EXPECT_HAS_SUBSTR(status.message(), name + "_scale");
 }
@@ -620,10 +674,12 @@ TEST_F(ModelWeightsTest, Fp8WeightInABf16CheckpointNeedsAScaleToo) {
 TEST_F(ModelWeightsTest, BadScalesAreRejected) {
   const std::string scale = "model.layers.0.self_attn.q_proj.weight_scale";
   // A scale of the wrong shape: 5 values for 32 rows.
-  std::string dir = Damaged(Fp8Dir(), {}, {{scale, DType::kF32, {5}, std::vector<uint8_t>(20, 0)}});
+  std::string dir = Damaged(
+      Fp8Dir(), {}, {{scale, DType::kF32, {5}, std::vector<uint8_t>(20, 0)}});
   EXPECT_HAS_SUBSTR(LoadError(dir).message(), scale);
   // A zero scale.
-  dir = Damaged(Fp8Dir(), {}, {{scale, DType::kF32, {}, std::vector<uint8_t>(4, 0)}});
+  dir = Damaged(Fp8Dir(), {},
+                {{scale, DType::kF32, {}, std::vector<uint8_t>(4, 0)}});
   EXPECT_HAS_SUBSTR(LoadError(dir).message(), scale);
 }
 
@@ -632,7 +688,8 @@ TEST_F(ModelWeightsTest, NormStoredAsFp8IsRejected) {
        {"model.norm.weight", "model.layers.0.input_layernorm.weight"}) {
     SCOPED_TRACE(name);
     std::vector<uint8_t> codes(32, FloatToFp8E4M3(1.0f));
-    const std::string dir = Damaged(Bf16Dir(), {}, {{name, DType::kF8E4M3, {32}, codes}});
+    const std::string dir =
+        Damaged(Bf16Dir(), {}, {{name, DType::kF8E4M3, {32}, codes}});
     const absl::Status status = LoadError(dir);
     EXPECT_HAS_SUBSTR(status.message(), name);
   }

@@ -17,7 +17,7 @@
 namespace moe {
 namespace {
 
-#define EXPECT_HAS_SUBSTR(text, part)                             \
+#define EXPECT_HAS_SUBSTR(text, part)                            \
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
                       std::string(text))
 
@@ -44,7 +44,8 @@ std::vector<float> LogitsOf(const std::vector<double>& probs) {
   return logits;
 }
 
-SamplingParams Params(float temperature, int top_k, float top_p, uint64_t seed) {
+SamplingParams Params(float temperature, int top_k, float top_p,
+                      uint64_t seed) {
   SamplingParams params;
   params.temperature = temperature;
   params.top_k = top_k;
@@ -77,7 +78,8 @@ TEST(SamplerTest, GreedyBreaksTiesToTheLowestId) {
   Sampler sampler(SamplingParams{});
   EXPECT_EQ(sampler.Sample(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1);
   EXPECT_EQ(sampler.Sample(std::vector<float>{5.0f, 5.0f}), 0);
-  EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, -1.0f, 0.5f, 0.5f, 0.5f}), 2);
+  EXPECT_EQ(sampler.Sample(std::vector<float>{0.0f, -1.0f, 0.5f, 0.5f, 0.5f}),
+            2);
   // top_k / top_p do not change greedy.
   Sampler limited(Params(0.0f, 3, 0.5f, 1));
   EXPECT_EQ(limited.Sample(std::vector<float>{0.0f, 2.0f, 1.0f, 2.0f}), 1);
@@ -108,7 +110,8 @@ TEST(SamplerTest, TopKRestrictsToTheKLargest) {
             [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
   const std::set<int32_t> top3(order.begin(), order.begin() + 3);
   // A high temperature makes the rest likely if they were allowed.
-  const std::map<int32_t, int> counts = Histogram(Params(20.0f, 3, 1.0f, 11), logits, 3000);
+  const std::map<int32_t, int> counts =
+      Histogram(Params(20.0f, 3, 1.0f, 11), logits, 3000);
   for (const auto& [token, count] : counts) {
     EXPECT_TRUE(top3.count(token)) << "token " << token << " outside the top 3";
   }
@@ -126,7 +129,8 @@ TEST(SamplerTest, TopPRestrictsToTheNucleus) {
   constexpr int kDraws = 5000;
 
   // 0.5 < 0.6 <= 0.5 + 0.3: tokens 1 and 3, renormalized to 5/8 and 3/8.
-  std::map<int32_t, int> counts = Histogram(Params(1.0f, 0, 0.6f, 1), logits, kDraws);
+  std::map<int32_t, int> counts =
+      Histogram(Params(1.0f, 0, 0.6f, 1), logits, kDraws);
   EXPECT_EQ(counts.count(0), 0u);
   EXPECT_EQ(counts.count(2), 0u);
   EXPECT_NEAR(counts[1] / static_cast<double>(kDraws), 0.625, 0.03);
@@ -152,7 +156,8 @@ TEST(SamplerTest, TemperatureAppliesBeforeTopP) {
   // probabilities are proportional to sqrt(p): token 0 holds 0.379 < 0.45,
   // so token 1 joins the nucleus.
   const std::vector<float> logits = LogitsOf({0.5, 0.3, 0.15, 0.05});
-  std::map<int32_t, int> counts = Histogram(Params(1.0f, 0, 0.45f, 5), logits, 2000);
+  std::map<int32_t, int> counts =
+      Histogram(Params(1.0f, 0, 0.45f, 5), logits, 2000);
   EXPECT_EQ(counts.size(), 1u);
   EXPECT_EQ(counts[0], 2000);
   counts = Histogram(Params(2.0f, 0, 0.45f, 5), logits, 2000);
@@ -164,7 +169,8 @@ TEST(SamplerTest, TopPAppliesToTheTopKRenormalizedDistribution) {
   // As in HF transformers and vLLM: after top_k = 2 the probabilities are
   // 0.4 / 0.7 = 0.571 and 0.3 / 0.7, so top_p 0.5 keeps only token 0.
   const std::vector<float> logits = LogitsOf({0.4, 0.3, 0.2, 0.1});
-  const std::map<int32_t, int> counts = Histogram(Params(1.0f, 2, 0.5f, 6), logits, 2000);
+  const std::map<int32_t, int> counts =
+      Histogram(Params(1.0f, 2, 0.5f, 6), logits, 2000);
   EXPECT_EQ(counts.size(), 1u);
   EXPECT_EQ(counts.count(0), 1u);
 }
@@ -211,7 +217,8 @@ void CheckFrequencies(float temperature, uint64_t seed) {
   }
   for (int32_t token = 0; token < 4; ++token) {
     const auto it = counts.find(token);
-    const double frequency = it == counts.end() ? 0.0 : it->second / double{kDraws};
+    const double frequency =
+        it == counts.end() ? 0.0 : it->second / double{kDraws};
     EXPECT_NEAR(frequency, probs[token] / total, 0.02)
         << "token " << token << " temperature " << temperature;
   }
@@ -231,18 +238,21 @@ TEST(ValidateSamplingParamsTest, AcceptsValidParams) {
 }
 
 TEST(ValidateSamplingParamsTest, RejectsBadTemperature) {
-  for (float temperature : {-0.5f, -1e-6f, std::numeric_limits<float>::quiet_NaN(),
-                            std::numeric_limits<float>::infinity()}) {
-    const absl::Status status = ValidateSamplingParams(Params(temperature, 0, 1.0f, 1));
+  for (float temperature :
+       {-0.5f, -1e-6f, std::numeric_limits<float>::quiet_NaN(),
+        std::numeric_limits<float>::infinity()}) {
+    const absl::Status status =
+        ValidateSamplingParams(Params(temperature, 0, 1.0f, 1));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << temperature;
     EXPECT_HAS_SUBSTR(status.message(), "temperature");
   }
 }
 
 TEST(ValidateSamplingParamsTest, RejectsBadTopP) {
-  for (float top_p : {0.0f, -0.1f, 1.0001f, 2.0f,
-                      std::numeric_limits<float>::quiet_NaN()}) {
-    const absl::Status status = ValidateSamplingParams(Params(1.0f, 0, top_p, 1));
+  for (float top_p :
+       {0.0f, -0.1f, 1.0001f, 2.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    const absl::Status status =
+        ValidateSamplingParams(Params(1.0f, 0, top_p, 1));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << top_p;
     EXPECT_HAS_SUBSTR(status.message(), "top_p");
   }
@@ -250,7 +260,8 @@ TEST(ValidateSamplingParamsTest, RejectsBadTopP) {
 
 TEST(ValidateSamplingParamsTest, RejectsNegativeTopK) {
   for (int top_k : {-1, -100}) {
-    const absl::Status status = ValidateSamplingParams(Params(1.0f, top_k, 1.0f, 1));
+    const absl::Status status =
+        ValidateSamplingParams(Params(1.0f, top_k, 1.0f, 1));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << top_k;
     EXPECT_HAS_SUBSTR(status.message(), "top_k");
   }

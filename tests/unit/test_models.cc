@@ -1,7 +1,6 @@
 #include "tests/unit/test_models.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -38,10 +37,10 @@ ModelConfig TestModelSpec::Config() const {
 std::string TestModelSpec::Name() const {
   return absl::StrCat(ArchitectureName(architecture), "_",
                       format == WeightFormat::kFp8 ? "fp8" : "bf16",
-                      scales == ScaleGranularity::kPerChannel ? "c" : "t", "_h", hidden,
-                      "_l", layers, "_a", heads, "_kv", kv_heads, "_e", experts, "_i",
-                      intermediate, "_v", vocab, "_s", shards, tie_embeddings ? "_tied" : "",
-                      "_seed", seed);
+                      scales == ScaleGranularity::kPerChannel ? "c" : "t", "_h",
+                      hidden, "_l", layers, "_a", heads, "_kv", kv_heads, "_e",
+                      experts, "_i", intermediate, "_v", vocab, "_s", shards,
+                      tie_embeddings ? "_tied" : "", "_seed", seed);
 }
 
 namespace {

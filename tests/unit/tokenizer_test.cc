@@ -16,8 +16,11 @@ bool IsValidUtf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     const unsigned char lead = text[i];
-    const int length = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3
-                                                          : (lead >> 3) == 30 ? 4 : 0;
+    const int length = lead < 0x80         ? 1
+                       : (lead >> 5) == 6  ? 2
+                       : (lead >> 4) == 14 ? 3
+                       : (lead >> 3) == 30 ? 4
+                                           : 0;
     if (length == 0 || i + length > text.size()) return false;
     for (int k = 1; k < length; ++k) {
       if ((static_cast<unsigned char>(text[i + k]) >> 6) != 2) return false;
@@ -76,10 +79,12 @@ TEST_F(TokenizerTest, PromptStartsWithBosUnlessTheTokenizerConfigSaysNo) {
 
   const std::string no_bos = directory_ + "_no_bos";
   std::filesystem::create_directories(no_bos);
-  std::filesystem::copy_file(directory_ + "/tokenizer.model", no_bos + "/tokenizer.model",
+  std::filesystem::copy_file(directory_ + "/tokenizer.model",
+                             no_bos + "/tokenizer.model",
                              std::filesystem::copy_options::overwrite_existing);
   ASSERT_TRUE(WriteStringToFile(no_bos + "/tokenizer_config.json",
-                                R"({"add_bos_token": false})").ok());
+                                R"({"add_bos_token": false})")
+                  .ok());
   auto tokenizer = LoadTokenizer(no_bos, spec_.Config());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   auto without = (*tokenizer)->EncodePrompt("copy the Program");
@@ -91,8 +96,9 @@ TEST_F(TokenizerTest, DecodeRejectsIdsOutsideTheVocabulary) {
   const std::vector<int32_t> ids = {5, tokenizer_->vocab_size()};
   auto decoded = tokenizer_->Decode(ids);
   ASSERT_FALSE(decoded.ok());
-  EXPECT_NE(decoded.status().message().find(std::to_string(tokenizer_->vocab_size())),
-            std::string::npos);
+  EXPECT_NE(
+      decoded.status().message().find(std::to_string(tokenizer_->vocab_size())),
+      std::string::npos);
   EXPECT_FALSE(tokenizer_->Decode(std::vector<int32_t>{-1}).ok());
 }
 
@@ -124,7 +130,8 @@ TEST(TokenizerLoadTest, MissingOrCorruptModelIsAClearError) {
   ASSERT_TRUE(WriteStringToFile(dir + "/tokenizer.model", "not a model").ok());
   auto corrupt = LoadTokenizer(dir, spec.Config());
   ASSERT_FALSE(corrupt.ok());
-  EXPECT_NE(corrupt.status().message().find(dir + "/tokenizer.model"), std::string::npos)
+  EXPECT_NE(corrupt.status().message().find(dir + "/tokenizer.model"),
+            std::string::npos)
       << corrupt.status();
 }
 

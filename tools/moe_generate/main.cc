@@ -17,7 +17,8 @@
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, prompt, "", "prompt text");
-ABSL_FLAG(std::string, prompt_ids, "", "prompt as comma-separated token ids (instead of --prompt)");
+ABSL_FLAG(std::string, prompt_ids, "",
+          "prompt as comma-separated token ids (instead of --prompt)");
 ABSL_FLAG(int, max_tokens, 32, "tokens to generate");
 ABSL_FLAG(double, temperature, 0.0, "sampling temperature; 0 is greedy");
 ABSL_FLAG(int, top_k, 0, "sample among the k most likely tokens; 0: all");
@@ -26,7 +27,8 @@ ABSL_FLAG(int64_t, seed, -1, "sampling seed; -1: random");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after EOS");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
 ABSL_FLAG(std::string, logits_out, "",
-          "write the prompt's teacher-forced logits [tokens, vocab] as float32 .npy and exit");
+          "write the prompt's teacher-forced logits [tokens, vocab] as float32 "
+          ".npy and exit");
 
 namespace {
 
@@ -37,11 +39,12 @@ int Fail(const absl::Status& status) {
 
 absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   std::vector<int32_t> ids;
-  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+  for (absl::string_view part :
+       absl::StrSplit(text, ',', absl::SkipWhitespace())) {
     int32_t id;
     if (!absl::SimpleAtoi(part, &id)) {
-      return absl::InvalidArgumentError(absl::StrCat("--prompt-ids: \"", part,
-                                                     "\" is not a token id"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--prompt-ids: \"", part, "\" is not a token id"));
     }
     ids.push_back(id);
   }
@@ -51,11 +54,13 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  moe::ParseCommandLine(argc, argv,
-                        "moe-generate --model DIR --prompt TEXT [--max-tokens N "
-                        "--temperature T --top-k K --top-p P --seed S]");
+  moe::ParseCommandLine(
+      argc, argv,
+      "moe-generate --model DIR --prompt TEXT [--max-tokens N "
+      "--temperature T --top-k K --top-p P --seed S]");
   const std::string dir = absl::GetFlag(FLAGS_model);
-  if (dir.empty()) return Fail(absl::InvalidArgumentError("--model is required"));
+  if (dir.empty())
+    return Fail(absl::InvalidArgumentError("--model is required"));
   auto weights = moe::ModelWeights::Load(dir);
   if (!weights.ok()) return Fail(weights.status());
   std::unique_ptr<moe::Tokenizer> tokenizer;
@@ -72,7 +77,8 @@ int main(int argc, char** argv) {
   }
   if (prompt.empty()) {
     if (absl::GetFlag(FLAGS_prompt).empty()) {
-      return Fail(absl::InvalidArgumentError("--prompt or --prompt-ids is required"));
+      return Fail(
+          absl::InvalidArgumentError("--prompt or --prompt-ids is required"));
     }
     auto ids = tokenizer->EncodePrompt(absl::GetFlag(FLAGS_prompt));
     if (!ids.ok()) return Fail(ids.status());
@@ -96,7 +102,8 @@ int main(int argc, char** argv) {
   request.prompt = prompt;
   request.max_tokens = absl::GetFlag(FLAGS_max_tokens);
   request.stop_on_eos = !absl::GetFlag(FLAGS_ignore_eos);
-  request.sampling.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+  request.sampling.temperature =
+      static_cast<float>(absl::GetFlag(FLAGS_temperature));
   request.sampling.top_k = absl::GetFlag(FLAGS_top_k);
   request.sampling.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
   if (absl::GetFlag(FLAGS_seed) >= 0) {
