@@ -121,6 +121,30 @@ TEST_F(TokenizerTest, IncrementalDetokenizationNeverSplitsACharacter) {
   }
 }
 
+TEST_F(TokenizerTest, StreamAfterAPromptKeepsTheLeadingSpaceOfTheFullDecode) {
+  auto prompt = tokenizer_->EncodePrompt("The licensee may");
+  auto continuation = tokenizer_->Encode(" copy and distribute 中文 🙂 it");
+  ASSERT_TRUE(prompt.ok() && continuation.ok());
+  std::vector<int32_t> all = *prompt;
+  all.insert(all.end(), continuation->begin(), continuation->end());
+  auto full = tokenizer_->Decode(all);
+  auto prompt_text = tokenizer_->Decode(*prompt);
+  ASSERT_TRUE(full.ok() && prompt_text.ok());
+  ASSERT_EQ(full->substr(0, prompt_text->size()), *prompt_text);
+
+  IncrementalDetokenizer detokenizer(*tokenizer_, *prompt);
+  std::string streamed;
+  for (int32_t id : *continuation) {
+    auto piece = detokenizer.Append(id);
+    ASSERT_TRUE(piece.ok()) << piece.status();
+    EXPECT_TRUE(IsValidUtf8(*piece));
+    streamed += *piece;
+  }
+  streamed += detokenizer.Flush().value();
+  EXPECT_EQ(streamed, full->substr(prompt_text->size()));
+  EXPECT_EQ(streamed[0], ' ');
+}
+
 TEST(TokenizerLoadTest, MissingOrCorruptModelIsAClearError) {
   const std::string dir = ::testing::TempDir() + "/moe_tokenizer_load_test";
   std::filesystem::create_directories(dir);

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_seed) >= 0) {
     request.sampling.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   }
-  moe::IncrementalDetokenizer detokenizer(*tokenizer);
+  moe::IncrementalDetokenizer detokenizer(*tokenizer, prompt);
   absl::Status stream_status;
   auto result = moe::Generate(runner, request, [&](int32_t token) {
     if (!stream_status.ok()) return;
