@@ -152,10 +152,14 @@ absl::Status ReadQuantization(const ConfigReader& reader, ModelConfig* config) {
         absl::StrCat("quantization_config.quant_method \"", method,
                      "\" is not supported (supported: \"fp8\")"));
   }
+  // Activations stay in float32 here, so "static" checkpoints (with
+  // input_scale tensors for FP8 activations) compute the same way.
   if (quant.contains("activation_scheme") &&
-      quant["activation_scheme"] != "dynamic") {
+      quant["activation_scheme"] != "dynamic" &&
+      quant["activation_scheme"] != "static") {
     return reader.Error(
-        "quantization_config.activation_scheme must be \"dynamic\"");
+        "quantization_config.activation_scheme must be \"dynamic\" or "
+        "\"static\"");
   }
   config->weight_format = WeightFormat::kFp8;
   return absl::OkStatus();

@@ -283,6 +283,16 @@ TEST(ModelConfigTest, Fp8QuantizationConfig) {
   EXPECT_EQ(config->weight_format, WeightFormat::kFp8);
 }
 
+TEST(ModelConfigTest, Fp8ActivationSchemes) {
+  json j = MixtralJson();
+  j["quantization_config"] = {{"quant_method", "fp8"}, {"activation_scheme", "static"}};
+  auto config = ParseModelConfig(j, kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->weight_format, WeightFormat::kFp8);
+  j["quantization_config"]["activation_scheme"] = "per-moon";
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "activation_scheme");
+}
+
 TEST(ModelConfigTest, UnknownQuantMethodIsRejected) {
   json j = MixtralJson();
   j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
