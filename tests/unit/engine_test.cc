@@ -253,6 +253,26 @@ TEST(EngineTest, MissingExpertIsAClearErrorAndLeavesTheCacheAlone) {
   EXPECT_EQ(cache.length(), 0);
 }
 
+TEST(EngineTest, WorkerSelectionLoadsOnlyItsExperts) {
+  const std::string dir = MakeTestModel(TestModelSpec{});
+  auto weights = ModelWeights::Load(
+      dir, WeightSelection{.dense_parts = false,
+                           .expert_filter = [](int layer, int expert) {
+                             return layer == 0 && expert % 3 == 0;
+                           }});
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  EXPECT_EQ((*weights)->embed_tokens().data, nullptr);
+  EXPECT_TRUE((*weights)->layers()[0].input_norm.empty());
+  for (int layer = 0; layer < 2; ++layer) {
+    for (int expert = 0; expert < 8; ++expert) {
+      const ExpertWeights& e = (*weights)->layers()[layer].experts[expert];
+      EXPECT_EQ(e.loaded, layer == 0 && expert % 3 == 0)
+          << layer << "/" << expert;
+      EXPECT_EQ(e.w2.data != nullptr, e.loaded);
+    }
+  }
+}
+
 TEST(QuantizeTest, Fp8CheckpointKeepsLayoutAndStaysWithinHalfAStep) {
   const std::string input = MakeTestModel(TestModelSpec{.seed = 21});
   const std::string output = input + "_fp8";
