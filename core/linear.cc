@@ -31,17 +31,21 @@ RowsKernel SelectKernel() {
   return kernel;
 }
 
-// Weight bytes handed out per grab: long contiguous runs keep the memory
-// streams of the two threads apart (measured: 16 rows of 1 KB per grab ran
-// decode 35% slower than 256), small enough to balance a layer's jobs.
-constexpr int64_t kBytesPerTask = 256 << 10;
+// Work handed out per grab, in weight bytes times input groups (the kernels
+// decode each weight once per 4 inputs). For decode that is ~256 KB of
+// weights: long contiguous runs keep the memory streams of the two threads
+// apart (measured: 16 rows of 1 KB per grab ran decode 35% slower than 256).
+// Batched products get proportionally fewer rows, so their few large jobs
+// still split evenly across threads.
+constexpr int64_t kWorkPerTask = 256 << 10;
 
-// Rows per task of a job: about kBytesPerTask of weights, a multiple of 4.
-int64_t RowsPerTask(const LinearWeight& weight) {
+// Rows per task of a job, a multiple of 4.
+int64_t RowsPerTask(const LinearJob& job) {
   const int64_t row_bytes =
-      weight.cols * static_cast<int64_t>(DTypeSize(weight.dtype));
+      job.weight->cols * static_cast<int64_t>(DTypeSize(job.weight->dtype));
+  const int64_t input_groups = std::max<int64_t>(1, (job.n + 3) / 4);
   return std::max<int64_t>(
-      4, kBytesPerTask / std::max<int64_t>(row_bytes, 1) / 4 * 4);
+      4, kWorkPerTask / std::max<int64_t>(row_bytes * input_groups, 1) / 4 * 4);
 }
 
 }  // namespace
@@ -59,7 +63,7 @@ void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   std::vector<int64_t> first_task(jobs.size() + 1, 0);
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t rows = jobs[j].n > 0 ? jobs[j].weight->rows : 0;
-    const int64_t per_task = RowsPerTask(*jobs[j].weight);
+    const int64_t per_task = RowsPerTask(jobs[j]);
     first_task[j + 1] = first_task[j] + (rows + per_task - 1) / per_task;
   }
   const int64_t total = first_task.back();
@@ -73,7 +77,7 @@ void RunLinear(std::span<const LinearJob> jobs, ThreadPool& pool) {
               std::upper_bound(first_task.begin(), first_task.end(), task) -
               first_task.begin() - 1);
           const LinearJob& job = jobs[j];
-          const int64_t per_task = RowsPerTask(*job.weight);
+          const int64_t per_task = RowsPerTask(job);
           const int64_t begin = (task - first_task[j]) * per_task;
           const int64_t end = std::min(begin + per_task, job.weight->rows);
           kernel(*job.weight, begin, end, job.x, job.n, job.y);
