@@ -67,6 +67,18 @@ else
 fi
 check "generate quantized" "$bin/moe-generate" --model "$work/quantized" --prompt "Permission" --max-tokens 4
 
+# Token ids in and out need no tokenizer.
+cp -r "$model" "$work/no-tokenizer" && rm "$work/no-tokenizer/tokenizer.model"
+check "ids without tokenizer" "$bin/moe-generate" --model "$work/no-tokenizer" \
+  --prompt-ids 1,40,41,42 --output-ids --max-tokens 6 --ignore-eos
+if grep -Eq '^[0-9]+(,[0-9]+){5}$' "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --output-ids printed:"; cat "$work/out"
+fi
+expect_error "text without tokenizer" "tokenizer.model" "$bin/moe-generate" \
+  --model "$work/no-tokenizer" --prompt-ids 1,40 --max-tokens 2
+
 # Clear errors.
 expect_error "missing model" "config.json" "$bin/moe-generate" --model "$work/none" --prompt x
 expect_error "bad top-p" "top_p" "$bin/moe-generate" --model "$model" --prompt x --top-p 1.5

@@ -1,6 +1,6 @@
 // moe-generate: one-process generation with every expert in process.
-#include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "core/incremental_detokenizer.h"
 #include "core/model_weights.h"
+#include "core/status_macros.h"
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
 #include "router_service/generation.h"
@@ -26,16 +27,14 @@ ABSL_FLAG(double, top_p, 1.0, "nucleus sampling mass, in (0, 1]");
 ABSL_FLAG(int64_t, seed, -1, "sampling seed; -1: random");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after EOS");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
+ABSL_FLAG(bool, output_ids, false,
+          "print the new token ids (comma-separated) instead of text; needs no "
+          "tokenizer with --prompt-ids");
 ABSL_FLAG(std::string, logits_out, "",
           "write the prompt's teacher-forced logits [tokens, vocab] as float32 "
           ".npy and exit");
 
 namespace {
-
-int Fail(const absl::Status& status) {
-  std::cerr << "moe-generate: " << status.message() << "\n";
-  return 1;
-}
 
 absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   std::vector<int32_t> ids;
@@ -51,53 +50,30 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   return ids;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  moe::ParseCommandLine(
-      argc, argv,
-      "moe-generate --model DIR --prompt TEXT [--max-tokens N "
-      "--temperature T --top-k K --top-p P --seed S]");
-  const std::string dir = absl::GetFlag(FLAGS_model);
-  if (dir.empty())
-    return Fail(absl::InvalidArgumentError("--model is required"));
-  auto weights = moe::ModelWeights::Load(dir);
-  if (!weights.ok()) return Fail(weights.status());
-  std::unique_ptr<moe::Tokenizer> tokenizer;
-  std::vector<int32_t> prompt;
+// The prompt's token ids: --prompt-ids, or --prompt through the tokenizer.
+absl::StatusOr<std::vector<int32_t>> PromptIds(
+    const moe::Tokenizer* tokenizer) {
   if (!absl::GetFlag(FLAGS_prompt_ids).empty()) {
-    auto ids = ParseIds(absl::GetFlag(FLAGS_prompt_ids));
-    if (!ids.ok()) return Fail(ids.status());
-    prompt = *ids;
+    return ParseIds(absl::GetFlag(FLAGS_prompt_ids));
   }
-  if (absl::GetFlag(FLAGS_logits_out).empty() || prompt.empty()) {
-    auto loaded = moe::LoadTokenizer(dir, (*weights)->config());
-    if (!loaded.ok()) return Fail(loaded.status());
-    tokenizer = std::move(*loaded);
+  if (absl::GetFlag(FLAGS_prompt).empty()) {
+    return absl::InvalidArgumentError("--prompt or --prompt-ids is required");
   }
-  if (prompt.empty()) {
-    if (absl::GetFlag(FLAGS_prompt).empty()) {
-      return Fail(
-          absl::InvalidArgumentError("--prompt or --prompt-ids is required"));
-    }
-    auto ids = tokenizer->EncodePrompt(absl::GetFlag(FLAGS_prompt));
-    if (!ids.ok()) return Fail(ids.status());
-    prompt = *ids;
-  }
-  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::LocalExpertDispatch experts(**weights, pool);
-  moe::ModelRunner runner(**weights, experts, pool);
+  return tokenizer->EncodePrompt(absl::GetFlag(FLAGS_prompt));
+}
 
-  if (!absl::GetFlag(FLAGS_logits_out).empty()) {
-    moe::SequenceKvCache cache = runner.NewCache();
-    auto logits = runner.Forward(prompt, cache, moe::LogitsFor::kAllTokens);
-    if (!logits.ok()) return Fail(logits.status());
-    const absl::Status written = moe::WriteNpyFloat32(
-        absl::GetFlag(FLAGS_logits_out), *logits,
-        {static_cast<int64_t>(prompt.size()), (*weights)->config().vocab_size});
-    return written.ok() ? 0 : Fail(written);
-  }
+absl::Status WriteLogits(moe::ModelRunner& runner,
+                         const std::vector<int32_t>& prompt) {
+  moe::SequenceKvCache cache = runner.NewCache();
+  MOE_ASSIGN_OR_RETURN(
+      std::vector<float> logits,
+      runner.Forward(prompt, cache, moe::LogitsFor::kAllTokens));
+  return moe::WriteNpyFloat32(
+      absl::GetFlag(FLAGS_logits_out), logits,
+      {static_cast<int64_t>(prompt.size()), runner.config().vocab_size});
+}
 
+moe::GenerationRequest RequestFromFlags(const std::vector<int32_t>& prompt) {
   moe::GenerationRequest request;
   request.prompt = prompt;
   request.max_tokens = absl::GetFlag(FLAGS_max_tokens);
@@ -109,27 +85,82 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_seed) >= 0) {
     request.sampling.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   }
-  moe::IncrementalDetokenizer detokenizer(*tokenizer, prompt);
+  return request;
+}
+
+// Generates, streaming the new text (or ids) to stdout as it comes, and
+// reports the speed on stderr.
+absl::Status GenerateToStdout(moe::ModelRunner& runner,
+                              const moe::Tokenizer* tokenizer,
+                              const std::vector<int32_t>& prompt) {
+  std::optional<moe::IncrementalDetokenizer> detokenizer;
+  if (tokenizer != nullptr) detokenizer.emplace(*tokenizer, prompt);
   absl::Status stream_status;
-  auto result = moe::Generate(runner, request, [&](int32_t token) {
-    if (!stream_status.ok()) return;
-    auto text = detokenizer.Append(token);
-    if (!text.ok()) {
-      stream_status = text.status();
+  std::string separator;
+  auto on_token = [&](int32_t token) {
+    if (!detokenizer.has_value()) {
+      std::cout << separator << token << std::flush;
+      separator = ",";
       return;
     }
-    std::fwrite(text->data(), 1, text->size(), stdout);
-    std::fflush(stdout);
-  });
-  if (!result.ok()) return Fail(result.status());
-  if (!stream_status.ok()) return Fail(stream_status);
-  auto rest = detokenizer.Flush();
-  if (!rest.ok()) return Fail(rest.status());
-  std::cout << *rest << std::endl;
-  const size_t decoded = result->tokens.size() - 1;
+    absl::StatusOr<std::string> text = detokenizer->Append(token);
+    if (!text.ok()) {
+      stream_status.Update(text.status());
+      return;
+    }
+    std::cout << *text << std::flush;
+  };
+  MOE_ASSIGN_OR_RETURN(
+      moe::GenerationResult result,
+      moe::Generate(runner, RequestFromFlags(prompt), on_token));
+  MOE_RETURN_IF_ERROR(stream_status);
+  if (detokenizer.has_value()) {
+    MOE_ASSIGN_OR_RETURN(std::string rest, detokenizer->Flush());
+    std::cout << rest;
+  }
+  std::cout << std::endl;
+  const size_t decoded = result.tokens.size() - 1;
   std::cerr << absl::StrFormat(
       "prefill %.1f tok/s, decode %.1f tok/s\n",
-      prompt.size() / std::max(result->prefill_seconds, 1e-9),
-      decoded > 0 ? decoded / std::max(result->decode_seconds, 1e-9) : 0.0);
+      prompt.size() / std::max(result.prefill_seconds, 1e-9),
+      decoded > 0 ? decoded / std::max(result.decode_seconds, 1e-9) : 0.0);
+  return absl::OkStatus();
+}
+
+absl::Status Run() {
+  const std::string dir = absl::GetFlag(FLAGS_model);
+  if (dir.empty()) return absl::InvalidArgumentError("--model is required");
+  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ModelWeights> weights,
+                       moe::ModelWeights::Load(dir));
+  // Text in or out needs the tokenizer; ids in and ids or logits out do not.
+  std::unique_ptr<moe::Tokenizer> tokenizer;
+  const bool text_output = absl::GetFlag(FLAGS_logits_out).empty() &&
+                           !absl::GetFlag(FLAGS_output_ids);
+  if (absl::GetFlag(FLAGS_prompt_ids).empty() || text_output) {
+    MOE_ASSIGN_OR_RETURN(tokenizer, moe::LoadTokenizer(dir, weights->config()));
+  }
+  MOE_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt,
+                       PromptIds(tokenizer.get()));
+  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  moe::LocalExpertDispatch experts(*weights, pool);
+  moe::ModelRunner runner(*weights, experts, pool);
+  if (!absl::GetFlag(FLAGS_logits_out).empty())
+    return WriteLogits(runner, prompt);
+  return GenerateToStdout(runner, text_output ? tokenizer.get() : nullptr,
+                          prompt);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moe::ParseCommandLine(
+      argc, argv,
+      "moe-generate --model DIR --prompt TEXT [--max-tokens N "
+      "--temperature T --top-k K --top-p P --seed S]");
+  const absl::Status status = Run();
+  if (!status.ok()) {
+    std::cerr << "moe-generate: " << status.message() << "\n";
+    return 1;
+  }
   return 0;
 }
