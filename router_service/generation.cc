@@ -2,12 +2,26 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
 namespace moe {
 namespace {
+
+// Corrupt weights (a NaN or an infinity in a checkpoint) surface here as an
+// error rather than as undefined sampling.
+absl::Status CheckFinite(const std::vector<float>& logits, size_t step) {
+  for (float logit : logits) {
+    if (!std::isfinite(logit)) {
+      return absl::InternalError(
+          absl::StrCat("the model produced a non-finite logit at step ", step,
+                       "; the checkpoint's weights may be corrupt"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -45,6 +59,7 @@ absl::StatusOr<GenerationResult> Generate(
   result.prefill_seconds = SecondsSince(start);
   start = std::chrono::steady_clock::now();
   while (true) {
+    MOE_RETURN_IF_ERROR(CheckFinite(logits, result.tokens.size()));
     const int32_t token = sampler.Sample(logits);
     result.tokens.push_back(token);
     if (on_token) on_token(token);

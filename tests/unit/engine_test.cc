@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "core/model_weights.h"
+#include "nlohmann/json.hpp"
 #include "router_service/generation.h"
 #include "router_service/local_expert_dispatch.h"
 #include "router_service/model_runner.h"
@@ -271,6 +274,42 @@ TEST(EngineTest, WorkerSelectionLoadsOnlyItsExperts) {
       EXPECT_EQ(e.w2.data != nullptr, e.loaded);
     }
   }
+}
+
+TEST(EngineTest, NonFiniteWeightsEndGenerationWithAnError) {
+  const std::string source = MakeTestModel(TestModelSpec{});
+  const std::string dir = source + "_nan";
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    std::filesystem::copy_file(
+        source + "/" + file, dir + "/" + file,
+        std::filesystem::copy_options::overwrite_existing);
+  }
+  // Overwrite the final norm's BF16 values with 0xFFFF, a NaN.
+  std::fstream file(dir + "/model.safetensors",
+                    std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_size = 0;
+  file.read(reinterpret_cast<char*>(&header_size), 8);
+  std::string header(header_size, '\0');
+  file.read(header.data(), static_cast<std::streamsize>(header_size));
+  const auto offsets =
+      nlohmann::json::parse(header)["model.norm.weight"]["data_offsets"];
+  const uint64_t begin = offsets[0].get<uint64_t>();
+  const uint64_t end = offsets[1].get<uint64_t>();
+  file.seekp(static_cast<std::streamoff>(8 + header_size + begin));
+  const std::string nan_bytes(end - begin, '\xFF');
+  file.write(nan_bytes.data(), static_cast<std::streamsize>(nan_bytes.size()));
+  file.close();
+
+  ThreadPool pool(2);
+  Engine engine(dir, pool);
+  GenerationRequest request;
+  request.prompt = {1, 5, 9};
+  request.sampling.temperature = 1.0f;
+  auto result = Generate(*engine.runner, request);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("non-finite"), std::string::npos)
+      << result.status();
 }
 
 TEST(QuantizeTest, Fp8CheckpointKeepsLayoutAndStaysWithinHalfAStep) {
