@@ -19,6 +19,15 @@ namespace {
 
 constexpr char kShimName[] = "libmoe_sentencepiece_shim.so";
 
+// RTLD_DEEPBIND: the module's own protobuf must win over the process's.
+// AddressSanitizer refuses RTLD_DEEPBIND, so sanitizer builds go without it;
+// they can load the module only into processes that link no other protobuf.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kDlopenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 // The shim's entry points, resolved once per process.
 struct ShimApi {
   decltype(&moe_spm_load) load;
@@ -49,8 +58,7 @@ absl::StatusOr<const ShimApi*> Shim() {
     std::vector<std::string> tried;
     void* handle = nullptr;
     for (const std::string& path : ShimCandidates()) {
-      // RTLD_DEEPBIND: the module's own protobuf must win over the process's.
-      handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      handle = dlopen(path.c_str(), kDlopenFlags);
       if (handle != nullptr) break;
       tried.push_back(absl::StrCat(path, " (", dlerror(), ")"));
     }
