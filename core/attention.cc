@@ -28,9 +28,9 @@ inline float Dot(const float* a, const float* b, int n) {
 // exp(x) for x <= 0 (softmax after subtracting the max), branch-free so that
 // loops over it vectorize: x = n ln2 + r with |r| <= ln2/2, exp(r) by its
 // degree-6 Taylor polynomial (relative error below 2e-7 on that interval),
-// times 2^n built in the exponent bits. Underflows to 0 below -87.
+// times 2^n built in the exponent bits. Flushes to exp(-87) ~ 1.6e-38 below.
 inline float ExpNonPositive(float x) {
-  x = std::max(x, -87.0f);
+  x = x > -87.0f ? x : -87.0f;  // also maps NaN into range: no UB below
   const float n = std::nearbyint(x * 1.44269504f);
   const float r = (x - n * 0.693145751953125f) - n * 1.42860677e-6f;
   float p = 1.0f / 720.0f;

@@ -32,7 +32,8 @@ absl::StatusOr<std::map<std::string, std::string>> ReadIndex(
                        " is not a file name"));
     }
     const std::string file = shard.get<std::string>();
-    if (file.find('/') != std::string::npos) {
+    if (file.empty() || file == "." || file == ".." ||
+        file.find('/') != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(
           index_path, ": shard name \"", file, "\" must be a plain file name"));
     }
@@ -51,14 +52,15 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
   const fs::path dir(directory);
   std::map<std::string, std::string> shard_of;
   std::set<std::string> file_names;
-  if (fs::exists(dir / kIndexFile)) {
+  // As Hugging Face transformers: the single file first, then the index.
+  if (fs::exists(dir / kSingleFile)) {
+    file_names.insert(kSingleFile);
+  } else if (fs::exists(dir / kIndexFile)) {
     absl::StatusOr<std::map<std::string, std::string>> index =
         ReadIndex((dir / kIndexFile).string());
     if (!index.ok()) return index.status();
     shard_of = std::move(*index);
     for (const auto& [tensor, file] : shard_of) file_names.insert(file);
-  } else if (fs::exists(dir / kSingleFile)) {
-    file_names.insert(kSingleFile);
   } else {
     return absl::NotFoundError(
         absl::StrCat(directory, ": no ", kSingleFile, " or ", kIndexFile));

@@ -12,7 +12,8 @@
 namespace moe {
 
 // The tensors of a Hugging Face checkpoint directory: `model.safetensors`, or
-// the shards listed by `model.safetensors.index.json`. All files are
+// (when there is none, as transformers decides) the shards listed by
+// `model.safetensors.index.json`. All files are
 // memory-mapped; tensor data stays in the page cache.
 class Checkpoint {
  public:

@@ -1,6 +1,6 @@
 #include "core/checkpoint_writer.h"
 
-#include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/str_format.h"
 #include "core/file_util.h"
@@ -18,6 +18,11 @@ void CheckpointWriter::Add(std::string name, DType dtype,
 }
 
 absl::Status CheckpointWriter::Write(const std::string& directory) {
+  // A checkpoint written over an older one must not leave the other layout's
+  // entry point behind: readers would pick whichever they look for first.
+  std::error_code ignored;
+  std::filesystem::remove(directory + "/model.safetensors", ignored);
+  std::filesystem::remove(directory + "/model.safetensors.index.json", ignored);
   if (num_shards_ <= 1) {
     SafetensorsWriter file;
     for (SafetensorsWriter& tensor : pending_) file.Append(std::move(tensor));

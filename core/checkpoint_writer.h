@@ -19,7 +19,8 @@ class CheckpointWriter {
 
   void Add(std::string name, DType dtype, std::vector<int64_t> shape,
            std::vector<uint8_t> bytes);
-  // Writes the files into `directory` (which must exist).
+  // Writes the files into `directory` (which must exist), replacing the
+  // model.safetensors or index of a checkpoint already there.
   absl::Status Write(const std::string& directory);
 
  private:

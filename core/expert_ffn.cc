@@ -31,13 +31,15 @@ absl::Status ComputeExperts(const LayerWeights& layer, int layer_index,
   std::map<int32_t, ExpertBatch> batches;
   for (const ExpertAssignment& a : assignments) {
     if (a.row < 0 || a.row >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expert assignment row ", a.row, " outside [0, ", n, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", layer_index, ": expert assignment row ", a.row,
+                       " outside [0, ", n, ")"));
     }
     if (a.expert < 0 ||
         a.expert >= static_cast<int32_t>(layer.experts.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expert id ", a.expert, " outside [0, ", layer.experts.size(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", layer_index, ": expert id ", a.expert,
+                       " outside [0, ", layer.experts.size(), ")"));
     }
     const ExpertWeights& weights = layer.experts[a.expert];
     if (!weights.loaded) {

@@ -8,6 +8,10 @@
 namespace moe {
 namespace {
 
+// Larger than any real model dimension; bounds every integer read so that
+// none wraps when narrowed to int.
+constexpr int64_t kMaxConfigInt = int64_t{1} << 30;
+
 class ConfigReader {
  public:
   ConfigReader(const nlohmann::json& json, const std::string& source)
@@ -33,7 +37,7 @@ class ConfigReader {
     if (!Has(key)) return absl::OkStatus();
     const nlohmann::json& value = json_.at(key);
     if (!value.is_number_integer() || value.get<int64_t>() < min ||
-        value.get<int64_t>() > (1 << 30)) {
+        value.get<int64_t>() > kMaxConfigInt) {
       return Error(absl::StrCat("\"", key, "\" must be an integer >= ", min,
                                 ", got ", value.dump()));
     }
@@ -78,6 +82,9 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
   }
   config->architecture = Architecture::kSkyworkMoe;
   if (!reader.Has("num_experts")) {
+    if (type == "skywork_moe") {
+      return reader.Error("model_type \"skywork_moe\" needs \"num_experts\"");
+    }
     return reader.Error(
         "model_type \"skywork\" without \"num_experts\" is the dense "
         "Skywork-13B, which is not a mixture-of-experts model; moe-serve "
@@ -86,7 +93,8 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
   const nlohmann::json& experts = reader.at("num_experts");
   const nlohmann::json& count =
       experts.is_array() && experts.size() == 1 ? experts[0] : experts;
-  if (!count.is_number_integer() || count.get<int64_t>() < 1) {
+  if (!count.is_number_integer() || count.get<int64_t>() < 1 ||
+      count.get<int64_t>() > kMaxConfigInt) {
     return reader.Error(
         absl::StrCat("\"num_experts\" must be a positive integer or a "
                      "one-element list, got ",
@@ -129,7 +137,8 @@ absl::Status ReadSpecialTokens(const ConfigReader& reader,
   const nlohmann::json& eos = reader.at("eos_token_id");
   for (const nlohmann::json& id :
        eos.is_array() ? eos : nlohmann::json::array({eos})) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() > kMaxConfigInt) {
       return reader.Error(absl::StrCat(
           "\"eos_token_id\" must be a token id or a list of them, got ",
           eos.dump()));

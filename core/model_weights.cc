@@ -1,6 +1,7 @@
 #include "core/model_weights.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,30 @@ namespace {
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// The SIMD kernels decode FP8 with a bit trick that has no NaN (0x7F and 0xFF
+// would read as +-480), so NaN codes, which no valid checkpoint holds, are
+// refused at load. Eight bytes at a time: the low 7 bits plus one carry into
+// bit 7 only for 0x7F.
+absl::Status CheckNoFp8Nan(const TensorView& view) {
+  constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7Full;
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= view.num_bytes; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, view.data + i, 8);
+    if ((((word & kLow7) + kOnes) & kHigh) != 0) break;
+  }
+  for (; i < view.num_bytes; ++i) {
+    if ((view.data[i] & 0x7F) == 0x7F) {
+      return absl::DataLossError(absl::StrCat(
+          "tensor ", view.name, " in ", view.file,
+          " holds an FP8 NaN code at element ", i, ": the file is corrupt"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Looks tensors up in a checkpoint and checks them against what the
@@ -62,6 +87,7 @@ class TensorChecker {
     weight.data = view->data;
     if (view->dtype == DType::kF8E4M3) {
       MOE_ASSIGN_OR_RETURN(weight.scales, Scales(name + "_scale", rows));
+      MOE_RETURN_IF_ERROR(CheckNoFp8Nan(*view));
     }
     return weight;
   }

@@ -14,6 +14,7 @@ Fp8Matrix QuantizeFp8(std::span<const float> values, int64_t rows, int64_t cols,
   Fp8Matrix result;
   result.codes.resize(values.size());
   const int64_t groups = granularity == ScaleGranularity::kPerTensor ? 1 : rows;
+  if (groups == 0) return result;  // no rows: no codes, no scales
   const int64_t group_size = rows * cols / groups;
   for (int64_t g = 0; g < groups; ++g) {
     const float* group = values.data() + g * group_size;

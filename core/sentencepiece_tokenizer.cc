@@ -170,12 +170,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     return absl::NotFoundError(absl::StrCat(directory, ": no tokenizer.model"));
   }
   MOE_ASSIGN_OR_RETURN(const ShimApi* shim, Shim());
+  MOE_ASSIGN_OR_RETURN(const bool add_bos, AddsBos(directory));
   char error[512];
   void* processor = shim->load(path.c_str(), error, sizeof(error));
   if (processor == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", error));
   }
-  MOE_ASSIGN_OR_RETURN(const bool add_bos, AddsBos(directory));
   auto tokenizer = std::make_unique<SentencePieceTokenizer>(
       shim, processor, add_bos ? config.bos_token_id : -1);
   if (tokenizer->vocab_size() > config.vocab_size) {

@@ -35,7 +35,12 @@ absl::Status RunProgram(const std::vector<std::string>& args,
         absl::StrCat("cannot run ", args[0], ": ", std::strerror(spawn_error)));
   }
   int wait_status = 0;
-  while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+  pid_t waited;
+  while ((waited = waitpid(pid, &wait_status, 0)) < 0 && errno == EINTR) {
+  }
+  if (waited < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot wait for ", args[0], ": ", std::strerror(errno)));
   }
   if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) {
     return absl::OkStatus();

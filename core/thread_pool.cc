@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <immintrin.h>
+#include <sched.h>
 
 #include <algorithm>
 
@@ -11,12 +12,21 @@ namespace {
 // of one decode step, short enough not to burn a core when idle.
 constexpr int kSpinsBeforeSleep = 2000;
 
+// CPUs this process may run on (taskset, cpusets), which may be fewer than
+// the machine has; every loop waits for all workers, so extra threads would
+// only take turns.
+int UsableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
-  if (num_threads <= 0) {
-    num_threads = std::max(1u, std::thread::hardware_concurrency());
-  }
+  if (num_threads <= 0) num_threads = UsableCpus();
   for (int i = 1; i < num_threads; ++i) {
     workers_.emplace_back([this, i] { WorkerLoop(i); });
   }

@@ -17,7 +17,8 @@ namespace moe {
 // before sleeping: waking a sleeping thread costs about as much as a loop.
 class ThreadPool {
  public:
-  // `num_threads` counts the caller; 0 means one per hardware thread.
+  // `num_threads` counts the caller; 0 means one per CPU this process may
+  // run on.
   explicit ThreadPool(int num_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -32,7 +32,7 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 absl::StatusOr<GenerationResult> Generate(
     ModelRunner& runner, const GenerationRequest& request,
-    const std::function<void(int32_t)>& on_token) {
+    const std::function<absl::Status(int32_t)>& on_token) {
   const ModelConfig& config = runner.config();
   if (request.prompt.empty()) {
     return absl::InvalidArgumentError("prompt: no tokens");
@@ -62,7 +62,7 @@ absl::StatusOr<GenerationResult> Generate(
     MOE_RETURN_IF_ERROR(CheckFinite(logits, result.tokens.size()));
     const int32_t token = sampler.Sample(logits);
     result.tokens.push_back(token);
-    if (on_token) on_token(token);
+    if (on_token) MOE_RETURN_IF_ERROR(on_token(token));
     const bool eos =
         request.stop_on_eos &&
         std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),

@@ -31,10 +31,11 @@ struct GenerationResult {
 
 // Generates one sequence: prefill the prompt, then decode one token at a time
 // until max_tokens, EOS (when stop_on_eos) or the context length. Calls
-// on_token with each new token as soon as it is sampled.
+// on_token with each new token as soon as it is sampled; an error from it
+// (the consumer failed or went away) stops generation and is returned.
 absl::StatusOr<GenerationResult> Generate(
     ModelRunner& runner, const GenerationRequest& request,
-    const std::function<void(int32_t)>& on_token = nullptr);
+    const std::function<absl::Status(int32_t)>& on_token = nullptr);
 
 }  // namespace moe
 

@@ -21,6 +21,13 @@ absl::Status QuantizeCheckpoint(const std::string& input_directory,
     return absl::InvalidArgumentError(
         absl::StrCat(input_directory, " is already an FP8 checkpoint"));
   }
+  for (const auto& [name, view] : model->checkpoint().tensors()) {
+    if (view->dtype == DType::kF8E4M3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor ", name, " in ", view->file,
+          " is already F8_E4M3 (its config.json lacks quantization_config)"));
+    }
+  }
   std::error_code error;
   fs::create_directories(output_directory, error);
   if (error) {

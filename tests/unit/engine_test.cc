@@ -276,31 +276,37 @@ TEST(EngineTest, WorkerSelectionLoadsOnlyItsExperts) {
   }
 }
 
-TEST(EngineTest, NonFiniteWeightsEndGenerationWithAnError) {
-  const std::string source = MakeTestModel(TestModelSpec{});
-  const std::string dir = source + "_nan";
+// A copy of a test model's config and weights with every byte of `tensor`
+// set to `value`.
+std::string CopyWithTensorBytes(const std::string& source,
+                                const std::string& tensor, char value,
+                                const std::string& suffix) {
+  const std::string dir = source + suffix;
   std::filesystem::create_directories(dir);
   for (const char* file : {"config.json", "model.safetensors"}) {
     std::filesystem::copy_file(
         source + "/" + file, dir + "/" + file,
         std::filesystem::copy_options::overwrite_existing);
   }
-  // Overwrite the final norm's BF16 values with 0xFFFF, a NaN.
   std::fstream file(dir + "/model.safetensors",
                     std::ios::in | std::ios::out | std::ios::binary);
   uint64_t header_size = 0;
   file.read(reinterpret_cast<char*>(&header_size), 8);
   std::string header(header_size, '\0');
   file.read(header.data(), static_cast<std::streamsize>(header_size));
-  const auto offsets =
-      nlohmann::json::parse(header)["model.norm.weight"]["data_offsets"];
+  const auto offsets = nlohmann::json::parse(header)[tensor]["data_offsets"];
   const uint64_t begin = offsets[0].get<uint64_t>();
   const uint64_t end = offsets[1].get<uint64_t>();
   file.seekp(static_cast<std::streamoff>(8 + header_size + begin));
-  const std::string nan_bytes(end - begin, '\xFF');
-  file.write(nan_bytes.data(), static_cast<std::streamsize>(nan_bytes.size()));
-  file.close();
+  const std::string bytes(end - begin, value);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return dir;
+}
 
+TEST(EngineTest, NonFiniteWeightsEndGenerationWithAnError) {
+  // BF16 0xFFFF is a NaN.
+  const std::string dir = CopyWithTensorBytes(
+      MakeTestModel(TestModelSpec{}), "model.norm.weight", '\xFF', "_nan");
   ThreadPool pool(2);
   Engine engine(dir, pool);
   GenerationRequest request;
@@ -310,6 +316,19 @@ TEST(EngineTest, NonFiniteWeightsEndGenerationWithAnError) {
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.status().message().find("non-finite"), std::string::npos)
       << result.status();
+}
+
+TEST(EngineTest, Fp8NanCodesAreRefusedAtLoadNamingTheTensor) {
+  const std::string tensor =
+      "model.layers.1.block_sparse_moe.experts.2.w3.weight";
+  const std::string dir = CopyWithTensorBytes(
+      MakeTestModel(TestModelSpec{.format = WeightFormat::kFp8}), tensor,
+      '\x7F', "_fp8nan");
+  auto weights = ModelWeights::Load(dir);
+  ASSERT_FALSE(weights.ok());
+  EXPECT_NE(weights.status().message().find(tensor), std::string::npos)
+      << weights.status();
+  EXPECT_NE(weights.status().message().find("NaN"), std::string::npos);
 }
 
 TEST(QuantizeTest, Fp8CheckpointKeepsLayoutAndStaysWithinHalfAStep) {

@@ -209,6 +209,27 @@ TEST(ModelConfigTest, SkyworkVariantsWeDoNotComputeAreRejectedByKey) {
   EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_2layer_gate");
 }
 
+TEST(ModelConfigTest, HugeIntegersAreRejectedNotWrapped) {
+  json j = SkyworkJson();
+  j["num_experts"] = {4294967298LL};
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "num_experts");
+  j = MixtralJson();
+  j["eos_token_id"] = 4294967298LL;
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "eos_token_id");
+  j = MixtralJson();
+  j["hidden_size"] = 4294967298LL;
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "hidden_size");
+}
+
+TEST(ModelConfigTest, SkyworkMoeWithoutExpertCountIsNotCalledDense) {
+  json j = SkyworkJson();
+  j["model_type"] = "skywork_moe";
+  j.erase("num_experts");
+  const absl::Status status = ParseError(j);
+  EXPECT_HAS_SUBSTR(status.message(), "num_experts");
+  EXPECT_EQ(std::string(status.message()).find("dense"), std::string::npos);
+}
+
 TEST(ModelConfigTest, UnknownModelTypeIsRejectedByName) {
   json j = MixtralJson();
   j["model_type"] = "qwen2_moe";
@@ -285,7 +306,8 @@ TEST(ModelConfigTest, Fp8QuantizationConfig) {
 
 TEST(ModelConfigTest, Fp8ActivationSchemes) {
   json j = MixtralJson();
-  j["quantization_config"] = {{"quant_method", "fp8"}, {"activation_scheme", "static"}};
+  j["quantization_config"] = {{"quant_method", "fp8"},
+                              {"activation_scheme", "static"}};
   auto config = ParseModelConfig(j, kSource);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->weight_format, WeightFormat::kFp8);

@@ -292,6 +292,25 @@ TEST_F(SafetensorsTest, ShardedCheckpointLoadsEveryTensor) {
   for (const std::string& file : files) EXPECT_TRUE(fs::exists(file)) << file;
 }
 
+TEST_F(SafetensorsTest, RewritingACheckpointReplacesTheOtherLayout) {
+  const std::vector<TensorSpec> tensors = SampleTensors();
+  for (int shards : {3, 1, 2}) {
+    CheckpointWriter writer(shards);
+    for (const TensorSpec& t : tensors) {
+      writer.Add(t.name, t.dtype, t.shape, t.bytes);
+    }
+    ASSERT_TRUE(writer.Write(dir_).ok());
+    EXPECT_EQ(fs::exists(Path("model.safetensors")), shards == 1);
+    EXPECT_EQ(fs::exists(Path("model.safetensors.index.json")), shards > 1);
+    auto checkpoint = Checkpoint::Open(dir_);
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    std::set<std::string> files;
+    for (const auto& [name, view] : (*checkpoint)->tensors())
+      files.insert(view->file);
+    EXPECT_EQ(files.size(), static_cast<size_t>(shards));
+  }
+}
+
 TEST_F(SafetensorsTest, FileShorterThanEightBytes) {
   const std::string path = Path("short.safetensors");
   WriteBytes(path, std::string("\x05\x00\x00", 3));

@@ -95,25 +95,20 @@ absl::Status GenerateToStdout(moe::ModelRunner& runner,
                               const std::vector<int32_t>& prompt) {
   std::optional<moe::IncrementalDetokenizer> detokenizer;
   if (tokenizer != nullptr) detokenizer.emplace(*tokenizer, prompt);
-  absl::Status stream_status;
   std::string separator;
-  auto on_token = [&](int32_t token) {
+  auto on_token = [&](int32_t token) -> absl::Status {
     if (!detokenizer.has_value()) {
       std::cout << separator << token << std::flush;
       separator = ",";
-      return;
+      return absl::OkStatus();
     }
-    absl::StatusOr<std::string> text = detokenizer->Append(token);
-    if (!text.ok()) {
-      stream_status.Update(text.status());
-      return;
-    }
-    std::cout << *text << std::flush;
+    MOE_ASSIGN_OR_RETURN(const std::string text, detokenizer->Append(token));
+    std::cout << text << std::flush;
+    return absl::OkStatus();
   };
   MOE_ASSIGN_OR_RETURN(
       moe::GenerationResult result,
       moe::Generate(runner, RequestFromFlags(prompt), on_token));
-  MOE_RETURN_IF_ERROR(stream_status);
   if (detokenizer.has_value()) {
     MOE_ASSIGN_OR_RETURN(std::string rest, detokenizer->Flush());
     std::cout << rest;
