@@ -17,6 +17,14 @@ void CheckpointWriter::Add(std::string name, DType dtype,
                       std::move(bytes));
 }
 
+void CheckpointWriter::AddLazy(std::string name, DType dtype,
+                               std::vector<int64_t> shape,
+                               SafetensorsWriter::Producer produce) {
+  pending_.emplace_back();
+  pending_.back().AddLazy(std::move(name), dtype, std::move(shape),
+                          std::move(produce));
+}
+
 absl::Status CheckpointWriter::Write(const std::string& directory) {
   // A checkpoint written over an older one must not leave the other layout's
   // entry point behind: readers would pick whichever they look for first.

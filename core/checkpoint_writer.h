@@ -19,6 +19,9 @@ class CheckpointWriter {
 
   void Add(std::string name, DType dtype, std::vector<int64_t> shape,
            std::vector<uint8_t> bytes);
+  // See SafetensorsWriter::AddLazy: bytes made at Write, in Add order.
+  void AddLazy(std::string name, DType dtype, std::vector<int64_t> shape,
+               SafetensorsWriter::Producer produce);
   // Writes the files into `directory` (which must exist), replacing the
   // model.safetensors or index of a checkpoint already there.
   absl::Status Write(const std::string& directory);

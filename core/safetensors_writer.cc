@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -12,9 +13,19 @@ namespace moe {
 void SafetensorsWriter::Add(std::string name, DType dtype,
                             std::vector<int64_t> shape,
                             std::vector<uint8_t> bytes) {
-  data_bytes_ += bytes.size();
+  auto held = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  AddLazy(std::move(name), dtype, std::move(shape),
+          [held]() -> absl::StatusOr<std::vector<uint8_t>> { return *held; });
+}
+
+void SafetensorsWriter::AddLazy(std::string name, DType dtype,
+                                std::vector<int64_t> shape, Producer produce) {
+  size_t elements = 1;
+  for (int64_t dim : shape) elements *= static_cast<size_t>(dim);
+  const size_t size = elements * DTypeSize(dtype);
+  data_bytes_ += size;
   tensors_.push_back(
-      {std::move(name), dtype, std::move(shape), std::move(bytes)});
+      {std::move(name), dtype, std::move(shape), size, std::move(produce)});
 }
 
 void SafetensorsWriter::Append(SafetensorsWriter&& other) {
@@ -35,11 +46,10 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
   header["__metadata__"] = {{"format", "pt"}};
   uint64_t offset = 0;
   for (const Entry& entry : tensors_) {
-    header[entry.name] = {
-        {"dtype", DTypeName(entry.dtype)},
-        {"shape", entry.shape},
-        {"data_offsets", {offset, offset + entry.bytes.size()}}};
-    offset += entry.bytes.size();
+    header[entry.name] = {{"dtype", DTypeName(entry.dtype)},
+                          {"shape", entry.shape},
+                          {"data_offsets", {offset, offset + entry.size}}};
+    offset += entry.size;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -52,8 +62,15 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
   out.write(reinterpret_cast<const char*>(&header_size), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   for (const Entry& entry : tensors_) {
-    out.write(reinterpret_cast<const char*>(entry.bytes.data()),
-              static_cast<std::streamsize>(entry.bytes.size()));
+    absl::StatusOr<std::vector<uint8_t>> bytes = entry.produce();
+    if (!bytes.ok()) return bytes.status();
+    if (bytes->size() != entry.size) {
+      return absl::InternalError(
+          absl::StrCat("tensor ", entry.name, " for ", path, ": produced ",
+                       bytes->size(), " bytes, its shape needs ", entry.size));
+    }
+    out.write(reinterpret_cast<const char*>(bytes->data()),
+              static_cast<std::streamsize>(bytes->size()));
   }
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path));

@@ -2,10 +2,12 @@
 #define MOE_CORE_SAFETENSORS_WRITER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/dtype.h"
 
 namespace moe {
@@ -14,8 +16,16 @@ namespace moe {
 // length, the JSON header (padded with spaces to 8 bytes), then the data.
 class SafetensorsWriter {
  public:
+  // Makes a tensor's bytes when the file is written, so that a checkpoint
+  // larger than memory passes through one tensor at a time. Producers run in
+  // the order their tensors were added.
+  using Producer = std::function<absl::StatusOr<std::vector<uint8_t>>()>;
+
   void Add(std::string name, DType dtype, std::vector<int64_t> shape,
            std::vector<uint8_t> bytes);
+  // The producer must return exactly elements x DTypeSize(dtype) bytes.
+  void AddLazy(std::string name, DType dtype, std::vector<int64_t> shape,
+               Producer produce);
   // Moves every tensor of `other` to the end of this file.
   void Append(SafetensorsWriter&& other);
   size_t num_bytes() const { return data_bytes_; }
@@ -29,7 +39,8 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
+    size_t size;
+    Producer produce;
   };
   std::vector<Entry> tensors_;
   size_t data_bytes_ = 0;

@@ -8,6 +8,7 @@
 #include "core/linear_kernels.h"
 #include "core/model_weights.h"
 #include "core/status_macros.h"
+#include "tools/fp8_weight_writer.h"
 
 namespace moe {
 
@@ -35,24 +36,24 @@ absl::Status QuantizeCheckpoint(const std::string& input_directory,
         "cannot create ", output_directory, ": ", error.message()));
   }
   CheckpointWriter writer(num_shards);
+  // Tensors are read from the mapping and converted as the files are
+  // written: memory holds one tensor at a time, not the checkpoint.
   for (const auto& [name, view] : model->checkpoint().tensors()) {
     if (!IsFp8LinearWeight(name) || view->shape.size() != 2) {
-      writer.Add(
-          name, view->dtype, view->shape,
-          std::vector<uint8_t>(view->data, view->data + view->num_bytes));
+      writer.AddLazy(name, view->dtype, view->shape,
+                     [view]() -> absl::StatusOr<std::vector<uint8_t>> {
+                       return std::vector<uint8_t>(
+                           view->data, view->data + view->num_bytes);
+                     });
       continue;
     }
-    std::vector<float> values(static_cast<size_t>(view->num_elements()));
-    internal::DecodeValues(view->dtype, view->data, view->num_elements(),
-                           values.data());
-    Fp8Matrix fp8 =
-        QuantizeFp8(values, view->shape[0], view->shape[1], granularity);
-    const std::vector<int64_t> scale_shape =
-        fp8.scales.size() == 1 ? std::vector<int64_t>{}
-                               : std::vector<int64_t>{view->shape[0]};
-    writer.Add(name + "_scale", DType::kF32, scale_shape,
-               EncodeFloats(fp8.scales, DType::kF32));
-    writer.Add(name, DType::kF8E4M3, view->shape, std::move(fp8.codes));
+    AddFp8Weight(
+        writer, name, view->shape[0], view->shape[1], granularity, [view] {
+          std::vector<float> values(static_cast<size_t>(view->num_elements()));
+          internal::DecodeValues(view->dtype, view->data, view->num_elements(),
+                                 values.data());
+          return values;
+        });
   }
   MOE_RETURN_IF_ERROR(writer.Write(output_directory));
   MOE_ASSIGN_OR_RETURN(nlohmann::json config,

@@ -9,6 +9,7 @@
 #include "core/file_util.h"
 #include "core/status_macros.h"
 #include "core/tokenizer.h"
+#include "tools/fp8_weight_writer.h"
 
 namespace moe {
 namespace {
@@ -34,27 +35,29 @@ class RandomTensors {
 
   void AddVector(const std::string& name, int64_t size, double mean,
                  double std) {
-    writer_.Add(name, DType::kBF16, {size},
-                EncodeFloats(Sample(size, mean, std), DType::kBF16));
+    writer_.AddLazy(name, DType::kBF16, {size},
+                    [=, this]() -> absl::StatusOr<std::vector<uint8_t>> {
+                      return EncodeFloats(Sample(size, mean, std),
+                                          DType::kBF16);
+                    });
   }
 
   // A linear weight with standard deviation `std`; FP8 checkpoints store
-  // attention and expert weights as FP8 with a `_scale` tensor.
+  // attention and expert weights as FP8 with a `_scale` tensor. Values are
+  // drawn when the checkpoint is written, in the order tensors were added.
   void AddMatrix(const std::string& name, int64_t rows, int64_t cols,
                  double std) {
-    std::vector<float> values = Sample(rows * cols, 0.0, std);
+    auto values = [this, rows, cols, std] {
+      return Sample(rows * cols, 0.0, std);
+    };
     if (options_.config.weight_format == WeightFormat::kFp8 &&
         IsFp8LinearWeight(name)) {
-      Fp8Matrix fp8 = QuantizeFp8(values, rows, cols, options_.fp8_scales);
-      const std::vector<int64_t> scale_shape = fp8.scales.size() == 1
-                                                   ? std::vector<int64_t>{}
-                                                   : std::vector<int64_t>{rows};
-      writer_.Add(name + "_scale", DType::kF32, scale_shape,
-                  EncodeFloats(fp8.scales, DType::kF32));
-      writer_.Add(name, DType::kF8E4M3, {rows, cols}, std::move(fp8.codes));
+      AddFp8Weight(writer_, name, rows, cols, options_.fp8_scales, values);
     } else {
-      writer_.Add(name, DType::kBF16, {rows, cols},
-                  EncodeFloats(values, DType::kBF16));
+      writer_.AddLazy(name, DType::kBF16, {rows, cols},
+                      [values]() -> absl::StatusOr<std::vector<uint8_t>> {
+                        return EncodeFloats(values(), DType::kBF16);
+                      });
     }
   }
 
