@@ -117,6 +117,16 @@ void ExpectTensor(const TensorView* view, const TensorSpec& spec) {
   }
 }
 
+// Writes `tensors` as a checkpoint of `shards` files into `dir`.
+absl::Status WriteCheckpoint(const std::vector<TensorSpec>& tensors, int shards,
+                             const std::string& dir) {
+  CheckpointWriter writer(shards);
+  for (const TensorSpec& t : tensors) {
+    writer.Add(t.name, t.dtype, t.shape, t.bytes);
+  }
+  return writer.Write(dir);
+}
+
 class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -236,10 +246,7 @@ TEST_F(SafetensorsTest, SingleFileRoundTripsEveryDType) {
 
 TEST_F(SafetensorsTest, SingleFileCheckpoint) {
   const std::vector<TensorSpec> tensors = SampleTensors();
-  CheckpointWriter writer;
-  for (const TensorSpec& t : tensors)
-    writer.Add(t.name, t.dtype, t.shape, t.bytes);
-  ASSERT_TRUE(writer.Write(dir_).ok());
+  ASSERT_TRUE(WriteCheckpoint(tensors, 1, dir_).ok());
   EXPECT_TRUE(fs::exists(Path("model.safetensors")));
   EXPECT_FALSE(fs::exists(Path("model.safetensors.index.json")));
 
@@ -265,10 +272,7 @@ TEST_F(SafetensorsTest, ShardedCheckpointLoadsEveryTensor) {
                        PatternBytes((i + 1) * 8 * DTypeSize(dtype),
                                     static_cast<uint8_t>(i))});
   }
-  CheckpointWriter writer(3);
-  for (const TensorSpec& t : tensors)
-    writer.Add(t.name, t.dtype, t.shape, t.bytes);
-  ASSERT_TRUE(writer.Write(dir_).ok());
+  ASSERT_TRUE(WriteCheckpoint(tensors, 3, dir_).ok());
   EXPECT_FALSE(fs::exists(Path("model.safetensors")));
   ASSERT_TRUE(fs::exists(Path("model.safetensors.index.json")));
 
@@ -295,11 +299,7 @@ TEST_F(SafetensorsTest, ShardedCheckpointLoadsEveryTensor) {
 TEST_F(SafetensorsTest, RewritingACheckpointReplacesTheOtherLayout) {
   const std::vector<TensorSpec> tensors = SampleTensors();
   for (int shards : {3, 1, 2}) {
-    CheckpointWriter writer(shards);
-    for (const TensorSpec& t : tensors) {
-      writer.Add(t.name, t.dtype, t.shape, t.bytes);
-    }
-    ASSERT_TRUE(writer.Write(dir_).ok());
+    ASSERT_TRUE(WriteCheckpoint(tensors, shards, dir_).ok());
     EXPECT_EQ(fs::exists(Path("model.safetensors")), shards == 1);
     EXPECT_EQ(fs::exists(Path("model.safetensors.index.json")), shards > 1);
     auto checkpoint = Checkpoint::Open(dir_);
