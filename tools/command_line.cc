@@ -2,12 +2,22 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 
 namespace moe {
 
 std::vector<std::string> ParseCommandLine(int argc, char** argv,
                                           const char* usage) {
   absl::SetProgramUsageMessage(usage);
+  // --help lists the tool's own flags (defined in tools/<tool>/main.cc),
+  // whose file names do not repeat the program name as Abseil expects.
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view path) {
+    return absl::StrContains(path, "tools/");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  absl::SetFlagsUsageConfig(config);
   std::vector<std::string> normalized(argv, argv + argc);
   for (size_t i = 1; i < normalized.size(); ++i) {
     std::string& arg = normalized[i];

@@ -79,6 +79,15 @@ fi
 expect_error "text without tokenizer" "tokenizer.model" "$bin/moe-generate" \
   --model "$work/no-tokenizer" --prompt-ids 1,40 --max-tokens 2
 
+# --help lists each tool's own flags.
+for tool in moe-generate:max_tokens moe-make-model:kv_heads moe-quantize:scales; do
+  if "$bin/${tool%%:*}" --help 2>&1 | grep -q -- "--${tool##*:}"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: ${tool%%:*} --help lacks --${tool##*:}"
+  fi
+done
+
 # Clear errors.
 expect_error "missing model" "config.json" "$bin/moe-generate" --model "$work/none" --prompt x
 expect_error "bad top-p" "top_p" "$bin/moe-generate" --model "$model" --prompt x --top-p 1.5
