@@ -6,17 +6,12 @@
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/expect_has_substr.h"
 
 namespace moe {
 namespace {
 
 using json = nlohmann::json;
-
-// gmock is not linked into the tests: substring checks with gtest's own
-// predicate formatter.
-#define EXPECT_HAS_SUBSTR(text, part)                            \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
-                      std::string(text))
 
 constexpr char kSource[] = "/models/test/config.json";
 

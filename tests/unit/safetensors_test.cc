@@ -29,16 +29,13 @@
 #include "core/safetensors_writer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/expect_has_substr.h"
 #include "tools/random_model.h"
 
 namespace moe {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define EXPECT_HAS_SUBSTR(text, part)                            \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
-                      std::string(text))
 
 // A fresh directory under the test temp dir, unique per process and call.
 std::string MakeTempDir(const std::string& tag) {

@@ -13,13 +13,10 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "tests/unit/expect_has_substr.h"
 
 namespace moe {
 namespace {
-
-#define EXPECT_HAS_SUBSTR(text, part)                            \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, std::string(part), \
-                      std::string(text))
 
 std::vector<float> RandomLogits(int vocab, uint64_t seed) {
   std::mt19937_64 generator(seed);
