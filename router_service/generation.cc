@@ -10,9 +10,14 @@
 namespace moe {
 namespace {
 
-// Corrupt weights (a NaN or an infinity in a checkpoint) surface here as an
-// error rather than as undefined sampling.
-absl::Status CheckFinite(const std::vector<float>& logits, size_t step) {
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+absl::Status CheckFiniteLogits(std::span<const float> logits, size_t step) {
   for (float logit : logits) {
     if (!std::isfinite(logit)) {
       return absl::InternalError(
@@ -23,17 +28,8 @@ absl::Status CheckFinite(const std::vector<float>& logits, size_t step) {
   return absl::OkStatus();
 }
 
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-}  // namespace
-
-absl::StatusOr<GenerationResult> Generate(
-    ModelRunner& runner, const GenerationRequest& request,
-    const std::function<absl::Status(int32_t)>& on_token) {
-  const ModelConfig& config = runner.config();
+absl::Status ValidateGenerationRequest(const ModelConfig& config,
+                                       const GenerationRequest& request) {
   if (request.prompt.empty()) {
     return absl::InvalidArgumentError("prompt: no tokens");
   }
@@ -49,6 +45,37 @@ absl::StatusOr<GenerationResult> Generate(
                      " tokens leave no room in the context of ",
                      config.max_position_embeddings));
   }
+  for (size_t i = 0; i < request.prompt.size(); ++i) {
+    if (request.prompt[i] < 0 || request.prompt[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt: token id ", request.prompt[i], " at index ", i,
+                       " is outside [0, ", config.vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::optional<FinishReason> FinishAfter(const ModelConfig& config,
+                                        const GenerationRequest& request,
+                                        const std::vector<int32_t>& tokens,
+                                        int64_t length) {
+  const bool eos =
+      request.stop_on_eos &&
+      std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                tokens.back()) != config.eos_token_ids.end();
+  if (eos) return FinishReason::kEos;
+  if (static_cast<int>(tokens.size()) >= request.max_tokens ||
+      length >= config.max_position_embeddings) {
+    return FinishReason::kLength;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<GenerationResult> Generate(
+    ModelRunner& runner, const GenerationRequest& request,
+    const std::function<absl::Status(int32_t)>& on_token) {
+  const ModelConfig& config = runner.config();
+  MOE_RETURN_IF_ERROR(ValidateGenerationRequest(config, request));
   Sampler sampler(request.sampling);
   SequenceKvCache cache = runner.NewCache();
   GenerationResult result;
@@ -59,21 +86,13 @@ absl::StatusOr<GenerationResult> Generate(
   result.prefill_seconds = SecondsSince(start);
   start = std::chrono::steady_clock::now();
   while (true) {
-    MOE_RETURN_IF_ERROR(CheckFinite(logits, result.tokens.size()));
+    MOE_RETURN_IF_ERROR(CheckFiniteLogits(logits, result.tokens.size()));
     const int32_t token = sampler.Sample(logits);
     result.tokens.push_back(token);
     if (on_token) MOE_RETURN_IF_ERROR(on_token(token));
-    const bool eos =
-        request.stop_on_eos &&
-        std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
-                  token) != config.eos_token_ids.end();
-    if (eos) {
-      result.finish_reason = FinishReason::kEos;
-      break;
-    }
-    if (static_cast<int>(result.tokens.size()) >= request.max_tokens ||
-        cache.length() >= config.max_position_embeddings) {
-      result.finish_reason = FinishReason::kLength;
+    if (const std::optional<FinishReason> finish =
+            FinishAfter(config, request, result.tokens, cache.length())) {
+      result.finish_reason = *finish;
       break;
     }
     const int32_t next[] = {token};

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,6 +30,22 @@ struct GenerationResult {
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;  // for tokens after the first
 };
+
+// INVALID_ARGUMENT naming the field when the request cannot run on a model of
+// `config` (empty or too long prompt, max_tokens < 1, bad sampling).
+absl::Status ValidateGenerationRequest(const ModelConfig& config,
+                                       const GenerationRequest& request);
+
+// INTERNAL when the logits hold a NaN or an infinity: corrupt weights
+// surface as an error rather than as undefined sampling.
+absl::Status CheckFiniteLogits(std::span<const float> logits, size_t step);
+
+// Whether a sequence ends after `tokens` (its new tokens, the last one just
+// sampled), with `length` positions now in its context.
+std::optional<FinishReason> FinishAfter(const ModelConfig& config,
+                                        const GenerationRequest& request,
+                                        const std::vector<int32_t>& tokens,
+                                        int64_t length);
 
 // Generates one sequence: prefill the prompt, then decode one token at a time
 // until max_tokens, EOS (when stop_on_eos) or the context length. Calls

@@ -2,11 +2,11 @@
 
 namespace moe {
 
-absl::Status LocalExpertDispatch::Compute(
-    int layer, const float* x, int64_t n,
-    std::span<const ExpertAssignment> assignments, float* out) {
-  return ComputeExperts(weights_.layers()[layer], layer, x, n,
-                        weights_.config().hidden_size, assignments, out, pool_);
+absl::Status LocalExpertDispatch::Compute(const ExpertBatch& batch, float* out,
+                                          std::vector<RowFailure>&) {
+  return ComputeExperts(weights_.layers()[batch.layer], batch.layer, batch.x,
+                        batch.n, weights_.config().hidden_size,
+                        batch.assignments, out, pool_);
 }
 
 }  // namespace moe

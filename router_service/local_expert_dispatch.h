@@ -13,9 +13,8 @@ class LocalExpertDispatch : public ExpertDispatch {
   LocalExpertDispatch(const ModelWeights& weights, ThreadPool& pool)
       : weights_(weights), pool_(pool) {}
 
-  absl::Status Compute(int layer, const float* x, int64_t n,
-                       std::span<const ExpertAssignment> assignments,
-                       float* out) override;
+  absl::Status Compute(const ExpertBatch& batch, float* out,
+                       std::vector<RowFailure>& failures) override;
 
  private:
   const ModelWeights& weights_;

@@ -10,11 +10,11 @@ namespace moe {
 std::vector<std::string> ParseCommandLine(int argc, char** argv,
                                           const char* usage) {
   absl::SetProgramUsageMessage(usage);
-  // --help lists the tool's own flags (defined in tools/<tool>/main.cc),
-  // whose file names do not repeat the program name as Abseil expects.
+  // --help lists the program's own flags (defined in its main.cc), whose
+  // file names do not repeat the program name as Abseil expects.
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view path) {
-    return absl::StrContains(path, "tools/");
+    return absl::EndsWith(path, "main.cc");
   };
   config.contains_helpshort_flags = config.contains_help_flags;
   absl::SetFlagsUsageConfig(config);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The command-line tools as a user runs them: moe-make-model, moe-quantize and
-# moe-generate for Mixtral and Skywork-MoE, BF16 and FP8, and their errors.
+# moe-generate for Mixtral and Skywork-MoE, BF16 and FP8, moe-plan, and their
+# errors.
 set -u
 bin="$1"
 work=$(mktemp -d)
@@ -80,7 +81,7 @@ expect_error "text without tokenizer" "tokenizer.model" "$bin/moe-generate" \
   --model "$work/no-tokenizer" --prompt-ids 1,40 --max-tokens 2
 
 # --help lists each tool's own flags.
-for tool in moe-generate:max_tokens moe-make-model:kv_heads moe-quantize:scales; do
+for tool in moe-generate:max_tokens moe-make-model:kv_heads moe-quantize:scales moe-plan:workers; do
   if "$bin/${tool%%:*}" --help 2>&1 | grep -q -- "--${tool##*:}"; then
     passed=$((passed + 1))
   else
@@ -98,6 +99,27 @@ expect_error "truncated checkpoint" "truncated" "$bin/moe-generate" --model "$wo
 mkdir -p "$work/dense" && echo '{"model_type": "skywork", "hidden_size": 64}' > "$work/dense/config.json"
 expect_error "dense skywork config" "Skywork-13B" "$bin/moe-generate" --model "$work/dense" --prompt x
 expect_error "fp8 requantize" "already an FP8" "$bin/moe-quantize" --model "$work/mixtral-fp8" --out "$work/q2"
+
+# moe-plan places Skywork-MoE's experts; a worker with half the memory holds
+# fewer of them. The plan file reads back, and a damaged one is rejected.
+skywork="$(dirname "$0")/../../docs/examples/skywork-moe-146b-config.json"
+workers="w0=24GiB,w1=24GiB,w2=24GiB,w3=24GiB,w4=24GiB,w5=24GiB,w6=24GiB,w7=12GiB"
+check "plan" "$bin/moe-plan" --config "$skywork" --workers "$workers" --out "$work/plan.json"
+big=$(awk '$1 == "w0" { print $5 }' "$work/out")
+small=$(awk '$1 == "w7" { print $5 }' "$work/out")
+if [ -n "$big" ] && [ -n "$small" ] && [ "$small" -lt "$big" ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan gave w7 (12GiB) $small experts, w0 (24GiB) $big"; cat "$work/out"
+fi
+check "plan reads back" "$bin/moe-plan" --check "$work/plan.json"
+check "plan with replicas" "$bin/moe-plan" --config "$skywork" --workers "$workers" --replicas 64
+sed 's/"w3"]/"w9"]/' "$work/plan.json" >"$work/bad-plan.json"
+expect_error "plan unknown worker" 'unknown worker "w9"' "$bin/moe-plan" --check "$work/bad-plan.json"
+expect_error "plan too little memory" "bytes missing" "$bin/moe-plan" --config "$skywork" \
+  --workers "w0=24GiB,w1=24GiB,w2=24GiB,w3=24GiB"
+expect_error "plan bad worker item" '"w1=lots": "lots" is not a size' "$bin/moe-plan" \
+  --config "$skywork" --workers "w0=24GiB,w1=lots"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,4 +1,5 @@
-// moe-generate: one-process generation with every expert in process.
+// moe-generate: generation for one prompt in one process, with the experts
+// in process or on expert workers.
 #include <iostream>
 #include <optional>
 
@@ -11,8 +12,9 @@
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
+#include "router_service/batch_generate.h"
+#include "router_service/expert_backend.h"
 #include "router_service/generation.h"
-#include "router_service/local_expert_dispatch.h"
 #include "tools/command_line.h"
 #include "tools/npy.h"
 
@@ -30,6 +32,15 @@ ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
 ABSL_FLAG(bool, output_ids, false,
           "print the new token ids (comma-separated) instead of text; needs no "
           "tokenizer with --prompt-ids");
+ABSL_FLAG(std::string, plan, "",
+          "placement plan JSON; with --workers, experts run on the workers");
+ABSL_FLAG(std::string, workers, "",
+          "expert workers as id=host:port,... (every worker of the plan)");
+ABSL_FLAG(std::string, activation_dtype, "fp32",
+          "activations to and from workers: fp32 or bf16");
+ABSL_FLAG(int, batch, 1,
+          "run this many copies of the request as one batch and report the "
+          "aggregate decode speed instead of printing text");
 ABSL_FLAG(std::string, logits_out, "",
           "write the prompt's teacher-forced logits [tokens, vocab] as float32 "
           ".npy and exit");
@@ -122,11 +133,50 @@ absl::Status GenerateToStdout(moe::ModelRunner& runner,
   return absl::OkStatus();
 }
 
+// Runs --batch copies of the request together and reports the decode speed
+// of the batch (and, with workers, the cost of their calls).
+absl::Status GenerateBatchStats(moe::ModelRunner& runner,
+                                const moe::ExpertBackend& backend,
+                                const std::vector<int32_t>& prompt) {
+  const int n = absl::GetFlag(FLAGS_batch);
+  moe::EngineOptions options;
+  options.max_batch = n;
+  moe::BatchEngine engine(runner, options);
+  std::vector<moe::GenerationRequest> requests(n, RequestFromFlags(prompt));
+  for (int i = 0; i < n; ++i) {
+    if (requests[i].sampling.seed) *requests[i].sampling.seed += i;
+  }
+  MOE_ASSIGN_OR_RETURN(moe::BatchGenerateResult result,
+                       moe::GenerateBatch(engine, requests));
+  const double seconds = std::max(result.decode_seconds, 1e-9);
+  std::cerr << absl::StrFormat(
+      "batch %d: decode %.1f tok/s (%.1f per sequence)\n", n,
+      result.decode_tokens / seconds, result.decode_tokens / seconds / n);
+  if (backend.remote == nullptr) return absl::OkStatus();
+  for (const moe::WorkerCallStats& s : backend.remote->Stats()) {
+    const double calls = std::max<double>(s.calls, 1);
+    std::cerr << absl::StrFormat(
+        "worker %s: %d calls, %.1f rows/call, round trip %.0f us (worker "
+        "queue %.0f us, compute %.0f us)\n",
+        s.id, s.calls, s.rows_sent / calls, s.total_round_trip_us / calls,
+        s.total_worker_wait_us / calls, s.total_worker_compute_us / calls);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run() {
   const std::string dir = absl::GetFlag(FLAGS_model);
   if (dir.empty()) return absl::InvalidArgumentError("--model is required");
-  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ModelWeights> weights,
-                       moe::ModelWeights::Load(dir));
+  moe::ExpertBackendOptions backend_options;
+  backend_options.plan_path = absl::GetFlag(FLAGS_plan);
+  backend_options.workers = absl::GetFlag(FLAGS_workers);
+  MOE_ASSIGN_OR_RETURN(
+      backend_options.remote.activation_dtype,
+      moe::ParseActivationDType(absl::GetFlag(FLAGS_activation_dtype)));
+  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
+                       moe::OpenExpertBackend(dir, backend_options, pool));
+  const moe::ModelWeights* weights = backend.weights.get();
   // Text in or out needs the tokenizer; ids in and ids or logits out do not.
   std::unique_ptr<moe::Tokenizer> tokenizer;
   const bool text_output = absl::GetFlag(FLAGS_logits_out).empty() &&
@@ -136,11 +186,15 @@ absl::Status Run() {
   }
   MOE_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt,
                        PromptIds(tokenizer.get()));
-  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::LocalExpertDispatch experts(*weights, pool);
-  moe::ModelRunner runner(*weights, experts, pool);
+  moe::ModelRunner runner(*weights, *backend.dispatch, pool);
   if (!absl::GetFlag(FLAGS_logits_out).empty())
     return WriteLogits(runner, prompt);
+  if (absl::GetFlag(FLAGS_batch) < 1) {
+    return absl::InvalidArgumentError("--batch must be >= 1");
+  }
+  if (absl::GetFlag(FLAGS_batch) > 1) {
+    return GenerateBatchStats(runner, backend, prompt);
+  }
   return GenerateToStdout(runner, text_output ? tokenizer.get() : nullptr,
                           prompt);
 }

@@ -1,0 +1,83 @@
+#ifndef MOE_CORE_PLACEMENT_H_
+#define MOE_CORE_PLACEMENT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace moe {
+
+// One expert worker as the planner sees it.
+struct WorkerSpec {
+  std::string id;            // unique, e.g. "w0"
+  int64_t memory_bytes = 0;  // budget for expert weights on this worker
+  double speed = 1.0;        // relative throughput (rows per second, scaled)
+};
+
+// A placement plan: which workers hold each (layer, expert). Every expert has
+// at least one holder; hot experts may have several (replicas), over which
+// the router spreads rows.
+struct PlacementPlan {
+  int version = 1;
+  std::string model;  // the model the plan is for (its directory's name)
+  int num_layers = 0;
+  int num_experts = 0;
+  int64_t expert_bytes = 0;  // bytes of one expert's weights
+  std::vector<WorkerSpec> workers;
+  // holders[layer * num_experts + expert]: indices into `workers`.
+  std::vector<std::vector<int>> holders;
+
+  const std::vector<int>& Holders(int layer, int expert) const {
+    return holders[static_cast<size_t>(layer) * num_experts + expert];
+  }
+  // Index of the worker with this id, or -1.
+  int WorkerIndex(const std::string& id) const;
+  // Number of (layer, expert) copies the worker holds.
+  int64_t ExpertCount(int worker) const;
+};
+
+// Checks the plan's internal consistency (sizes, holder indices, unique
+// worker ids, every expert held at least once, no worker listed twice for
+// one expert); errors name the offending layer/expert or worker.
+absl::Status ValidatePlan(const PlacementPlan& plan);
+
+nlohmann::json PlanToJson(const PlacementPlan& plan);
+// `source` names the file in error messages.
+absl::StatusOr<PlacementPlan> PlanFromJson(const nlohmann::json& json,
+                                           const std::string& source);
+absl::StatusOr<PlacementPlan> ReadPlan(const std::string& path);
+absl::Status WritePlan(const PlacementPlan& plan, const std::string& path);
+
+struct PlannerInput {
+  std::string model;
+  int version = 1;
+  int num_layers = 0;
+  int num_experts = 0;
+  int64_t expert_bytes = 0;
+  std::vector<WorkerSpec> workers;
+  // Routed tokens per (layer, expert), [layers x experts] row-major; empty
+  // means uniform.
+  std::vector<double> load;
+  // Extra expert copies beyond one per expert, placed on the hottest experts
+  // where memory allows.
+  int replica_budget = 0;
+};
+
+// Places every expert within every worker's memory, minimizing layer by layer
+// the most loaded worker's predicted time (load share / speed). Fails with
+// RESOURCE_EXHAUSTED saying how many bytes are missing when the experts do
+// not fit, and naming a worker whose budget is below one expert.
+absl::StatusOr<PlacementPlan> PlanPlacement(const PlannerInput& input);
+
+// Predicted time of each worker in one layer (sum over its experts of the
+// expert's load divided by its replica count, divided by the worker's speed).
+std::vector<double> PredictedLayerTimes(const PlacementPlan& plan,
+                                        const std::vector<double>& load,
+                                        int layer);
+
+}  // namespace moe
+
+#endif  // MOE_CORE_PLACEMENT_H_

@@ -1,0 +1,58 @@
+#ifndef MOE_EXPERT_WORKER_EXPERT_STORE_H_
+#define MOE_EXPERT_WORKER_EXPERT_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model_weights.h"
+
+namespace moe {
+
+using ExpertKey = std::pair<int, int>;  // (layer, expert)
+
+// The experts one worker holds, read from its checkpoint: only those, so the
+// worker's memory follows its share of the plan. Loading or unloading builds
+// a new set and swaps it in; a compute that started keeps the set it took.
+class ExpertStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<ExpertStore>> Open(
+      const std::string& model_dir, const std::set<ExpertKey>& experts);
+
+  const ModelConfig& config() const { return config_; }
+
+  // The current set; stays valid while the caller holds it.
+  std::shared_ptr<const ModelWeights> Current() const;
+
+  // Adds or drops experts (INVALID_ARGUMENT for one outside the model).
+  absl::Status Load(const std::vector<ExpertKey>& experts);
+  absl::Status Unload(const std::vector<ExpertKey>& experts);
+
+  std::vector<ExpertKey> Held() const;
+  // Weight bytes of the experts held (FP8 weights count one byte each).
+  int64_t BytesHeld() const;
+
+ private:
+  ExpertStore(std::string model_dir, ModelConfig config)
+      : model_dir_(std::move(model_dir)), config_(std::move(config)) {}
+
+  absl::Status CheckKeys(const std::vector<ExpertKey>& experts) const;
+  // Maps `experts` and reads them once, so they are resident before the
+  // first request rather than faulted in during it.
+  absl::Status Replace(std::set<ExpertKey> experts);
+
+  const std::string model_dir_;
+  const ModelConfig config_;
+  mutable std::mutex mutex_;
+  std::mutex update_mutex_;  // one Load/Unload at a time
+  std::set<ExpertKey> held_;
+  std::shared_ptr<const ModelWeights> weights_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_EXPERT_WORKER_EXPERT_STORE_H_

@@ -1,0 +1,95 @@
+// moe-expert-worker: holds the experts a placement plan gives it and computes
+// them for the router.
+#include <iostream>
+#include <set>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "core/placement.h"
+#include "core/status_macros.h"
+#include "core/termination_signal.h"
+#include "core/thread_pool.h"
+#include "expert_worker/compute_queue.h"
+#include "expert_worker/expert_store.h"
+#include "expert_worker/worker_service.h"
+#include "protos/server_runner.h"
+#include "tools/command_line.h"
+
+ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
+ABSL_FLAG(std::string, plan, "", "placement plan JSON (required)");
+ABSL_FLAG(std::string, worker_id, "",
+          "this worker's id in the plan (required)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0",
+          "host:port to serve on; port 0 picks a free one (printed)");
+ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
+ABSL_FLAG(int, queue_capacity, 64,
+          "Compute calls waiting at most; beyond it RESOURCE_EXHAUSTED");
+
+namespace {
+
+absl::Status Serve() {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  const std::string worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (model.empty() || absl::GetFlag(FLAGS_plan).empty() || worker_id.empty()) {
+    return absl::InvalidArgumentError(
+        "--model, --plan and --worker-id are required");
+  }
+  MOE_ASSIGN_OR_RETURN(moe::PlacementPlan plan,
+                       moe::ReadPlan(absl::GetFlag(FLAGS_plan)));
+  const int index = plan.WorkerIndex(worker_id);
+  if (index < 0) {
+    return absl::NotFoundError(absl::StrCat("--worker-id: \"", worker_id,
+                                            "\" is not a worker of the plan"));
+  }
+  std::set<moe::ExpertKey> experts;
+  for (int layer = 0; layer < plan.num_layers; ++layer) {
+    for (int expert = 0; expert < plan.num_experts; ++expert) {
+      for (int holder : plan.Holders(layer, expert)) {
+        if (holder == index) experts.insert({layer, expert});
+      }
+    }
+  }
+  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ExpertStore> store,
+                       moe::ExpertStore::Open(model, experts));
+  const moe::ModelConfig& config = store->config();
+  if (config.num_layers != plan.num_layers ||
+      config.num_experts != plan.num_experts) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--plan is for ", plan.num_layers, " layers x ",
+                     plan.num_experts, " experts; the model has ",
+                     config.num_layers, " x ", config.num_experts));
+  }
+  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  moe::ComputeQueue queue(*store, pool, absl::GetFlag(FLAGS_queue_capacity));
+  moe::WorkerIdentity identity{worker_id, "cpu",
+                               plan.workers[index].memory_bytes, plan.version,
+                               plan.model};
+  moe::ExpertWorkerService service(identity, *store, queue);
+  MOE_ASSIGN_OR_RETURN(
+      moe::RunningServer server,
+      moe::StartServer({&service}, absl::GetFlag(FLAGS_listen)));
+  std::cerr << "worker " << worker_id << ": " << experts.size() << " experts, "
+            << store->BytesHeld() << " bytes" << std::endl;
+  moe::AnnounceAddress("moe-expert-worker", server.address);
+  moe::WaitForTerminationSignal();
+  server.server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::seconds(2));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moe::BlockTerminationSignals();
+  moe::ParseCommandLine(
+      argc, argv,
+      "Serves the experts a placement plan assigns to one worker.\n"
+      "usage: moe-expert-worker --model DIR --plan FILE --worker-id ID "
+      "[--listen 127.0.0.1:PORT]");
+  const absl::Status status = Serve();
+  if (!status.ok()) {
+    std::cerr << "moe-expert-worker: " << status.message() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,57 @@
+#ifndef MOE_EXPERT_WORKER_WORKER_SERVICE_H_
+#define MOE_EXPERT_WORKER_WORKER_SERVICE_H_
+
+#include <string>
+
+#include "core/placement.h"
+#include "expert_worker/compute_queue.h"
+#include "expert_worker/expert_store.h"
+#include "moe/v1/expert.grpc.pb.h"
+
+namespace moe {
+
+// The identity a worker reports, from its plan.
+struct WorkerIdentity {
+  std::string id;
+  std::string device = "cpu";
+  int64_t memory_budget_bytes = 0;
+  int placement_version = 0;
+  std::string model;
+};
+
+// moe.v1.ExpertWorker: validates each call against the model and the experts
+// held, then hands it to the compute queue; the reply is sent when the
+// batched compute it joined is done, without holding a thread meanwhile.
+class ExpertWorkerService final : public v1::ExpertWorker::CallbackService {
+ public:
+  ExpertWorkerService(WorkerIdentity identity, ExpertStore& store,
+                      ComputeQueue& queue)
+      : identity_(std::move(identity)), store_(store), queue_(queue) {}
+
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* context,
+                                     const v1::DescribeRequest* request,
+                                     v1::WorkerDescription* reply) override;
+  grpc::ServerUnaryReactor* LoadExperts(grpc::CallbackServerContext* context,
+                                        const v1::ExpertSet* request,
+                                        v1::WorkerDescription* reply) override;
+  grpc::ServerUnaryReactor* UnloadExperts(
+      grpc::CallbackServerContext* context, const v1::ExpertSet* request,
+      v1::WorkerDescription* reply) override;
+  grpc::ServerUnaryReactor* Compute(grpc::CallbackServerContext* context,
+                                    const v1::ComputeRequest* request,
+                                    v1::ComputeResponse* reply) override;
+
+ private:
+  void FillDescription(v1::WorkerDescription* reply) const;
+  // Turns a request into a task, or INVALID_ARGUMENT / FAILED_PRECONDITION
+  // naming the field.
+  absl::StatusOr<ComputeTask> MakeTask(const v1::ComputeRequest& request) const;
+
+  const WorkerIdentity identity_;
+  ExpertStore& store_;
+  ComputeQueue& queue_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_EXPERT_WORKER_WORKER_SERVICE_H_

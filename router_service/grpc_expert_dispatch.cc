@@ -1,0 +1,314 @@
+#include "router_service/grpc_expert_dispatch.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "protos/grpc_status.h"
+#include "protos/tensor_codec.h"
+
+namespace moe {
+
+// One worker's share of a layer: its rows (each once) and their assignments.
+struct GrpcExpertDispatch::Call {
+  int worker = 0;
+  std::vector<int32_t> rows;  // batch row of each request row
+  std::vector<std::vector<std::pair<int32_t, float>>> experts;  // per row
+  v1::ComputeRequest request;
+  v1::ComputeResponse response;
+  grpc::ClientContext context;
+  grpc::Status status;
+  absl::Time started;
+  absl::Duration round_trip;
+};
+
+absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
+    const std::string& spec) {
+  std::vector<WorkerEndpoint> endpoints;
+  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
+    const std::vector<std::string> parts = absl::StrSplit(item, '=');
+    if (parts.size() != 2 || parts[0].empty() ||
+        parts[1].find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workers: \"", std::string(item), "\" is not id=host:port"));
+    }
+    endpoints.push_back({parts[0], parts[1]});
+  }
+  return endpoints;
+}
+
+absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
+    const PlacementPlan& plan, int hidden_size,
+    const std::vector<WorkerEndpoint>& endpoints, const Options& options) {
+  auto dispatch = std::unique_ptr<GrpcExpertDispatch>(
+      new GrpcExpertDispatch(plan, hidden_size, options));
+  std::map<std::string, const WorkerEndpoint*> by_id;
+  for (const WorkerEndpoint& endpoint : endpoints) {
+    if (plan.WorkerIndex(endpoint.id) < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workers: \"", endpoint.id, "\" is not a worker of the plan"));
+    }
+    if (!by_id.emplace(endpoint.id, &endpoint).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: \"", endpoint.id, "\" is listed twice"));
+    }
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  args.SetMaxSendMessageSize(256 << 20);
+  // A restarted worker is reachable again within a second, not after the
+  // default backoff of up to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  for (const WorkerSpec& spec : plan.workers) {
+    auto it = by_id.find(spec.id);
+    if (it == by_id.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workers: no address for plan worker \"", spec.id, "\""));
+    }
+    auto worker = std::make_unique<Worker>();
+    worker->endpoint = *it->second;
+    worker->speed = spec.speed > 0 ? spec.speed : 1.0;
+    worker->stub = v1::ExpertWorker::NewStub(grpc::CreateCustomChannel(
+        worker->endpoint.address, grpc::InsecureChannelCredentials(), args));
+    WorkerCallStats stats;
+    stats.id = spec.id;
+    stats.address = worker->endpoint.address;
+    dispatch->stats_.push_back(stats);
+    dispatch->workers_.push_back(std::move(worker));
+  }
+  return dispatch;
+}
+
+absl::Status GrpcExpertDispatch::CheckWorker(
+    const Worker& worker, const v1::WorkerDescription& description) const {
+  const std::string name = absl::StrCat("expert worker ", worker.endpoint.id,
+                                        " at ", worker.endpoint.address);
+  if (description.worker_id() != worker.endpoint.id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " says it is \"", description.worker_id(), "\""));
+  }
+  if (description.placement_version() != plan_.version ||
+      description.hidden_size() != hidden_size_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " serves plan version ",
+                     description.placement_version(), " with rows of ",
+                     description.hidden_size(), "; the router has version ",
+                     plan_.version, " and rows of ", hidden_size_));
+  }
+  std::vector<std::pair<int, int>> held;
+  for (const v1::ExpertId& id : description.experts()) {
+    held.emplace_back(id.layer(), id.expert());
+  }
+  std::sort(held.begin(), held.end());
+  const int index = plan_.WorkerIndex(worker.endpoint.id);
+  for (int layer = 0; layer < plan_.num_layers; ++layer) {
+    for (int expert = 0; expert < plan_.num_experts; ++expert) {
+      const std::vector<int>& holders = plan_.Holders(layer, expert);
+      if (std::find(holders.begin(), holders.end(), index) != holders.end() &&
+          !std::binary_search(held.begin(), held.end(),
+                              std::make_pair(layer, expert))) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(name, " does not hold expert ", expert, " of layer ",
+                         layer, " as the plan says"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  for (const std::unique_ptr<Worker>& worker : workers_) {
+    while (true) {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(
+          std::min(give_up, absl::Now() + absl::Seconds(1))));
+      context.set_wait_for_ready(true);
+      v1::WorkerDescription description;
+      const grpc::Status status =
+          worker->stub->Describe(&context, v1::DescribeRequest(), &description);
+      if (status.ok()) {
+        absl::Status checked = CheckWorker(*worker, description);
+        if (!checked.ok()) return checked;
+        break;
+      }
+      if (absl::Now() >= give_up) {
+        return absl::UnavailableError(absl::StrCat(
+            "expert worker ", worker->endpoint.id, " at ",
+            worker->endpoint.address, " did not answer within ",
+            absl::FormatDuration(timeout), ": ", status.error_message()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int GrpcExpertDispatch::PickHolder(
+    int layer, int expert, const std::vector<int64_t>& rows_this_call) const {
+  const std::vector<int>& holders = plan_.Holders(layer, expert);
+  int best = holders[0];
+  double best_load = 0;
+  for (size_t i = 0; i < holders.size(); ++i) {
+    const Worker& worker = *workers_[holders[i]];
+    const double load = static_cast<double>(worker.outstanding_rows.load(
+                                                std::memory_order_relaxed) +
+                                            rows_this_call[holders[i]]) /
+                        worker.speed;
+    if (i == 0 || load < best_load) {
+      best = holders[i];
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+absl::Status GrpcExpertDispatch::CallError(const Worker& worker, int layer,
+                                           const grpc::Status& status,
+                                           absl::Duration waited) const {
+  const std::string name = absl::StrCat("expert worker ", worker.endpoint.id,
+                                        " at ", worker.endpoint.address);
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(name, " did not answer layer ", layer, " within ",
+                     absl::ToInt64Milliseconds(waited), " ms"));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(name, " failed layer ", layer, ": ",
+                                   status.error_message()));
+}
+
+absl::Status GrpcExpertDispatch::Compute(const ExpertBatch& batch, float* out,
+                                         std::vector<RowFailure>& failures) {
+  const int64_t hidden = hidden_size_;
+  std::fill(out, out + batch.n * hidden, 0.0f);
+  // Split the assignments by worker, each row once per worker.
+  std::vector<std::unique_ptr<Call>> calls(workers_.size());
+  std::vector<std::vector<int32_t>> local_row(workers_.size());
+  std::vector<int64_t> rows_this_call(workers_.size(), 0);
+  for (const ExpertAssignment& a : batch.assignments) {
+    if (a.row < 0 || a.row >= batch.n || a.expert < 0 ||
+        a.expert >= plan_.num_experts) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", batch.layer, ": assignment (row ", a.row,
+                       ", expert ", a.expert, ") is out of range"));
+    }
+    const int w = PickHolder(batch.layer, a.expert, rows_this_call);
+    if (!calls[w]) {
+      calls[w] = std::make_unique<Call>();
+      calls[w]->worker = w;
+      local_row[w].assign(batch.n, -1);
+    }
+    Call& call = *calls[w];
+    int32_t& local = local_row[w][a.row];
+    if (local < 0) {
+      local = static_cast<int32_t>(call.rows.size());
+      call.rows.push_back(a.row);
+      call.experts.emplace_back();
+      ++rows_this_call[w];
+    }
+    call.experts[local].emplace_back(a.expert, a.weight);
+  }
+  std::vector<Call*> live;
+  for (std::unique_ptr<Call>& call : calls) {
+    if (call) live.push_back(call.get());
+  }
+  if (live.empty()) return absl::OkStatus();
+
+  absl::BlockingCounter pending(static_cast<int>(live.size()));
+  std::vector<float> rows;
+  for (Call* call : live) {
+    Worker& worker = *workers_[call->worker];
+    const int64_t n = static_cast<int64_t>(call->rows.size());
+    rows.resize(n * hidden);
+    absl::Time deadline = absl::InfinitePast();
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy_n(batch.x + call->rows[i] * hidden, hidden,
+                  rows.data() + i * hidden);
+      deadline = std::max(deadline, batch.row_deadlines.empty()
+                                        ? absl::InfiniteFuture()
+                                        : batch.row_deadlines[call->rows[i]]);
+    }
+    v1::ComputeRequest& request = call->request;
+    request.set_layer(batch.layer);
+    request.set_placement_version(plan_.version);
+    EncodeTensor(rows.data(), n, hidden, options_.activation_dtype,
+                 request.mutable_rows());
+    for (const auto& experts : call->experts) {
+      request.add_assignments_per_row(static_cast<int32_t>(experts.size()));
+      for (const auto& [expert, weight] : experts) {
+        request.add_expert_ids(expert);
+        request.add_expert_weights(weight);
+      }
+    }
+    call->started = absl::Now();
+    call->context.set_deadline(absl::ToChronoTime(
+        std::min(deadline, call->started + options_.call_timeout)));
+    worker.outstanding_rows.fetch_add(n, std::memory_order_relaxed);
+    worker.stub->async()->Compute(
+        &call->context, &call->request, &call->response,
+        [call, &pending](grpc::Status status) {
+          call->status = std::move(status);
+          call->round_trip = absl::Now() - call->started;
+          pending.DecrementCount();
+        });
+  }
+  pending.Wait();
+
+  std::vector<float> partial;
+  for (Call* call : live) {
+    Worker& worker = *workers_[call->worker];
+    const int64_t n = static_cast<int64_t>(call->rows.size());
+    worker.outstanding_rows.fetch_sub(n, std::memory_order_relaxed);
+    absl::Status status;
+    if (!call->status.ok()) {
+      status = CallError(worker, batch.layer, call->status,
+                         absl::FromChrono(call->context.deadline() -
+                                          absl::ToChronoTime(call->started)));
+    } else {
+      status =
+          DecodeTensor(call->response.output(), "output", hidden, &partial);
+      if (status.ok() && call->response.output().rows() != n) {
+        status = absl::InternalError(
+            absl::StrCat("expert worker ", worker.endpoint.id, " returned ",
+                         call->response.output().rows(), " rows for ", n));
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(stats_mutex_);
+      WorkerCallStats& stats = stats_[call->worker];
+      ++stats.calls;
+      stats.rows_sent += n;
+      stats.total_round_trip_us += absl::ToDoubleMicroseconds(call->round_trip);
+      stats.total_worker_wait_us += call->response.queue_wait_us();
+      stats.total_worker_compute_us += call->response.compute_us();
+      if (!status.ok()) ++stats.failed_calls;
+    }
+    if (!status.ok()) {
+      for (int32_t row : call->rows) failures.push_back({row, status});
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = out + call->rows[i] * hidden;
+      const float* add = partial.data() + i * hidden;
+      for (int64_t k = 0; k < hidden; ++k) row[k] += add[k];
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  return stats_;
+}
+
+}  // namespace moe

@@ -1,0 +1,101 @@
+#ifndef MOE_ROUTER_SERVICE_GRPC_EXPERT_DISPATCH_H_
+#define MOE_ROUTER_SERVICE_GRPC_EXPERT_DISPATCH_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/placement.h"
+#include "moe/v1/expert.grpc.pb.h"
+#include "router_service/expert_dispatch.h"
+
+namespace moe {
+
+struct WorkerEndpoint {
+  std::string id;
+  std::string address;  // host:port
+};
+
+// Parses "id=host:port,id=host:port" (the --workers flag).
+absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
+    const std::string& spec);
+
+// Router-side counters of one worker.
+struct WorkerCallStats {
+  std::string id;
+  std::string address;
+  int64_t calls = 0;
+  int64_t failed_calls = 0;
+  int64_t rows_sent = 0;
+  double total_round_trip_us = 0;
+  // As the worker reports it: waiting in its queue, and computing.
+  double total_worker_wait_us = 0;
+  double total_worker_compute_us = 0;
+};
+
+// Experts on expert workers, placed by a plan. Each layer's rows go out as
+// one Compute call per worker that holds any of their experts, all calls in
+// flight at once; the partial sums come back and are added up. A row whose
+// expert has replicas goes to the replica with the fewest rows outstanding
+// (relative to its speed).
+class GrpcExpertDispatch : public ExpertDispatch {
+ public:
+  struct Options {
+    v1::ActivationDType activation_dtype = v1::ACTIVATION_DTYPE_FP32;
+    // A call not answered in this time fails its rows with DEADLINE_EXCEEDED
+    // naming the worker, so a stuck worker never hangs a request.
+    absl::Duration call_timeout = absl::Seconds(10);
+  };
+
+  // Every worker of the plan needs an endpoint, and every endpoint a worker.
+  static absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> Connect(
+      const PlacementPlan& plan, int hidden_size,
+      const std::vector<WorkerEndpoint>& endpoints, const Options& options);
+
+  // Waits (up to `timeout`) until every worker answers, and checks that it
+  // serves this plan: same version and row width, and every expert the plan
+  // gives it loaded.
+  absl::Status AwaitWorkers(absl::Duration timeout);
+
+  absl::Status Compute(const ExpertBatch& batch, float* out,
+                       std::vector<RowFailure>& failures) override;
+
+  int placement_version() const { return plan_.version; }
+  std::vector<WorkerCallStats> Stats() const;
+
+ private:
+  struct Worker {
+    WorkerEndpoint endpoint;
+    double speed = 1.0;
+    std::unique_ptr<v1::ExpertWorker::Stub> stub;
+    std::atomic<int64_t> outstanding_rows{0};
+  };
+  struct Call;
+
+  GrpcExpertDispatch(PlacementPlan plan, int hidden_size, Options options)
+      : plan_(std::move(plan)), hidden_size_(hidden_size), options_(options) {}
+
+  absl::Status CheckWorker(const Worker& worker,
+                           const v1::WorkerDescription& description) const;
+  // The holder of (layer, expert) that should take one more row.
+  int PickHolder(int layer, int expert,
+                 const std::vector<int64_t>& rows_this_call) const;
+  absl::Status CallError(const Worker& worker, int layer,
+                         const grpc::Status& status,
+                         absl::Duration waited) const;
+
+  const PlacementPlan plan_;
+  const int hidden_size_;
+  const Options options_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // in plan order
+  mutable std::mutex stats_mutex_;
+  std::vector<WorkerCallStats> stats_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_SERVICE_GRPC_EXPERT_DISPATCH_H_

@@ -1,0 +1,183 @@
+#include "router_service/router_rpc_service.h"
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "protos/grpc_status.h"
+
+namespace moe {
+namespace {
+
+v1::FinishReason ToProto(FinishReason reason) {
+  return reason == FinishReason::kEos ? v1::FINISH_REASON_EOS
+                                      : v1::FINISH_REASON_LENGTH;
+}
+
+GenerationRequest FromProto(const v1::RouterGenerateRequest& request) {
+  GenerationRequest generation;
+  generation.prompt.assign(request.prompt_token_ids().begin(),
+                           request.prompt_token_ids().end());
+  generation.max_tokens = request.max_tokens();
+  generation.stop_on_eos = !request.ignore_eos();
+  const v1::SamplingParameters& sampling = request.sampling();
+  generation.sampling.temperature = sampling.temperature();
+  generation.sampling.top_k = sampling.top_k();
+  generation.sampling.top_p = sampling.top_p() == 0 ? 1.0f : sampling.top_p();
+  if (sampling.seed() >= 0) generation.sampling.seed = sampling.seed();
+  return generation;
+}
+
+// One Generate stream. Tokens from the engine thread queue up here and go
+// out one write at a time (merged while a write is in flight); the stream
+// finishes once the engine has ended the request and everything is written.
+// The engine calls back until on_finish, and Finish comes only after it, so
+// the reactor outlives every callback (it deletes itself in OnDone).
+class GenerateReactor
+    : public grpc::ServerWriteReactor<v1::RouterGenerateResponse> {
+ public:
+  GenerateReactor(BatchEngine& engine, std::string id, int prompt_tokens)
+      : engine_(engine), id_(std::move(id)), prompt_tokens_(prompt_tokens) {}
+
+  void Start(EngineRequest request) {
+    request.id = id_;
+    request.on_token = [this](int32_t token) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.push_back(token);
+      ++completion_tokens_;
+      MaybeWrite();
+    };
+    request.on_finish = [this](absl::StatusOr<FinishReason> outcome) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      outcome_ = std::move(outcome);
+      MaybeWrite();
+    };
+    const absl::Status submitted = engine_.Submit(std::move(request));
+    if (!submitted.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+      Finish(ToGrpcStatus(submitted));
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writing_ = false;
+    if (!ok) {
+      // The client is gone: stop generating for it.
+      stream_broken_ = true;
+      engine_.Cancel(id_).IgnoreError();
+    }
+    MaybeWrite();
+  }
+
+  void OnCancel() override { engine_.Cancel(id_).IgnoreError(); }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void MaybeWrite() {
+    if (writing_ || finished_) return;
+    const bool ended_ok = outcome_.has_value() && outcome_->ok();
+    if (!stream_broken_ &&
+        (!pending_.empty() || (ended_ok && !final_written_))) {
+      response_.Clear();
+      response_.set_request_id(id_);
+      response_.mutable_token_ids()->Add(pending_.begin(), pending_.end());
+      pending_.clear();
+      if (ended_ok) {
+        response_.set_finish_reason(ToProto(**outcome_));
+        response_.set_prompt_tokens(prompt_tokens_);
+        response_.set_completion_tokens(completion_tokens_);
+        final_written_ = true;
+      }
+      writing_ = true;
+      StartWrite(&response_);
+      return;
+    }
+    if (outcome_.has_value()) {
+      finished_ = true;
+      Finish(outcome_->ok() ? grpc::Status::OK
+                            : ToGrpcStatus(outcome_->status()));
+    }
+  }
+
+  BatchEngine& engine_;
+  const std::string id_;
+  const int prompt_tokens_;
+  std::mutex mutex_;
+  std::vector<int32_t> pending_;
+  int completion_tokens_ = 0;
+  std::optional<absl::StatusOr<FinishReason>> outcome_;
+  v1::RouterGenerateResponse response_;
+  bool writing_ = false;
+  bool final_written_ = false;
+  bool stream_broken_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::RouterGenerateResponse>*
+RouterRpcService::Generate(grpc::CallbackServerContext* context,
+                           const v1::RouterGenerateRequest* request) {
+  std::string id = request->request_id();
+  if (id.empty()) id = absl::StrCat("router-", next_id_.fetch_add(1));
+  auto* reactor =
+      new GenerateReactor(engine_, id, request->prompt_token_ids_size());
+  EngineRequest engine_request;
+  engine_request.generation = FromProto(*request);
+  // A call without a deadline reports the end of time, beyond absl::Time.
+  const auto deadline = context->deadline();
+  if (deadline <
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    engine_request.deadline = absl::FromChrono(deadline);
+  }
+  reactor->Start(std::move(engine_request));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RouterRpcService::Cancel(
+    grpc::CallbackServerContext* context, const v1::CancelRequest* request,
+    v1::CancelResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(engine_.Cancel(request->request_id())));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RouterRpcService::GetStatus(
+    grpc::CallbackServerContext* context, const v1::RouterStatusRequest*,
+    v1::RouterStatus* reply) {
+  const EngineStatus status = engine_.Status();
+  reply->set_queued_requests(status.queued);
+  reply->set_running_requests(status.running);
+  reply->set_max_batch_size(engine_.options().max_batch);
+  reply->set_kv_tokens_used(status.kv_tokens_used);
+  reply->set_kv_tokens_capacity(engine_.options().kv_token_capacity);
+  reply->set_placement_version(remote_ ? remote_->placement_version() : 0);
+  reply->set_num_layers(config_.num_layers);
+  reply->set_num_experts(config_.num_experts);
+  reply->mutable_routed_token_counts()->Add(status.routed_counts.begin(),
+                                            status.routed_counts.end());
+  reply->set_steps(status.steps);
+  reply->set_generated_tokens(status.generated_tokens);
+  if (remote_ != nullptr) {
+    for (const WorkerCallStats& stats : remote_->Stats()) {
+      v1::WorkerStatus* worker = reply->add_workers();
+      worker->set_worker_id(stats.id);
+      worker->set_address(stats.address);
+      worker->set_calls(stats.calls);
+      worker->set_failed_calls(stats.failed_calls);
+      worker->set_rows_sent(stats.rows_sent);
+      worker->set_mean_round_trip_us(
+          stats.calls ? stats.total_round_trip_us / stats.calls : 0.0);
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace moe

@@ -1,0 +1,487 @@
+// A router and three expert workers as real processes on 127.0.0.1, with an
+// uneven placement plan, against the embedded engine on the same FP8 model.
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "core/placement.h"
+#include "core/thread_pool.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "moe/v1/expert.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "router_service/generation.h"
+#include "router_service/grpc_expert_dispatch.h"
+#include "router_service/local_expert_dispatch.h"
+#include "tests/integration/child_process.h"
+#include "tests/unit/expect_has_substr.h"
+#include "tests/unit/test_models.h"
+
+namespace moe {
+namespace {
+
+using testing::ChildProcess;
+using testing::TestModelSpec;
+
+constexpr char kBinDir[] = MOE_BIN_DIR;
+const absl::Duration kStartTimeout = absl::Seconds(30);
+
+TestModelSpec Fp8Spec(Architecture architecture) {
+  TestModelSpec spec;
+  spec.architecture = architecture;
+  spec.format = WeightFormat::kFp8;
+  spec.scales = architecture == Architecture::kMixtral
+                    ? ScaleGranularity::kPerTensor
+                    : ScaleGranularity::kPerChannel;
+  spec.layers = 3;
+  spec.intermediate = 2048;  // 128 KiB per FP8 matrix: many pages each
+  return spec;
+}
+
+// Three workers with room for 12, 8 and 5 experts of the model's 24: the
+// small one shares its machine with the router.
+PlacementPlan UnevenPlan(const TestModelSpec& spec) {
+  PlannerInput input;
+  input.model = spec.Name();
+  input.version = 3;
+  input.num_layers = spec.layers;
+  input.num_experts = spec.experts;
+  input.expert_bytes = int64_t{3} * spec.hidden * spec.intermediate;
+  input.workers = {{"w0", 12 * input.expert_bytes, 1.0},
+                   {"w1", 8 * input.expert_bytes, 1.0},
+                   {"w2", 5 * input.expert_bytes, 1.0}};
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return *plan;
+}
+
+struct Cluster {
+  std::string model_dir;
+  PlacementPlan plan;
+  std::string plan_path;
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  std::vector<std::string> worker_addresses;
+  std::unique_ptr<ChildProcess> router;
+  std::string router_address;
+
+  std::string WorkersFlag() const {
+    std::vector<std::string> items;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      items.push_back(
+          absl::StrCat(plan.workers[i].id, "=", worker_addresses[i]));
+    }
+    return absl::StrJoin(items, ",");
+  }
+  std::vector<WorkerEndpoint> Endpoints() const {
+    std::vector<WorkerEndpoint> endpoints;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      endpoints.push_back({plan.workers[i].id, worker_addresses[i]});
+    }
+    return endpoints;
+  }
+};
+
+// Per test and process, e.g. /tmp/cluster_CancelEndsTheRequest_mixtral_w0.
+std::string LogPrefix(const std::string& name) {
+  std::string test =
+      ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::replace(test.begin(), test.end(), '/', '_');
+  return absl::StrCat(::testing::TempDir(), "/cluster_", test, "_", name);
+}
+
+std::unique_ptr<ChildProcess> StartWorker(const Cluster& cluster,
+                                          const std::string& id,
+                                          const std::string& listen) {
+  auto worker = ChildProcess::Start(
+      {absl::StrCat(kBinDir, "/moe-expert-worker"), "--model",
+       cluster.model_dir, "--plan", cluster.plan_path, "--worker-id", id,
+       "--listen", listen, "--threads", "1"},
+      LogPrefix(id));
+  EXPECT_TRUE(worker.ok()) << worker.status();
+  return std::move(*worker);
+}
+
+// Starts the workers of the plan and a router in front of them.
+void StartCluster(const TestModelSpec& spec,
+                  const std::vector<std::string>& router_flags,
+                  Cluster& cluster) {
+  cluster.model_dir = testing::MakeTestModel(spec);
+  cluster.plan = UnevenPlan(spec);
+  cluster.plan_path = LogPrefix("plan.json");
+  const absl::Status written = WritePlan(cluster.plan, cluster.plan_path);
+  ASSERT_TRUE(written.ok()) << written;
+  for (const WorkerSpec& worker : cluster.plan.workers) {
+    cluster.workers.push_back(StartWorker(cluster, worker.id, "127.0.0.1:0"));
+  }
+  for (auto& worker : cluster.workers) {
+    absl::StatusOr<std::string> address = worker->AwaitAddress(kStartTimeout);
+    ASSERT_TRUE(address.ok()) << address.status();
+    cluster.worker_addresses.push_back(*address);
+  }
+  std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-router"),
+                                   "--model",
+                                   cluster.model_dir,
+                                   "--plan",
+                                   cluster.plan_path,
+                                   "--workers",
+                                   cluster.WorkersFlag(),
+                                   "--threads",
+                                   "1"};
+  args.insert(args.end(), router_flags.begin(), router_flags.end());
+  auto router = ChildProcess::Start(args, LogPrefix("router"));
+  ASSERT_TRUE(router.ok()) << router.status();
+  cluster.router = std::move(*router);
+  absl::StatusOr<std::string> address =
+      cluster.router->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(address.ok()) << address.status();
+  cluster.router_address = *address;
+}
+
+struct StreamResult {
+  grpc::Status status;
+  std::vector<int32_t> tokens;
+  v1::RouterGenerateResponse last;
+  absl::Duration elapsed;
+};
+
+// Runs one Generate call to its end; `on_first` runs after the first tokens.
+StreamResult RunGenerate(v1::Router::Stub& stub,
+                         const v1::RouterGenerateRequest& request,
+                         absl::Duration deadline = absl::Seconds(60),
+                         const std::function<void()>& on_first = nullptr) {
+  StreamResult result;
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  context.set_deadline(absl::ToChronoTime(start + deadline));
+  auto reader = stub.Generate(&context, request);
+  v1::RouterGenerateResponse response;
+  while (reader->Read(&response)) {
+    if (result.tokens.empty() && on_first) on_first();
+    result.tokens.insert(result.tokens.end(), response.token_ids().begin(),
+                         response.token_ids().end());
+    result.last = response;
+  }
+  result.status = reader->Finish();
+  result.elapsed = absl::Now() - start;
+  return result;
+}
+
+v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
+                                        int max_tokens) {
+  v1::RouterGenerateRequest request;
+  request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+  request.set_max_tokens(max_tokens);
+  return request;
+}
+
+std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster) {
+  return v1::Router::NewStub(grpc::CreateChannel(
+      cluster.router_address, grpc::InsecureChannelCredentials()));
+}
+
+std::vector<int32_t> Prompt(int length, int seed) {
+  std::vector<int32_t> prompt = {1};
+  for (int i = 1; i < length; ++i)
+    prompt.push_back(3 + (seed * 37 + i * 11) % 390);
+  return prompt;
+}
+
+class ClusterTest : public ::testing::TestWithParam<Architecture> {
+ protected:
+  void SetUp() override {
+    spec_ = Fp8Spec(GetParam());
+    StartCluster(spec_, {}, cluster_);
+  }
+
+  TestModelSpec spec_;
+  Cluster cluster_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
+                         ::testing::Values(Architecture::kMixtral,
+                                           Architecture::kSkyworkMoe),
+                         [](const auto& info) {
+                           return ArchitectureName(info.param);
+                         });
+
+// The router's forward pass with its experts on the three worker processes
+// gives the embedded engine's logits. Each worker returns the weighted sum of
+// its experts in FP32 and the router adds the partial sums; with top-2 the two
+// terms meet in one addition either way, so the logits agree to rounding.
+TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
+  ThreadPool pool(1);
+  auto all = ModelWeights::Load(cluster_.model_dir);
+  ASSERT_TRUE(all.ok()) << all.status();
+  LocalExpertDispatch local(**all, pool);
+  ModelRunner embedded(**all, local, pool);
+
+  WeightSelection dense_only;
+  dense_only.expert_filter = [](int, int) { return false; };
+  auto dense = ModelWeights::Load(cluster_.model_dir, dense_only);
+  ASSERT_TRUE(dense.ok()) << dense.status();
+  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                            cluster_.Endpoints(), {});
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
+  ModelRunner distributed(**dense, **remote, pool);
+
+  const std::vector<int32_t> tokens = Prompt(40, 5);
+  SequenceKvCache a = embedded.NewCache();
+  SequenceKvCache b = distributed.NewCache();
+  auto expected = embedded.Forward(tokens, a, LogitsFor::kAllTokens);
+  auto actual = distributed.Forward(tokens, b, LogitsFor::kAllTokens);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(actual.ok()) << actual.status();
+  ASSERT_EQ(expected->size(), actual->size());
+  double max_error = 0, max_logit = 0;
+  for (size_t i = 0; i < expected->size(); ++i) {
+    max_error =
+        std::max(max_error, std::abs(double{(*expected)[i]} - (*actual)[i]));
+    max_logit = std::max(max_logit, std::abs(double{(*expected)[i]}));
+  }
+  EXPECT_LE(max_error, 1e-6 * max_logit);
+  // Every worker took part.
+  for (const WorkerCallStats& stats : (*remote)->Stats()) {
+    EXPECT_GT(stats.calls, 0) << stats.id;
+  }
+}
+
+// Concurrent requests batched by the router give each the tokens the
+// embedded engine gives it alone.
+TEST_P(ClusterTest, GreedyTokensMatchEmbeddedEngine) {
+  ThreadPool pool(1);
+  auto all = ModelWeights::Load(cluster_.model_dir);
+  ASSERT_TRUE(all.ok()) << all.status();
+  LocalExpertDispatch local(**all, pool);
+  ModelRunner embedded(**all, local, pool);
+
+  constexpr int kRequests = 6;
+  std::vector<StreamResult> results(kRequests);
+  std::vector<std::thread> clients;
+  auto stub = RouterStub(cluster_);
+  for (int r = 0; r < kRequests; ++r) {
+    clients.emplace_back([&, r] {
+      results[r] =
+          RunGenerate(*stub, GreedyRequest(Prompt(3 + 7 * r, r), 12 + 3 * r));
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  for (int r = 0; r < kRequests; ++r) {
+    GenerationRequest request;
+    request.prompt = Prompt(3 + 7 * r, r);
+    request.max_tokens = 12 + 3 * r;
+    auto expected = Generate(embedded, request);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    ASSERT_TRUE(results[r].status.ok()) << results[r].status.error_message();
+    EXPECT_EQ(results[r].tokens, expected->tokens) << "request " << r;
+    EXPECT_EQ(results[r].last.completion_tokens(),
+              static_cast<int>(expected->tokens.size()));
+    EXPECT_EQ(results[r].last.prompt_tokens(), 3 + 7 * r);
+    EXPECT_EQ(results[r].last.finish_reason(),
+              expected->finish_reason == FinishReason::kEos
+                  ? v1::FINISH_REASON_EOS
+                  : v1::FINISH_REASON_LENGTH);
+  }
+
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &status).ok());
+  EXPECT_EQ(status.placement_version(), cluster_.plan.version);
+  EXPECT_EQ(status.running_requests(), 0);
+  EXPECT_EQ(status.kv_tokens_used(), 0);
+  int64_t routed = 0;
+  for (int64_t count : status.routed_token_counts()) routed += count;
+  // Every prompt token and every fed-back token passes every layer, top-2.
+  int64_t rows = 0;
+  for (int r = 0; r < kRequests; ++r) {
+    rows += 3 + 7 * r + static_cast<int64_t>(results[r].tokens.size()) - 1;
+  }
+  EXPECT_EQ(routed, rows * spec_.layers * 2);
+  ASSERT_EQ(status.workers_size(), 3);
+  for (const v1::WorkerStatus& worker : status.workers()) {
+    EXPECT_GT(worker.calls(), 0) << worker.worker_id();
+    EXPECT_EQ(worker.failed_calls(), 0) << worker.worker_id();
+  }
+}
+
+TEST_P(ClusterTest, InvalidRequestsNameTheField) {
+  auto stub = RouterStub(cluster_);
+  StreamResult bad_token = RunGenerate(*stub, GreedyRequest({1, 400}, 4));
+  EXPECT_EQ(bad_token.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_HAS_SUBSTR(bad_token.status.error_message(), "prompt");
+  StreamResult no_tokens = RunGenerate(*stub, GreedyRequest({1, 5}, 0));
+  EXPECT_EQ(no_tokens.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_HAS_SUBSTR(no_tokens.status.error_message(), "max_tokens");
+  v1::RouterGenerateRequest bad_top_p = GreedyRequest({1, 5}, 4);
+  bad_top_p.mutable_sampling()->set_top_p(1.5f);
+  EXPECT_HAS_SUBSTR(RunGenerate(*stub, bad_top_p).status.error_message(),
+                    "top_p");
+}
+
+// Cancel by id ends the stream with CANCELLED and frees its KV cache.
+TEST_P(ClusterTest, CancelEndsTheRequest) {
+  auto stub = RouterStub(cluster_);
+  v1::RouterGenerateRequest request = GreedyRequest(Prompt(4, 1), 500);
+  request.set_request_id("cancel-me");
+  request.set_ignore_eos(true);
+  StreamResult result = RunGenerate(*stub, request, absl::Seconds(60), [&] {
+    grpc::ClientContext context;
+    v1::CancelRequest cancel;
+    cancel.set_request_id("cancel-me");
+    v1::CancelResponse reply;
+    EXPECT_TRUE(stub->Cancel(&context, cancel, &reply).ok());
+  });
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_LT(result.tokens.size(), 500u);
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &status).ok());
+  EXPECT_EQ(status.running_requests(), 0);
+  EXPECT_EQ(status.kv_tokens_used(), 0);
+}
+
+// Each worker holds the experts the plan gives it, and its memory follows:
+// the pages of the checkpoint it has resident are its experts' pages.
+TEST_P(ClusterTest, WorkersHoldTheirShare) {
+  const int64_t matrix = int64_t{spec_.hidden} * spec_.intermediate;
+  for (size_t i = 0; i < cluster_.workers.size(); ++i) {
+    auto stub = v1::ExpertWorker::NewStub(grpc::CreateChannel(
+        cluster_.worker_addresses[i], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    v1::WorkerDescription description;
+    ASSERT_TRUE(stub->Describe(&context, {}, &description).ok());
+    const int64_t held = cluster_.plan.ExpertCount(static_cast<int>(i));
+    EXPECT_EQ(description.experts_size(), held);
+    EXPECT_EQ(description.expert_bytes_held(), held * 3 * matrix);
+    EXPECT_EQ(description.placement_version(), cluster_.plan.version);
+
+    // Resident bytes of the checkpoint mapping, from /proc/PID/smaps.
+    std::ifstream smaps(
+        absl::StrCat("/proc/", cluster_.workers[i]->pid(), "/smaps"));
+    std::string line;
+    bool in_model = false;
+    int64_t resident_kib = 0;
+    while (std::getline(smaps, line)) {
+      if (line.find('-') < line.find(' ') &&
+          line.find(' ') != std::string::npos &&
+          std::isxdigit(static_cast<unsigned char>(line[0]))) {
+        in_model = line.find(".safetensors") != std::string::npos;
+      } else if (in_model && line.rfind("Rss:", 0) == 0) {
+        std::vector<std::string> parts =
+            absl::StrSplit(line, ' ', absl::SkipEmpty());
+        resident_kib += std::stoll(parts[1]);
+      }
+    }
+    const int64_t resident = resident_kib * 1024;
+    // Its experts, plus what the kernel maps around a touched page (up to
+    // 64 KiB windows, which reach past both ends of an expert's tensors),
+    // and the header.
+    constexpr int64_t kFaultAround = 64 * 1024;
+    EXPECT_GE(resident, held * 3 * matrix) << "worker " << i;
+    EXPECT_LE(resident, held * (3 * matrix + 2 * kFaultAround) + kFaultAround)
+        << "worker " << i;
+  }
+}
+
+// Failures: a worker that stops answering or dies.
+class ClusterFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spec_ = Fp8Spec(Architecture::kMixtral);
+    StartCluster(spec_, {"--worker-timeout-ms", "1000"}, cluster_);
+  }
+
+  TestModelSpec spec_;
+  Cluster cluster_;
+};
+
+TEST_F(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
+  auto stub = RouterStub(cluster_);
+  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 2), 400);
+  request.set_ignore_eos(true);
+  StreamResult result = RunGenerate(*stub, request, absl::Seconds(20), [&] {
+    cluster_.workers[2]->Signal(SIGSTOP);
+  });
+  cluster_.workers[2]->Signal(SIGCONT);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w2");
+  EXPECT_LT(result.elapsed, absl::Seconds(10));
+  // Once it answers again, so does the cluster.
+  StreamResult after = RunGenerate(*stub, GreedyRequest(Prompt(5, 3), 8));
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+}
+
+TEST_F(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
+  auto stub = RouterStub(cluster_);
+  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
+  request.set_ignore_eos(true);
+  StreamResult result = RunGenerate(*stub, request, absl::Seconds(20), [&] {
+    cluster_.workers[1]->Signal(SIGKILL);
+  });
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w1");
+  EXPECT_LT(result.elapsed, absl::Seconds(20));
+
+  // Rows that need only the live workers are unaffected: one batch with a
+  // row for an expert of w0 and a row for an expert of w1.
+  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                            cluster_.Endpoints(), {});
+  ASSERT_TRUE(remote.ok());
+  int on_w0 = -1, on_w1 = -1;
+  for (int e = 0; e < spec_.experts; ++e) {
+    const std::vector<int>& holders = cluster_.plan.Holders(0, e);
+    if (holders == std::vector<int>{0}) on_w0 = e;
+    if (holders == std::vector<int>{1}) on_w1 = e;
+  }
+  ASSERT_GE(on_w0, 0);
+  ASSERT_GE(on_w1, 0);
+  std::vector<float> x(2 * spec_.hidden);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * (i % 17) - 0.08f;
+  const ExpertAssignment assignments[] = {{0, on_w0, 1.0f}, {1, on_w1, 1.0f}};
+  std::vector<float> out(2 * spec_.hidden);
+  std::vector<RowFailure> failures;
+  ASSERT_TRUE(
+      (*remote)
+          ->Compute({0, x.data(), 2, assignments, {}}, out.data(), failures)
+          .ok());
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].row, 1);
+  EXPECT_EQ(failures[0].status.code(), absl::StatusCode::kUnavailable);
+
+  ThreadPool pool(1);
+  auto all = ModelWeights::Load(cluster_.model_dir);
+  ASSERT_TRUE(all.ok());
+  LocalExpertDispatch local(**all, pool);
+  std::vector<float> expected(2 * spec_.hidden);
+  std::vector<RowFailure> none;
+  ASSERT_TRUE(local
+                  .Compute({0, x.data(), 1, {assignments, 1}, {}},
+                           expected.data(), none)
+                  .ok());
+  for (int k = 0; k < spec_.hidden; ++k) EXPECT_EQ(out[k], expected[k]) << k;
+
+  // A worker restarted at the same address is used again once the router's
+  // channel reconnects (its backoff is at most a second).
+  cluster_.workers[1]->Wait();
+  cluster_.workers[1] =
+      StartWorker(cluster_, "w1", cluster_.worker_addresses[1]);
+  ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
+  StreamResult after;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    after = RunGenerate(*stub, GreedyRequest(Prompt(5, 3), 8));
+    if (after.status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+}
+
+}  // namespace
+}  // namespace moe

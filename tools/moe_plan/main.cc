@@ -1,0 +1,124 @@
+// moe-plan: places a model's experts on workers within their memory, writes
+// the plan and prints how evenly it spreads the load.
+#include <filesystem>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "core/file_util.h"
+#include "core/model_config.h"
+#include "core/placement.h"
+#include "core/status_macros.h"
+#include "tools/command_line.h"
+#include "tools/placement_tool.h"
+
+ABSL_FLAG(std::string, model, "", "checkpoint directory; its config.json");
+ABSL_FLAG(std::string, config, "", "a config.json file (instead of --model)");
+ABSL_FLAG(std::string, workers, "",
+          "workers as ID=MEMORY[@SPEED],... e.g. w0=24GiB,w1=12GiB@1.5; "
+          "MEMORY in bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB; SPEED relative, "
+          "default 1");
+ABSL_FLAG(int, replicas, 0,
+          "extra copies of the hottest experts, where memory allows");
+ABSL_FLAG(std::string, load, "",
+          "JSON [layers][experts] of routed token counts; default uniform");
+ABSL_FLAG(int, version, 1, "version number of the plan");
+ABSL_FLAG(std::string, out, "", "write the plan (JSON) to this file");
+ABSL_FLAG(std::string, check, "",
+          "validate this plan file and print its table instead of planning");
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct NamedConfig {
+  moe::ModelConfig config;
+  // The name the plan gives the model: the checkpoint directory's name, or
+  // the config file's stem (its directory's name for a config.json).
+  std::string name;
+};
+
+absl::StatusOr<NamedConfig> LoadConfig() {
+  const std::string dir = absl::GetFlag(FLAGS_model);
+  const std::string file = absl::GetFlag(FLAGS_config);
+  if (dir.empty() == file.empty()) {
+    return absl::InvalidArgumentError("need one of --model or --config");
+  }
+  if (!dir.empty()) {
+    MOE_ASSIGN_OR_RETURN(moe::ModelConfig config, moe::LoadModelConfig(dir));
+    fs::path path = fs::absolute(dir).lexically_normal();
+    if (!path.has_filename()) path = path.parent_path();  // "models/x/"
+    return NamedConfig{config, path.filename().string()};
+  }
+  MOE_ASSIGN_OR_RETURN(const nlohmann::json json, moe::ReadJsonFile(file));
+  MOE_ASSIGN_OR_RETURN(moe::ModelConfig config,
+                       moe::ParseModelConfig(json, file));
+  const fs::path path = fs::absolute(file).lexically_normal();
+  const std::string name = path.filename() == "config.json"
+                               ? path.parent_path().filename().string()
+                               : path.stem().string();
+  return NamedConfig{config, name};
+}
+
+absl::Status Plan() {
+  MOE_ASSIGN_OR_RETURN(const NamedConfig named, LoadConfig());
+  const moe::ModelConfig& config = named.config;
+  moe::PlannerInput input;
+  input.model = named.name;
+  input.version = absl::GetFlag(FLAGS_version);
+  input.num_layers = config.num_layers;
+  input.num_experts = config.num_experts;
+  input.expert_bytes = moe::ExpertWeightBytes(config);
+  MOE_ASSIGN_OR_RETURN(input.workers,
+                       moe::ParseWorkerSpecs(absl::GetFlag(FLAGS_workers)));
+  input.replica_budget = absl::GetFlag(FLAGS_replicas);
+  if (!absl::GetFlag(FLAGS_load).empty()) {
+    MOE_ASSIGN_OR_RETURN(
+        input.load, moe::ReadLoadMatrix(absl::GetFlag(FLAGS_load),
+                                        input.num_layers, input.num_experts));
+  }
+  MOE_ASSIGN_OR_RETURN(const moe::PlacementPlan plan,
+                       moe::PlanPlacement(input));
+  std::cout << moe::FormatPlacementReport(plan, input.load);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return absl::OkStatus();
+  MOE_RETURN_IF_ERROR(moe::WritePlan(plan, out));
+  std::cout << "plan version " << plan.version << " written to " << out << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Check() {
+  if (!absl::GetFlag(FLAGS_model).empty() ||
+      !absl::GetFlag(FLAGS_config).empty() ||
+      !absl::GetFlag(FLAGS_workers).empty() ||
+      !absl::GetFlag(FLAGS_out).empty() || absl::GetFlag(FLAGS_replicas) != 0) {
+    return absl::InvalidArgumentError(
+        "--check reads a plan; it takes only --load besides");
+  }
+  MOE_ASSIGN_OR_RETURN(const moe::PlacementPlan plan,
+                       moe::ReadPlan(absl::GetFlag(FLAGS_check)));
+  std::vector<double> load;
+  if (!absl::GetFlag(FLAGS_load).empty()) {
+    MOE_ASSIGN_OR_RETURN(
+        load, moe::ReadLoadMatrix(absl::GetFlag(FLAGS_load), plan.num_layers,
+                                  plan.num_experts));
+  }
+  std::cout << moe::FormatPlacementReport(plan, load);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moe::ParseCommandLine(
+      argc, argv,
+      "moe-plan --model DIR | --config FILE --workers ID=MEMORY[@SPEED],... "
+      "[--replicas N --load FILE --version N --out FILE]\n"
+      "moe-plan --check PLAN [--load FILE]");
+  const absl::Status status =
+      absl::GetFlag(FLAGS_check).empty() ? Plan() : Check();
+  if (!status.ok()) {
+    std::cerr << "moe-plan: " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
