@@ -99,6 +99,57 @@ TEST_P(EngineVsReferenceTest, TeacherForcedLogitsMatchFloat64Reference) {
             << " positions, max relative error " << worst << "\n";
 }
 
+// Sequences batched in one step (a prefill, a decode, and a bad step) get
+// what each gets alone; the bad step fails alone and keeps its cache.
+TEST_P(EngineVsReferenceTest, BatchedStepsEqualSeparateSteps) {
+  const std::string dir = MakeTestModel(GetParam());
+  Engine engine(dir, pool_);
+  const int vocab = GetParam().vocab;
+  const std::vector<int32_t> a = RandomTokens(9, vocab, 21);
+  const std::vector<int32_t> b = RandomTokens(6, vocab, 22);
+  const std::vector<int32_t> bad = {3, vocab};
+
+  SequenceKvCache alone_a = engine.runner->NewCache();
+  auto expected_a = engine.runner->Forward(a, alone_a, LogitsFor::kAllTokens);
+  SequenceKvCache alone_b = engine.runner->NewCache();
+  ASSERT_TRUE(
+      engine.runner
+          ->Forward(std::span(b).first(5), alone_b, LogitsFor::kLastToken)
+          .ok());
+  auto expected_b = engine.runner->Forward(std::span(b).subspan(5), alone_b,
+                                           LogitsFor::kLastToken);
+  ASSERT_TRUE(expected_a.ok() && expected_b.ok());
+
+  SequenceKvCache cache_a = engine.runner->NewCache();
+  SequenceKvCache cache_b = engine.runner->NewCache();
+  SequenceKvCache cache_bad = engine.runner->NewCache();
+  ASSERT_TRUE(
+      engine.runner
+          ->Forward(std::span(b).first(5), cache_b, LogitsFor::kLastToken)
+          .ok());
+  const SequenceStep steps[] = {
+      {a, &cache_a, LogitsFor::kAllTokens},
+      {bad, &cache_bad, LogitsFor::kLastToken},
+      {std::span(b).subspan(5), &cache_b, LogitsFor::kLastToken}};
+  auto results = engine.runner->ForwardBatch(steps);
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  ASSERT_TRUE(results[2].ok()) << results[2].status();
+  EXPECT_EQ(results[1].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache_bad.length(), 0);
+  EXPECT_EQ(cache_a.length(), 9);
+  EXPECT_EQ(cache_b.length(), 6);
+  ASSERT_EQ(results[0]->size(), expected_a->size());
+  for (int t = 0; t < 9; ++t) {
+    const std::vector<double> expected(expected_a->begin() + t * vocab,
+                                       expected_a->begin() + (t + 1) * vocab);
+    EXPECT_LT(RelativeError(results[0]->data() + t * vocab, expected), 1e-5)
+        << "position " << t;
+  }
+  const std::vector<double> expected(expected_b->begin(), expected_b->end());
+  EXPECT_LT(RelativeError(results[2]->data(), expected), 1e-5);
+}
+
 TEST_P(EngineVsReferenceTest, IncrementalDecodeEqualsFullRecompute) {
   const std::string dir = MakeTestModel(GetParam());
   Engine engine(dir, pool_);
