@@ -52,6 +52,9 @@ ComputeQueue::~ComputeQueue() {
 absl::Status ComputeQueue::Submit(ComputeTask task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      return absl::UnavailableError("the expert worker is shutting down");
+    }
     if (static_cast<int>(queue_.size()) >= capacity_) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the expert worker's queue is full (", capacity_, " calls)"));

@@ -1,5 +1,6 @@
 #include "router_service/batch_generate.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -19,11 +20,18 @@ absl::StatusOr<BatchGenerateResult> GenerateBatch(
     Clock::time_point last_first_token;
     std::vector<Clock::time_point> token_times;  // of every token
   } shared;
+  // Ids unique in the process, so batches can share an engine.
+  static std::atomic<int64_t> next_batch{0};
+  const std::string prefix = absl::StrCat("batch-", next_batch++, "-");
+  auto id = [&prefix](size_t i) { return absl::StrCat(prefix, i); };
+  auto cancel_all = [&](size_t count) {
+    for (size_t k = 0; k < count; ++k) engine.Cancel(id(k)).IgnoreError();
+  };
   BatchGenerateResult result;
   result.tokens.resize(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     EngineRequest request;
-    request.id = absl::StrCat("batch-", i);
+    request.id = id(i);
     request.generation = requests[i];
     // Callbacks run on the engine thread; `shared` outlives them because
     // this function waits for every on_finish.
@@ -45,17 +53,23 @@ absl::StatusOr<BatchGenerateResult> GenerateBatch(
     if (absl::Status submitted = engine.Submit(std::move(request));
         !submitted.ok()) {
       // Those already submitted still finish before `shared` goes away.
-      for (size_t k = 0; k < i; ++k) {
-        engine.Cancel(absl::StrCat("batch-", k)).IgnoreError();
-      }
+      cancel_all(i);
       std::unique_lock<std::mutex> lock(shared.mutex);
       shared.done.wait(lock, [&] { return shared.finished == i; });
       return submitted;
     }
   }
   std::unique_lock<std::mutex> lock(shared.mutex);
-  shared.done.wait(lock, [&] { return shared.finished == requests.size(); });
-  if (!shared.status.ok()) return shared.status;
+  shared.done.wait(lock, [&] {
+    return shared.finished == requests.size() || !shared.status.ok();
+  });
+  if (!shared.status.ok()) {
+    lock.unlock();
+    cancel_all(requests.size());
+    lock.lock();
+    shared.done.wait(lock, [&] { return shared.finished == requests.size(); });
+    return shared.status;
+  }
   Clock::time_point end = shared.last_first_token;
   for (const Clock::time_point& t : shared.token_times) {
     if (t > shared.last_first_token) {

@@ -59,10 +59,10 @@ absl::Status Serve() {
   engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
   engine_options.max_queue = absl::GetFlag(FLAGS_max_queue);
   engine_options.kv_token_capacity = absl::GetFlag(FLAGS_kv_tokens);
-  if (engine_options.max_batch < 1 || engine_options.max_queue < 0 ||
+  if (engine_options.max_batch < 1 || engine_options.max_queue < 1 ||
       engine_options.kv_token_capacity < 1) {
     return absl::InvalidArgumentError(
-        "--max-batch and --kv-tokens must be >= 1, --max-queue >= 0");
+        "--max-batch, --max-queue and --kv-tokens must be >= 1");
   }
   moe::BatchEngine engine(runner, engine_options);
   moe::RouterRpcService service(engine, runner.config(), backend.remote);

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "protos/grpc_status.h"
 
@@ -44,42 +45,68 @@ class GenerateReactor
   void Start(EngineRequest request) {
     request.id = id_;
     request.on_token = [this](int32_t token) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       pending_.push_back(token);
       ++completion_tokens_;
-      MaybeWrite();
+      Advance(lock);
     };
     request.on_finish = [this](absl::StatusOr<FinishReason> outcome) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       outcome_ = std::move(outcome);
-      MaybeWrite();
+      Advance(lock);
     };
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_ = true;
+    }
     const absl::Status submitted = engine_.Submit(std::move(request));
     if (!submitted.ok()) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      finished_ = true;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        live_ = false;
+        finished_ = true;
+      }
       Finish(ToGrpcStatus(submitted));
     }
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     writing_ = false;
     if (!ok) {
       // The client is gone: stop generating for it.
       stream_broken_ = true;
-      engine_.Cancel(id_).IgnoreError();
+      CancelIfLive();
     }
-    MaybeWrite();
+    Advance(lock);
   }
 
-  void OnCancel() override { engine_.Cancel(id_).IgnoreError(); }
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    CancelIfLive();
+  }
 
   void OnDone() override { delete this; }
 
  private:
-  void MaybeWrite() {
-    if (writing_ || finished_) return;
+  // Only while the engine runs this request: its id may be reused once it
+  // ended (or was never accepted), by another client's request.
+  void CancelIfLive() {
+    if (live_ && !outcome_.has_value()) engine_.Cancel(id_).IgnoreError();
+  }
+
+  // Writes what is pending, or finishes the stream once the request ended
+  // and everything is written. Finish is called after the lock is released
+  // and last: from then on OnDone may delete the reactor on another thread.
+  void Advance(std::unique_lock<std::mutex>& lock) {
+    std::optional<grpc::Status> finish = NextWrite();
+    lock.unlock();
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  // Starts the next write, or returns the status to finish with.
+  std::optional<grpc::Status> NextWrite() {
+    if (writing_ || finished_) return std::nullopt;
     const bool ended_ok = outcome_.has_value() && outcome_->ok();
     if (!stream_broken_ &&
         (!pending_.empty() || (ended_ok && !final_written_))) {
@@ -95,13 +122,11 @@ class GenerateReactor
       }
       writing_ = true;
       StartWrite(&response_);
-      return;
+      return std::nullopt;
     }
-    if (outcome_.has_value()) {
-      finished_ = true;
-      Finish(outcome_->ok() ? grpc::Status::OK
-                            : ToGrpcStatus(outcome_->status()));
-    }
+    if (!outcome_.has_value()) return std::nullopt;
+    finished_ = true;
+    return outcome_->ok() ? grpc::Status::OK : ToGrpcStatus(outcome_->status());
   }
 
   BatchEngine& engine_;
@@ -112,11 +137,22 @@ class GenerateReactor
   int completion_tokens_ = 0;
   std::optional<absl::StatusOr<FinishReason>> outcome_;
   v1::RouterGenerateResponse response_;
+  bool live_ = false;  // submitted to the engine (maybe already ended)
   bool writing_ = false;
   bool final_written_ = false;
   bool stream_broken_ = false;
   bool finished_ = false;
 };
+
+// Ends a stream at once with an error.
+class RejectedReactor
+    : public grpc::ServerWriteReactor<v1::RouterGenerateResponse> {
+ public:
+  explicit RejectedReactor(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+constexpr char kGeneratedIdPrefix[] = "router-";
 
 }  // namespace
 
@@ -124,7 +160,15 @@ grpc::ServerWriteReactor<v1::RouterGenerateResponse>*
 RouterRpcService::Generate(grpc::CallbackServerContext* context,
                            const v1::RouterGenerateRequest* request) {
   std::string id = request->request_id();
-  if (id.empty()) id = absl::StrCat("router-", next_id_.fetch_add(1));
+  if (absl::StartsWith(id, kGeneratedIdPrefix)) {
+    grpc::ServerWriteReactor<v1::RouterGenerateResponse>* reactor =
+        new RejectedReactor(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("request_id: ids starting with \"", kGeneratedIdPrefix,
+                         "\" are the router's own")));
+    return reactor;
+  }
+  if (id.empty()) id = absl::StrCat(kGeneratedIdPrefix, next_id_.fetch_add(1));
   auto* reactor =
       new GenerateReactor(engine_, id, request->prompt_token_ids_size());
   EngineRequest engine_request;

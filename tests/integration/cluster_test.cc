@@ -322,6 +322,11 @@ TEST_P(ClusterTest, InvalidRequestsNameTheField) {
   bad_top_p.mutable_sampling()->set_top_p(1.5f);
   EXPECT_HAS_SUBSTR(RunGenerate(*stub, bad_top_p).status.error_message(),
                     "top_p");
+  v1::RouterGenerateRequest reserved_id = GreedyRequest({1, 5}, 4);
+  reserved_id.set_request_id("router-7");
+  StreamResult reserved = RunGenerate(*stub, reserved_id);
+  EXPECT_EQ(reserved.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_HAS_SUBSTR(reserved.status.error_message(), "request_id");
 }
 
 // Cancel by id ends the stream with CANCELLED and frees its KV cache.
