@@ -252,6 +252,36 @@ TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
   }
 }
 
+// BF16 activations halve the bytes on the wire; the logits stay within
+// BF16's rounding (8 bits of mantissa) of the embedded engine's.
+TEST_P(ClusterTest, Bf16ActivationsStayClose) {
+  ThreadPool pool(1);
+  auto all = ModelWeights::Load(cluster_.model_dir);
+  ASSERT_TRUE(all.ok()) << all.status();
+  LocalExpertDispatch local(**all, pool);
+  ModelRunner embedded(**all, local, pool);
+  GrpcExpertDispatch::Options options;
+  options.activation_dtype = v1::ACTIVATION_DTYPE_BF16;
+  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                            cluster_.Endpoints(), options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ModelRunner distributed(**all, **remote, pool);
+  const std::vector<int32_t> tokens = Prompt(12, 8);
+  SequenceKvCache a = embedded.NewCache();
+  SequenceKvCache b = distributed.NewCache();
+  auto expected = embedded.Forward(tokens, a, LogitsFor::kLastToken);
+  auto actual = distributed.Forward(tokens, b, LogitsFor::kLastToken);
+  ASSERT_TRUE(expected.ok() && actual.ok());
+  double max_error = 0, max_logit = 0;
+  for (size_t i = 0; i < expected->size(); ++i) {
+    max_error =
+        std::max(max_error, std::abs(double{(*expected)[i]} - (*actual)[i]));
+    max_logit = std::max(max_logit, std::abs(double{(*expected)[i]}));
+  }
+  EXPECT_LE(max_error, 2e-2 * max_logit);
+  EXPECT_GT(max_error, 0.0);  // the rounding did happen
+}
+
 // Concurrent requests batched by the router give each the tokens the
 // embedded engine gives it alone.
 TEST_P(ClusterTest, GreedyTokensMatchEmbeddedEngine) {
