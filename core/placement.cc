@@ -513,6 +513,29 @@ int64_t PlacementPlan::ExpertCount(int worker) const {
   return count;
 }
 
+std::vector<std::pair<int, int>> PlacementPlan::ExpertsOf(int worker) const {
+  std::vector<std::pair<int, int>> experts;
+  for (int layer = 0; layer < num_layers; ++layer) {
+    for (int expert = 0; expert < num_experts; ++expert) {
+      const std::vector<int>& h = Holders(layer, expert);
+      if (std::find(h.begin(), h.end(), worker) != h.end()) {
+        experts.emplace_back(layer, expert);
+      }
+    }
+  }
+  return experts;
+}
+
+absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, int num_layers,
+                                   int num_experts) {
+  if (plan.num_layers == num_layers && plan.num_experts == num_experts) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--plan is for ", plan.num_layers, " layers x ", plan.num_experts,
+      " experts; the model has ", num_layers, " x ", num_experts));
+}
+
 absl::Status ValidatePlan(const PlacementPlan& plan) {
   if (plan.num_layers < 1 || plan.num_experts < 1) {
     return absl::InvalidArgumentError(

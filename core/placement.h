@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,7 +38,13 @@ struct PlacementPlan {
   int WorkerIndex(const std::string& id) const;
   // Number of (layer, expert) copies the worker holds.
   int64_t ExpertCount(int worker) const;
+  // The (layer, expert) pairs the worker holds, in (layer, expert) order.
+  std::vector<std::pair<int, int>> ExpertsOf(int worker) const;
 };
+
+// INVALID_ARGUMENT when the plan is for another number of layers or experts.
+absl::Status CheckPlanMatchesModel(const PlacementPlan& plan, int num_layers,
+                                   int num_experts);
 
 // Checks the plan's internal consistency (sizes, holder indices, unique
 // worker ids, every expert held at least once, no worker listed twice for

@@ -41,40 +41,22 @@ absl::Status Serve() {
     return absl::NotFoundError(absl::StrCat("--worker-id: \"", worker_id,
                                             "\" is not a worker of the plan"));
   }
-  std::set<moe::ExpertKey> experts;
-  for (int layer = 0; layer < plan.num_layers; ++layer) {
-    for (int expert = 0; expert < plan.num_experts; ++expert) {
-      for (int holder : plan.Holders(layer, expert)) {
-        if (holder == index) experts.insert({layer, expert});
-      }
-    }
-  }
+  const std::vector<moe::ExpertKey> held = plan.ExpertsOf(index);
+  const std::set<moe::ExpertKey> experts(held.begin(), held.end());
   MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ExpertStore> store,
                        moe::ExpertStore::Open(model, experts));
-  const moe::ModelConfig& config = store->config();
-  if (config.num_layers != plan.num_layers ||
-      config.num_experts != plan.num_experts) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--plan is for ", plan.num_layers, " layers x ",
-                     plan.num_experts, " experts; the model has ",
-                     config.num_layers, " x ", config.num_experts));
-  }
+  MOE_RETURN_IF_ERROR(moe::CheckPlanMatchesModel(
+      plan, store->config().num_layers, store->config().num_experts));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   moe::ComputeQueue queue(*store, pool, absl::GetFlag(FLAGS_queue_capacity));
   moe::WorkerIdentity identity{worker_id, "cpu",
                                plan.workers[index].memory_bytes, plan.version,
                                plan.model};
   moe::ExpertWorkerService service(identity, *store, queue);
-  MOE_ASSIGN_OR_RETURN(
-      moe::RunningServer server,
-      moe::StartServer({&service}, absl::GetFlag(FLAGS_listen)));
   std::cerr << "worker " << worker_id << ": " << experts.size() << " experts, "
             << store->BytesHeld() << " bytes" << std::endl;
-  moe::AnnounceAddress("moe-expert-worker", server.address);
-  moe::WaitForTerminationSignal();
-  server.server->Shutdown(std::chrono::system_clock::now() +
-                          std::chrono::seconds(2));
-  return absl::OkStatus();
+  return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
+                                   "moe-expert-worker");
 }
 
 }  // namespace

@@ -36,13 +36,8 @@ absl::StatusOr<ExpertBackend> OpenExpertBackend(
   MOE_ASSIGN_OR_RETURN(backend.weights,
                        ModelWeights::Load(model_dir, dense_only));
   const ModelConfig& config = backend.weights->config();
-  if (plan.num_layers != config.num_layers ||
-      plan.num_experts != config.num_experts) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--plan is for ", plan.num_layers, " layers x ",
-                     plan.num_experts, " experts; the model has ",
-                     config.num_layers, " x ", config.num_experts));
-  }
+  MOE_RETURN_IF_ERROR(
+      CheckPlanMatchesModel(plan, config.num_layers, config.num_experts));
   MOE_ASSIGN_OR_RETURN(std::vector<WorkerEndpoint> endpoints,
                        ParseWorkerEndpoints(options.workers));
   MOE_ASSIGN_OR_RETURN(std::unique_ptr<GrpcExpertDispatch> remote,

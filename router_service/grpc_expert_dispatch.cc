@@ -109,17 +109,13 @@ absl::Status GrpcExpertDispatch::CheckWorker(
     held.emplace_back(id.layer(), id.expert());
   }
   std::sort(held.begin(), held.end());
-  const int index = plan_.WorkerIndex(worker.endpoint.id);
-  for (int layer = 0; layer < plan_.num_layers; ++layer) {
-    for (int expert = 0; expert < plan_.num_experts; ++expert) {
-      const std::vector<int>& holders = plan_.Holders(layer, expert);
-      if (std::find(holders.begin(), holders.end(), index) != holders.end() &&
-          !std::binary_search(held.begin(), held.end(),
-                              std::make_pair(layer, expert))) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(name, " does not hold expert ", expert, " of layer ",
-                         layer, " as the plan says"));
-      }
+  for (const auto& [layer, expert] :
+       plan_.ExpertsOf(plan_.WorkerIndex(worker.endpoint.id))) {
+    if (!std::binary_search(held.begin(), held.end(),
+                            std::make_pair(layer, expert))) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, " does not hold expert ", expert, " of layer ",
+                       layer, " as the plan says"));
     }
   }
   return absl::OkStatus();

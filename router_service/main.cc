@@ -10,15 +10,12 @@
 #include "protos/server_runner.h"
 #include "router_service/batch_engine.h"
 #include "router_service/expert_backend.h"
+#include "router_service/expert_backend_flags.h"
 #include "router_service/model_runner.h"
 #include "router_service/router_rpc_service.h"
 #include "tools/command_line.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
-ABSL_FLAG(std::string, plan, "",
-          "placement plan JSON; with --workers, experts run on the workers");
-ABSL_FLAG(std::string, workers, "",
-          "expert workers as id=host:port,... (every worker of the plan)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
@@ -27,30 +24,14 @@ ABSL_FLAG(int, max_queue, 256,
           "requests waiting to join the batch; beyond it RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, kv_tokens, 1 << 20,
           "KV cache positions all running sequences may hold together");
-ABSL_FLAG(int, worker_timeout_ms, 10000,
-          "a worker call not answered in this time fails its requests with "
-          "DEADLINE_EXCEEDED");
-ABSL_FLAG(int, worker_startup_timeout_ms, 60000,
-          "how long to wait at start for the workers to answer");
-ABSL_FLAG(std::string, activation_dtype, "fp32",
-          "activations to and from workers: fp32 (exact) or bf16 (half the "
-          "bytes)");
 
 namespace {
 
 absl::Status Serve() {
   const std::string model = absl::GetFlag(FLAGS_model);
   if (model.empty()) return absl::InvalidArgumentError("--model is required");
-  moe::ExpertBackendOptions backend_options;
-  backend_options.plan_path = absl::GetFlag(FLAGS_plan);
-  backend_options.workers = absl::GetFlag(FLAGS_workers);
-  MOE_ASSIGN_OR_RETURN(
-      backend_options.remote.activation_dtype,
-      moe::ParseActivationDType(absl::GetFlag(FLAGS_activation_dtype)));
-  backend_options.remote.call_timeout =
-      absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
-  backend_options.startup_timeout =
-      absl::Milliseconds(absl::GetFlag(FLAGS_worker_startup_timeout_ms));
+  MOE_ASSIGN_OR_RETURN(const moe::ExpertBackendOptions backend_options,
+                       moe::ExpertBackendOptionsFromFlags());
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
                        moe::OpenExpertBackend(model, backend_options, pool));
@@ -66,15 +47,9 @@ absl::Status Serve() {
   }
   moe::BatchEngine engine(runner, engine_options);
   moe::RouterRpcService service(engine, runner.config(), backend.remote);
-  MOE_ASSIGN_OR_RETURN(
-      moe::RunningServer server,
-      moe::StartServer({&service}, absl::GetFlag(FLAGS_listen)));
-  moe::AnnounceAddress("moe-router", server.address);
-  moe::WaitForTerminationSignal();
-  // Streams still open end with UNAVAILABLE when the engine stops.
-  server.server->Shutdown(std::chrono::system_clock::now() +
-                          std::chrono::seconds(2));
-  return absl::OkStatus();
+  // Streams still open at the end get UNAVAILABLE when the engine stops.
+  return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
+                                   "moe-router");
 }
 
 }  // namespace

@@ -10,11 +10,12 @@ namespace moe {
 std::vector<std::string> ParseCommandLine(int argc, char** argv,
                                           const char* usage) {
   absl::SetProgramUsageMessage(usage);
-  // --help lists the program's own flags (defined in its main.cc), whose
-  // file names do not repeat the program name as Abseil expects.
+  // --help lists the program's own flags (defined in its main.cc, or in a
+  // *_flags.cc shared by programs), whose file names do not repeat the
+  // program name as Abseil expects.
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "main.cc");
+    return absl::EndsWith(path, "main.cc") || absl::EndsWith(path, "_flags.cc");
   };
   config.contains_helpshort_flags = config.contains_help_flags;
   absl::SetFlagsUsageConfig(config);

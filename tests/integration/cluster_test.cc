@@ -192,15 +192,37 @@ std::vector<int32_t> Prompt(int length, int seed) {
   return prompt;
 }
 
+// max |expected - actual| / max |expected| over all logits.
+double RelativeMaxError(const std::vector<float>& expected,
+                        const std::vector<float>& actual) {
+  EXPECT_EQ(expected.size(), actual.size());
+  double max_error = 0, max_logit = 0;
+  for (size_t i = 0; i < std::min(expected.size(), actual.size()); ++i) {
+    max_error = std::max(max_error, std::abs(double{expected[i]} - actual[i]));
+    max_logit = std::max(max_logit, std::abs(double{expected[i]}));
+  }
+  return max_error / max_logit;
+}
+
 class ClusterTest : public ::testing::TestWithParam<Architecture> {
  protected:
   void SetUp() override {
     spec_ = Fp8Spec(GetParam());
     StartCluster(spec_, {}, cluster_);
+    // The embedded engine on the same checkpoint: the reference.
+    auto weights = ModelWeights::Load(cluster_.model_dir);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    weights_ = std::move(*weights);
+    local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
+    embedded_ = std::make_unique<ModelRunner>(*weights_, *local_, pool_);
   }
 
   TestModelSpec spec_;
   Cluster cluster_;
+  ThreadPool pool_{1};
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<LocalExpertDispatch> local_;
+  std::unique_ptr<ModelRunner> embedded_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
@@ -215,12 +237,6 @@ INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
 // its experts in FP32 and the router adds the partial sums; with top-2 the two
 // terms meet in one addition either way, so the logits agree to rounding.
 TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
-  ThreadPool pool(1);
-  auto all = ModelWeights::Load(cluster_.model_dir);
-  ASSERT_TRUE(all.ok()) << all.status();
-  LocalExpertDispatch local(**all, pool);
-  ModelRunner embedded(**all, local, pool);
-
   WeightSelection dense_only;
   dense_only.expert_filter = [](int, int) { return false; };
   auto dense = ModelWeights::Load(cluster_.model_dir, dense_only);
@@ -229,23 +245,17 @@ TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
                                             cluster_.Endpoints(), {});
   ASSERT_TRUE(remote.ok()) << remote.status();
   ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
-  ModelRunner distributed(**dense, **remote, pool);
+  ModelRunner distributed(**dense, **remote, pool_);
 
   const std::vector<int32_t> tokens = Prompt(40, 5);
-  SequenceKvCache a = embedded.NewCache();
+  SequenceKvCache a = embedded_->NewCache();
   SequenceKvCache b = distributed.NewCache();
-  auto expected = embedded.Forward(tokens, a, LogitsFor::kAllTokens);
+  auto expected = embedded_->Forward(tokens, a, LogitsFor::kAllTokens);
   auto actual = distributed.Forward(tokens, b, LogitsFor::kAllTokens);
   ASSERT_TRUE(expected.ok()) << expected.status();
   ASSERT_TRUE(actual.ok()) << actual.status();
   ASSERT_EQ(expected->size(), actual->size());
-  double max_error = 0, max_logit = 0;
-  for (size_t i = 0; i < expected->size(); ++i) {
-    max_error =
-        std::max(max_error, std::abs(double{(*expected)[i]} - (*actual)[i]));
-    max_logit = std::max(max_logit, std::abs(double{(*expected)[i]}));
-  }
-  EXPECT_LE(max_error, 1e-6 * max_logit);
+  EXPECT_LE(RelativeMaxError(*expected, *actual), 1e-6);
   // Every worker took part.
   for (const WorkerCallStats& stats : (*remote)->Stats()) {
     EXPECT_GT(stats.calls, 0) << stats.id;
@@ -255,42 +265,26 @@ TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
 // BF16 activations halve the bytes on the wire; the logits stay within
 // BF16's rounding (8 bits of mantissa) of the embedded engine's.
 TEST_P(ClusterTest, Bf16ActivationsStayClose) {
-  ThreadPool pool(1);
-  auto all = ModelWeights::Load(cluster_.model_dir);
-  ASSERT_TRUE(all.ok()) << all.status();
-  LocalExpertDispatch local(**all, pool);
-  ModelRunner embedded(**all, local, pool);
   GrpcExpertDispatch::Options options;
   options.activation_dtype = v1::ACTIVATION_DTYPE_BF16;
   auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
                                             cluster_.Endpoints(), options);
   ASSERT_TRUE(remote.ok()) << remote.status();
-  ModelRunner distributed(**all, **remote, pool);
+  ModelRunner distributed(*weights_, **remote, pool_);
   const std::vector<int32_t> tokens = Prompt(12, 8);
-  SequenceKvCache a = embedded.NewCache();
+  SequenceKvCache a = embedded_->NewCache();
   SequenceKvCache b = distributed.NewCache();
-  auto expected = embedded.Forward(tokens, a, LogitsFor::kLastToken);
+  auto expected = embedded_->Forward(tokens, a, LogitsFor::kLastToken);
   auto actual = distributed.Forward(tokens, b, LogitsFor::kLastToken);
   ASSERT_TRUE(expected.ok() && actual.ok());
-  double max_error = 0, max_logit = 0;
-  for (size_t i = 0; i < expected->size(); ++i) {
-    max_error =
-        std::max(max_error, std::abs(double{(*expected)[i]} - (*actual)[i]));
-    max_logit = std::max(max_logit, std::abs(double{(*expected)[i]}));
-  }
-  EXPECT_LE(max_error, 2e-2 * max_logit);
-  EXPECT_GT(max_error, 0.0);  // the rounding did happen
+  const double error = RelativeMaxError(*expected, *actual);
+  EXPECT_LE(error, 2e-2);
+  EXPECT_GT(error, 0.0);  // the rounding did happen
 }
 
 // Concurrent requests batched by the router give each the tokens the
 // embedded engine gives it alone.
 TEST_P(ClusterTest, GreedyTokensMatchEmbeddedEngine) {
-  ThreadPool pool(1);
-  auto all = ModelWeights::Load(cluster_.model_dir);
-  ASSERT_TRUE(all.ok()) << all.status();
-  LocalExpertDispatch local(**all, pool);
-  ModelRunner embedded(**all, local, pool);
-
   constexpr int kRequests = 6;
   std::vector<StreamResult> results(kRequests);
   std::vector<std::thread> clients;
@@ -306,7 +300,7 @@ TEST_P(ClusterTest, GreedyTokensMatchEmbeddedEngine) {
     GenerationRequest request;
     request.prompt = Prompt(3 + 7 * r, r);
     request.max_tokens = 12 + 3 * r;
-    auto expected = Generate(embedded, request);
+    auto expected = Generate(*embedded_, request);
     ASSERT_TRUE(expected.ok()) << expected.status();
     ASSERT_TRUE(results[r].status.ok()) << results[r].status.error_message();
     EXPECT_EQ(results[r].tokens, expected->tokens) << "request " << r;

@@ -14,6 +14,7 @@
 #include "core/tokenizer.h"
 #include "router_service/batch_generate.h"
 #include "router_service/expert_backend.h"
+#include "router_service/expert_backend_flags.h"
 #include "router_service/generation.h"
 #include "tools/command_line.h"
 #include "tools/npy.h"
@@ -32,12 +33,6 @@ ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
 ABSL_FLAG(bool, output_ids, false,
           "print the new token ids (comma-separated) instead of text; needs no "
           "tokenizer with --prompt-ids");
-ABSL_FLAG(std::string, plan, "",
-          "placement plan JSON; with --workers, experts run on the workers");
-ABSL_FLAG(std::string, workers, "",
-          "expert workers as id=host:port,... (every worker of the plan)");
-ABSL_FLAG(std::string, activation_dtype, "fp32",
-          "activations to and from workers: fp32 or bf16");
 ABSL_FLAG(int, batch, 1,
           "run this many copies of the request as one batch and report the "
           "aggregate decode speed instead of printing text");
@@ -167,12 +162,8 @@ absl::Status GenerateBatchStats(moe::ModelRunner& runner,
 absl::Status Run() {
   const std::string dir = absl::GetFlag(FLAGS_model);
   if (dir.empty()) return absl::InvalidArgumentError("--model is required");
-  moe::ExpertBackendOptions backend_options;
-  backend_options.plan_path = absl::GetFlag(FLAGS_plan);
-  backend_options.workers = absl::GetFlag(FLAGS_workers);
-  MOE_ASSIGN_OR_RETURN(
-      backend_options.remote.activation_dtype,
-      moe::ParseActivationDType(absl::GetFlag(FLAGS_activation_dtype)));
+  MOE_ASSIGN_OR_RETURN(const moe::ExpertBackendOptions backend_options,
+                       moe::ExpertBackendOptionsFromFlags());
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
                        moe::OpenExpertBackend(dir, backend_options, pool));
