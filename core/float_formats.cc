@@ -22,29 +22,27 @@ float Fp8E4M3ToFloat(uint8_t code) {
 }
 
 uint8_t FloatToFp8E4M3(float value) {
-  const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
-  if (std::isnan(value)) return sign | 0x7F;
-  float magnitude = std::fabs(value);
-  if (magnitude >= kFp8E4M3Max) return sign | 0x7E;  // saturate (and inf)
-  // Quantum of the binade holding `magnitude`; subnormals share 2^-9.
-  int exponent;
-  std::frexp(magnitude, &exponent);  // magnitude = f * 2^exponent, f in [0.5,1)
-  const int unbiased = exponent - 1;
-  const int quantum_exp = (unbiased < -6 ? -6 : unbiased) - 3;
-  // Exact: magnitude / 2^quantum_exp is representable, rint rounds half-even.
-  const float steps = std::rint(std::ldexp(magnitude, -quantum_exp));
-  const float rounded = std::ldexp(steps, quantum_exp);
-  if (rounded > kFp8E4M3Max) return sign | 0x7E;
-  if (rounded == 0.0f) return sign;
-  int r_exp;
-  std::frexp(rounded, &r_exp);
-  const int r_unbiased = r_exp - 1;
-  if (r_unbiased < -6) {  // subnormal: 0.mmm * 2^-6
-    return sign | static_cast<uint8_t>(std::ldexp(rounded, 9));
+  // Bit arithmetic on the float32 encoding: quantizing a checkpoint converts
+  // billions of values.
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80);
+  const uint32_t magnitude = bits & 0x7FFFFFFF;
+  if (magnitude > 0x7F800000) return sign | 0x7F;  // NaN
+  if (magnitude >= std::bit_cast<uint32_t>(kFp8E4M3Max)) {
+    return sign | 0x7E;  // saturate (and inf)
   }
-  const int mantissa =
-      static_cast<int>(std::ldexp(rounded, 3 - r_unbiased)) - 8;
-  return sign | static_cast<uint8_t>(((r_unbiased + 7) << 3) | mantissa);
+  constexpr uint32_t kMinNormal = 0x3C800000;  // 2^-6
+  if (magnitude >= kMinNormal) {
+    // Round the 23 mantissa bits to 3, half to even; a carry moves into the
+    // exponent as it should. Below 448 the result stays at most 448.
+    const uint32_t rounded = magnitude + 0x7FFFF + ((magnitude >> 20) & 1);
+    const uint32_t exponent = (rounded >> 23) - 127 + 7;
+    return sign | static_cast<uint8_t>((exponent << 3) | ((rounded >> 20) & 7));
+  }
+  // Subnormal: multiples of 2^-9 (exact in float32, so rint rounds half to
+  // even); 8 steps is code 0x08, the smallest normal.
+  const float steps = std::nearbyint(std::bit_cast<float>(magnitude) * 512.0f);
+  return sign | static_cast<uint8_t>(steps);
 }
 
 float Bf16ToFloat(uint16_t bits) {

