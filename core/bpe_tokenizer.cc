@@ -1,6 +1,7 @@
 #include "core/bpe_tokenizer.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -176,7 +177,8 @@ absl::StatusOr<int> TemplateBos(const TokenizerJson& processor) {
   MOE_ASSIGN_OR_RETURN(const TokenizerJson entry, specials.Get(name.c_str()));
   MOE_ASSIGN_OR_RETURN(const TokenizerJson ids, entry.Get("ids"));
   if (!ids.value().is_array() || ids.value().size() != 1 ||
-      !ids.value()[0].is_number_integer()) {
+      !ids.value()[0].is_number_integer() || ids.value()[0] < 0 ||
+      ids.value()[0] > std::numeric_limits<int32_t>::max()) {
     return ids.Error(absl::StrCat("expected the one id of \"", name, "\", got ",
                                   ids.value().dump()));
   }

@@ -32,7 +32,37 @@ enum class ValueType : uint32_t {
   kFloat64 = 12,
 };
 
+// The fewest bytes a value of `type` takes in the file; 0 for an unknown
+// type.
+size_t MinValueBytes(uint32_t type) {
+  switch (static_cast<ValueType>(type)) {
+    case ValueType::kUint8:
+    case ValueType::kInt8:
+    case ValueType::kBool:
+      return 1;
+    case ValueType::kUint16:
+    case ValueType::kInt16:
+      return 2;
+    case ValueType::kUint32:
+    case ValueType::kInt32:
+    case ValueType::kFloat32:
+      return 4;
+    case ValueType::kUint64:
+    case ValueType::kInt64:
+    case ValueType::kFloat64:
+    case ValueType::kString:
+      return 8;  // the length
+    case ValueType::kArray:
+      return 4 + 8;  // element type and count
+  }
+  return 0;
+}
+
 }  // namespace
+
+std::string GgufValueText(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // Reads the header, key/values and tensor infos with a bounds-checked
 // cursor; every error names the file and the byte offset.
@@ -162,7 +192,13 @@ class GgufParser {
     uint64_t count = 0;
     MOE_RETURN_IF_ERROR(Read(&element_type, key));
     MOE_RETURN_IF_ERROR(Read(&count, key));
-    if (count > Remaining()) {  // every element takes at least one byte
+    const size_t element_bytes = MinValueBytes(element_type);
+    if (element_bytes == 0) {
+      return Error(absl::StrCat(key, ": unknown value type ", element_type));
+    }
+    // The elements must fit in the rest of the file: a corrupt count fails
+    // here instead of driving the JSON array's growth.
+    if (count > Remaining() / element_bytes) {
       return Error(absl::StrCat(key, ": array of ", count,
                                 " elements exceeds the file"));
     }
@@ -233,9 +269,9 @@ class GgufParser {
   absl::StatusOr<uint64_t> Alignment() const {
     const auto it = gguf_.metadata_.find("general.alignment");
     if (it == gguf_.metadata_.end()) return kDefaultAlignment;
-    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 ||
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0 ||
         (it->get<uint64_t>() & (it->get<uint64_t>() - 1)) != 0) {
-      return Error(absl::StrCat("general.alignment ", it->dump(),
+      return Error(absl::StrCat("general.alignment ", GgufValueText(*it),
                                 " is not a power of two"));
     }
     return it->get<uint64_t>();

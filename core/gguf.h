@@ -63,6 +63,10 @@ class GgufFile {
   std::map<std::string, size_t> index_;
 };
 
+// A metadata value as JSON text for messages. GGUF strings are raw bytes:
+// invalid UTF-8 shows as U+FFFD instead of failing.
+std::string GgufValueText(const nlohmann::json& value);
+
 }  // namespace moe
 
 #endif  // MOE_CORE_GGUF_H_

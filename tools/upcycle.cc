@@ -167,15 +167,21 @@ absl::Status Upcycle(const DenseModel& dense, const UpcycleOptions& options,
     return absl::InvalidArgumentError(absl::StrCat(
         "--experts must be at least 1, got ", options.num_experts));
   }
-  if (!(options.noise >= 0 && options.noise < 1)) {
+  // Noise above 1/sqrt(3) could flip a weight's sign.
+  if (!(options.noise >= 0 && options.noise <= 0.5)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--noise must be in [0, 1), got ", options.noise));
+        absl::StrCat("--noise must be in [0, 0.5], got ", options.noise));
   }
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (error) {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create ", directory, ": ", error.message()));
+  }
+  // A tokenizer of an earlier model in `directory` would shadow this one.
+  for (const char* file :
+       {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::remove(std::filesystem::path(directory) / file, error);
   }
   MOE_RETURN_IF_ERROR(dense.WriteTokenizer(directory));
   UpcycleWriter writer(dense, options);

@@ -20,7 +20,7 @@ struct UpcycleOptions {
   DType float_dtype = DType::kBF16;  // F32 or BF16
   ScaleGranularity fp8_scales = ScaleGranularity::kPerChannel;
   // Relative standard deviation of each expert's perturbation:
-  // w_e = w · (1 + noise · u), u uniform with unit variance.
+  // w_e = w · (1 + noise · u), u uniform with unit variance; at most 0.5.
   double noise = 0.01;
   uint64_t seed = 1;
   int num_shards = 1;

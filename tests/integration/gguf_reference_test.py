@@ -136,6 +136,9 @@ def main():
         compared += 1
         types.add(t.tensor_type.name)
 
+    if compared == 0 or compared != len(reader.tensors):
+        failures.append(f"compared {compared} of {len(reader.tensors)} tensors")
+
     tokens = string_array(reader, "tokenizer.ggml.tokens")
     vocab = tokenizer["model"]["vocab"]
     added = {a["id"]: a["content"] for a in tokenizer["added_tokens"]}

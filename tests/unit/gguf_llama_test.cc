@@ -130,6 +130,10 @@ TEST(GgufLlamaTest, RejectsWhatItCannotImportNamingIt) {
   GgufTestFile gpt2;
   gpt2.AddString("general.architecture", "gpt2");
   expect_error(gpt2, "general.architecture \"gpt2\" is not supported");
+  GgufTestFile not_utf8;  // GGUF strings are bytes: messages must not throw
+  not_utf8.AddString("general.architecture", "ll\xFF");
+  expect_error(not_utf8,
+               "general.architecture \"ll\xEF\xBF\xBD\" is not supported");
 
   // A valid file, then one key or tensor changed.
   const std::string valid = WriteTinyLlamaGguf({}, "valid.gguf").path;

@@ -226,6 +226,18 @@ TEST(GgufFileTest, CorruptFilesFailNamingTheProblem) {
                            GgufTestFile::Pod<uint64_t>(1ull << 60)) +
                        padding),
        "arr: array of"},
+      {header_then(0, 1,
+                   key("strings", kGgufArray,
+                       GgufTestFile::Pod<uint32_t>(kGgufString) +
+                           GgufTestFile::Pod<uint64_t>(100)) +
+                       padding),
+       "strings: array of 100 elements exceeds the file"},
+      {header_then(0, 1,
+                   key("odd", kGgufArray,
+                       GgufTestFile::Pod<uint32_t>(77) +
+                           GgufTestFile::Pod<uint64_t>(1)) +
+                       padding),
+       "odd: unknown value type 77"},
       {header_then(0, 2,
                    key("k", kGgufUint32, GgufTestFile::Pod<uint32_t>(1)) +
                        key("k", kGgufUint32, GgufTestFile::Pod<uint32_t>(2)) +
