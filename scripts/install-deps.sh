@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config python3 python3-venv
           libabsl-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
-          libgtest-dev libbenchmark-dev libpcre2-dev
+          libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
           libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
 missing=()
 for package in "${packages[@]}"; do

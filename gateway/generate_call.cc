@@ -1,0 +1,222 @@
+#include "gateway/generate_call.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "protos/grpc_status.h"
+
+namespace moe {
+
+GenerateCall::GenerateCall(GatewayParts parts,
+                           grpc::CallbackServerContext* context,
+                           v1::RouterGenerateRequest router_request,
+                           std::vector<std::string> stops)
+    : parts_(parts),
+      server_context_(context),
+      router_request_(std::move(router_request)),
+      // Without the prompt as context: the streamed text must concatenate to
+      // the plain decode of the generated ids (Detokenize), which for
+      // SentencePiece drops the first token's leading space.
+      detokenizer_(parts.tokenizer),
+      stop_matcher_(std::move(stops)) {
+  pending_.set_request_id(router_request_.request_id());
+}
+
+void GenerateCall::Begin() {
+  const absl::Status admitted =
+      parts_.admission.Admit(this, [this] { StartRouterCall(); });
+  if (admitted.ok()) return;
+  parts_.ids.Release(router_request_.request_id());
+  std::unique_lock<std::mutex> lock(mutex_);
+  phase_ = Phase::kEnded;
+  error_ = ToGrpcStatus(admitted);
+  Advance(lock);
+}
+
+void GenerateCall::StartRouterCall() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (client_gone_) {
+    // Cancelled while waiting for this slot.
+    phase_ = Phase::kEnded;
+    lock.unlock();
+    ReleaseResources();
+    lock.lock();
+    Advance(lock);
+    return;
+  }
+  const RouterPool::Lease lease = parts_.routers.Acquire();
+  router_index_ = lease.index;
+  // The client's deadline bounds the router's work; a call without one
+  // reports the end of time.
+  const auto deadline = server_context_->deadline();
+  if (deadline <
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    router_context_.set_deadline(deadline);
+  }
+  phase_ = Phase::kRunning;
+  lock.unlock();
+  // A cancel from now on reaches the router call through TryCancel, which
+  // also holds for a call that has not started yet.
+  lease.stub->async()->Generate(&router_context_, &router_request_, &reader_);
+  reader_.StartRead(&router_response_);
+  reader_.StartCall();
+}
+
+void GenerateCall::OnRouterRead(bool ok) {
+  if (!ok) return;  // the stream ended: OnRouterDone follows
+  bool more = true;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (final_ready_ || error_.has_value()) return;
+    for (int32_t token : router_response_.token_ids()) {
+      more = TakeToken(token);
+      if (!more) break;
+    }
+    if (more &&
+        router_response_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      router_finish_ = router_response_.finish_reason();
+    }
+    Advance(lock);
+  }
+  if (more) {
+    reader_.StartRead(&router_response_);
+  } else {
+    // A stop string or a failure ended the stream here: the router frees
+    // the request's KV cache and batch slot.
+    router_context_.TryCancel();
+  }
+}
+
+bool GenerateCall::TakeToken(int32_t token) {
+  pending_.add_token_ids(token);
+  ++completion_tokens_;
+  absl::StatusOr<std::string> text = detokenizer_.Append(token);
+  if (!text.ok()) {
+    error_ = grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("detokenizing generated token ", token,
+                                       ": ", text.status().message()));
+    return false;
+  }
+  StopMatcher::Result released = stop_matcher_.Push(*text);
+  pending_.mutable_text()->append(released.text);
+  if (released.matched) SetFinal(v1::FINISH_REASON_STOP);
+  return !released.matched;
+}
+
+void GenerateCall::SetFinal(v1::FinishReason reason) {
+  pending_.set_finish_reason(reason);
+  pending_.mutable_usage()->set_prompt_tokens(
+      router_request_.prompt_token_ids_size());
+  pending_.mutable_usage()->set_completion_tokens(completion_tokens_);
+  final_ready_ = true;
+}
+
+void GenerateCall::OnRouterDone(const grpc::Status& status) {
+  ReleaseResources();
+  std::unique_lock<std::mutex> lock(mutex_);
+  phase_ = Phase::kEnded;
+  if (!final_ready_ && !error_.has_value()) {
+    // Router.Cancel by an operator ends the stream CANCELLED while this
+    // gateway's client is still there: a regular end for the client.
+    const bool operator_cancel =
+        status.error_code() == grpc::StatusCode::CANCELLED && !client_gone_;
+    if (status.ok() && router_finish_ == v1::FINISH_REASON_UNSPECIFIED) {
+      error_ = grpc::Status(
+          grpc::StatusCode::INTERNAL,
+          absl::StrCat("router ", parts_.routers.address(router_index_),
+                       " ended the stream without a finish reason"));
+    } else if (status.ok() || operator_cancel) {
+      absl::StatusOr<std::string> rest = detokenizer_.Flush();
+      if (!rest.ok()) {
+        error_ = grpc::Status(grpc::StatusCode::INTERNAL,
+                              std::string(rest.status().message()));
+      } else {
+        StopMatcher::Result released = stop_matcher_.Push(*rest);
+        pending_.mutable_text()->append(released.text);
+        if (!released.matched) {
+          pending_.mutable_text()->append(stop_matcher_.Flush());
+        }
+        SetFinal(released.matched ? v1::FINISH_REASON_STOP
+                 : status.ok()    ? router_finish_
+                                  : v1::FINISH_REASON_CANCELLED);
+      }
+    } else {
+      error_ = status;  // UNAVAILABLE naming a worker, deadline, ...
+    }
+  }
+  Advance(lock);
+}
+
+void GenerateCall::ReleaseResources() {
+  if (router_index_ >= 0) parts_.routers.Release(router_index_);
+  parts_.ids.Release(router_request_.request_id());
+  // May start a waiting request on this thread: nothing is locked here.
+  parts_.admission.Release();
+}
+
+void GenerateCall::OnWriteDone(bool ok) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  writing_ = false;
+  // A failed write means the client is gone: stop generating for it.
+  if (!ok) client_gone_ = true;
+  const bool cancel_router = !ok && phase_ == Phase::kRunning;
+  Advance(lock);
+  // Still running, so not finished by Advance: `this` is alive.
+  if (cancel_router) router_context_.TryCancel();
+}
+
+void GenerateCall::OnCancel() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  client_gone_ = true;
+  const Phase phase = phase_;
+  lock.unlock();
+  if (phase == Phase::kRunning) {
+    router_context_.TryCancel();
+  } else if (phase == Phase::kWaiting && parts_.admission.Withdraw(this)) {
+    // Never started: no slot to return.
+    parts_.ids.Release(router_request_.request_id());
+    lock.lock();
+    phase_ = Phase::kEnded;
+    Advance(lock);
+  }
+  // Otherwise StartRouterCall is about to run and sees client_gone_.
+}
+
+void GenerateCall::Advance(std::unique_lock<std::mutex>& lock) {
+  std::optional<grpc::Status> finish = NextWrite();
+  lock.unlock();
+  if (finish.has_value()) Finish(*finish);
+}
+
+std::optional<grpc::Status> GenerateCall::NextWrite() {
+  if (writing_ || finished_) return std::nullopt;
+  const bool has_news =
+      !pending_.text().empty() || pending_.token_ids_size() > 0 || final_ready_;
+  if (!client_gone_ && !error_.has_value() && !final_written_ && has_news) {
+    response_ = std::move(pending_);
+    pending_.Clear();
+    pending_.set_request_id(router_request_.request_id());
+    final_written_ = final_ready_;
+    writing_ = true;
+    StartWrite(&response_);
+    return std::nullopt;
+  }
+  // Finish only once the router call has ended too: its callbacks use this
+  // reactor.
+  if (phase_ != Phase::kEnded) return std::nullopt;
+  if (error_.has_value()) {
+    finished_ = true;
+    return *error_;
+  }
+  if (final_written_) {
+    finished_ = true;
+    return grpc::Status::OK;
+  }
+  if (client_gone_) {
+    finished_ = true;
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled");
+  }
+  return std::nullopt;
+}
+
+}  // namespace moe

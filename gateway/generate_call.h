@@ -1,0 +1,110 @@
+#ifndef MOE_GATEWAY_GENERATE_CALL_H_
+#define MOE_GATEWAY_GENERATE_CALL_H_
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/incremental_detokenizer.h"
+#include "core/tokenizer.h"
+#include "gateway/admission.h"
+#include "gateway/request_ids.h"
+#include "gateway/router_pool.h"
+#include "gateway/stop_matcher.h"
+#include "grpcpp/client_context.h"
+#include "moe/v1/inference.grpc.pb.h"
+#include "moe/v1/router.grpc.pb.h"
+
+namespace moe {
+
+// What the Generate calls of one gateway share.
+struct GatewayParts {
+  const Tokenizer& tokenizer;
+  Admission& admission;
+  RouterPool& routers;
+  RequestIds& ids;
+};
+
+// One public Generate stream relayed to a router's Generate stream: router
+// tokens become text (detokenized incrementally, cut at stop strings) and go
+// out one write at a time, merged while a write is in flight. The router call
+// starts when admission gives the request a slot and ends before the public
+// stream finishes, so the reactor outlives every callback of both calls; it
+// deletes itself in OnDone.
+class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  // `router_request` carries the claimed request id, which the call releases
+  // when it ends.
+  GenerateCall(GatewayParts parts, grpc::CallbackServerContext* context,
+               v1::RouterGenerateRequest router_request,
+               std::vector<std::string> stops);
+
+  // Asks admission for a slot; finishes at once with RESOURCE_EXHAUSTED
+  // when there is none to wait for.
+  void Begin();
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override { delete this; }
+
+ private:
+  class RouterReader
+      : public grpc::ClientReadReactor<v1::RouterGenerateResponse> {
+   public:
+    explicit RouterReader(GenerateCall& call) : call_(call) {}
+    void OnReadDone(bool ok) override { call_.OnRouterRead(ok); }
+    void OnDone(const grpc::Status& status) override {
+      call_.OnRouterDone(status);
+    }
+
+   private:
+    GenerateCall& call_;
+  };
+
+  enum class Phase { kWaiting, kRunning, kEnded };
+
+  // Admission's callback: the request has a slot.
+  void StartRouterCall();
+  void OnRouterRead(bool ok);
+  void OnRouterDone(const grpc::Status& status);
+
+  // Feeds one generated token through the detokenizer and the stop strings;
+  // false once the stream must end here.
+  bool TakeToken(int32_t token);
+  // Sets the last response's finish reason and usage.
+  void SetFinal(v1::FinishReason reason);
+  // Returns the slot, the router's count and the request id.
+  void ReleaseResources();
+  // Writes what is pending, or finishes the stream. Finish is called after
+  // the lock is released and last: from then on OnDone may delete `this`.
+  void Advance(std::unique_lock<std::mutex>& lock);
+  std::optional<grpc::Status> NextWrite();
+
+  const GatewayParts parts_;
+  grpc::CallbackServerContext* const server_context_;
+  const v1::RouterGenerateRequest router_request_;
+  grpc::ClientContext router_context_;
+  RouterReader reader_{*this};
+  v1::RouterGenerateResponse router_response_;
+  int router_index_ = -1;
+
+  std::mutex mutex_;
+  Phase phase_ = Phase::kWaiting;
+  IncrementalDetokenizer detokenizer_;
+  StopMatcher stop_matcher_;
+  v1::GenerateResponse pending_;  // text and tokens not yet written
+  v1::FinishReason router_finish_ = v1::FINISH_REASON_UNSPECIFIED;
+  int completion_tokens_ = 0;
+  bool final_ready_ = false;  // pending_ holds the last response
+  bool final_written_ = false;
+  bool client_gone_ = false;           // cancelled, deadline, or a failed write
+  std::optional<grpc::Status> error_;  // ends the stream with this status
+  v1::GenerateResponse response_;      // the write in flight
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace moe
+
+#endif  // MOE_GATEWAY_GENERATE_CALL_H_

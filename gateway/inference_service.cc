@@ -1,0 +1,133 @@
+#include "gateway/inference_service.h"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/generate_request.h"
+#include "protos/grpc_status.h"
+
+namespace moe {
+namespace {
+
+// How long GetModelInfo waits for a router's status at most.
+constexpr std::chrono::seconds kStatusTimeout(5);
+
+// Ends a stream at once with an error.
+class RejectedWriter : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RejectedWriter(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  absl::StatusOr<v1::RouterGenerateRequest> router_request =
+      ToRouterRequest(*request, config_, parts_.tokenizer);
+  if (!router_request.ok()) return new RejectedWriter(router_request.status());
+  absl::StatusOr<std::string> id = parts_.ids.Claim(request->request_id());
+  if (!id.ok()) return new RejectedWriter(id.status());
+  router_request->set_request_id(*id);
+  auto* call = new GenerateCall(
+      parts_, context, *std::move(router_request),
+      std::vector<std::string>(request->stop().begin(), request->stop().end()));
+  call->Begin();
+  return call;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(
+    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+    v1::TokenizeResponse* reply) {
+  absl::StatusOr<std::vector<int32_t>> ids =
+      request->add_special_tokens()
+          ? parts_.tokenizer.EncodePrompt(request->text())
+          : parts_.tokenizer.Encode(request->text());
+  if (!ids.ok()) {
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                    "text: ", ids.status().message())));
+  }
+  reply->mutable_token_ids()->Add(ids->begin(), ids->end());
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::Detokenize(
+    grpc::CallbackServerContext* context, const v1::DetokenizeRequest* request,
+    v1::DetokenizeResponse* reply) {
+  const auto& ids = request->token_ids();
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size) {
+      return FinishUnary(context,
+                         absl::InvalidArgumentError(absl::StrCat(
+                             "token_ids: id ", ids[i], " at index ", i,
+                             " is outside [0, ", config_.vocab_size, ")")));
+    }
+  }
+  absl::StatusOr<std::string> text =
+      parts_.tokenizer.Decode({ids.data(), static_cast<size_t>(ids.size())});
+  if (!text.ok()) {
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                    "token_ids: ", text.status().message())));
+  }
+  reply->set_text(*std::move(text));
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
+    grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
+    v1::ModelInfo* reply) {
+  reply->set_name(model_name_);
+  reply->set_architecture(ArchitectureName(config_.architecture));
+  reply->set_num_layers(config_.num_layers);
+  reply->set_num_experts(config_.num_experts);
+  reply->set_top_k(config_.top_k);
+  reply->set_hidden_size(config_.hidden_size);
+  reply->set_vocab_size(config_.vocab_size);
+  reply->set_context_length(config_.max_position_embeddings);
+  reply->set_weight_dtype(config_.weight_format == WeightFormat::kFp8 ? "fp8"
+                                                                      : "bf16");
+  reply->set_bos_token_id(config_.bos_token_id);
+  reply->mutable_eos_token_ids()->Add(config_.eos_token_ids.begin(),
+                                      config_.eos_token_ids.end());
+
+  // The placement version is the routers' to tell.
+  struct StatusCall {
+    grpc::ClientContext context;
+    v1::RouterStatusRequest request;
+    v1::RouterStatus status;
+  };
+  auto* call = new StatusCall;
+  call->context.set_deadline(std::min(
+      context->deadline(), std::chrono::system_clock::now() + kStatusTimeout));
+  const RouterPool::Lease lease = parts_.routers.Acquire();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  lease.stub->async()->GetStatus(
+      &call->context, &call->request, &call->status,
+      [this, call, lease, reactor, reply](grpc::Status status) {
+        const std::unique_ptr<StatusCall> done(call);
+        parts_.routers.Release(lease.index);
+        if (!status.ok()) {
+          reactor->Finish(grpc::Status(
+              status.error_code(),
+              absl::StrCat("router ", parts_.routers.address(lease.index), ": ",
+                           status.error_message())));
+          return;
+        }
+        reply->set_placement_version(call->status.placement_version());
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
+}  // namespace moe

@@ -1,0 +1,87 @@
+// moe-gateway: the public moe.v1.Inference API in front of one or more
+// routers. It tokenizes, validates and admits requests and turns the
+// routers' token streams into text; it loads no weights and keeps no state
+// beyond the requests in flight.
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
+#include "core/model_config.h"
+#include "core/status_macros.h"
+#include "core/termination_signal.h"
+#include "core/tokenizer.h"
+#include "gateway/admission.h"
+#include "gateway/inference_service.h"
+#include "gateway/request_ids.h"
+#include "gateway/router_pool.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "protos/server_runner.h"
+#include "tools/command_line.h"
+
+ABSL_FLAG(std::string, model, "",
+          "checkpoint directory: config.json and the tokenizer (required)");
+ABSL_FLAG(std::string, routers, "",
+          "host:port of each router, comma-separated (required)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0",
+          "host:port to serve on; port 0 picks a free one (printed)");
+ABSL_FLAG(int, max_in_flight, 64, "requests running through the gateway");
+ABSL_FLAG(int, max_queued, 256,
+          "requests waiting for a running slot; beyond it RESOURCE_EXHAUSTED");
+
+namespace {
+
+// "models/x/" and "models/x" are both "x".
+std::string DirectoryName(const std::string& directory) {
+  std::filesystem::path path =
+      std::filesystem::path(directory).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();
+  return path.filename().string();
+}
+
+absl::Status Serve() {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (model.empty()) return absl::InvalidArgumentError("--model is required");
+  const std::vector<std::string> routers =
+      absl::StrSplit(absl::GetFlag(FLAGS_routers), ',', absl::SkipWhitespace());
+  if (routers.empty()) {
+    return absl::InvalidArgumentError("--routers is required");
+  }
+  const int max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  const int max_queued = absl::GetFlag(FLAGS_max_queued);
+  if (max_in_flight < 1 || max_queued < 0) {
+    return absl::InvalidArgumentError(
+        "--max-in-flight must be >= 1 and --max-queued >= 0");
+  }
+  MOE_ASSIGN_OR_RETURN(const moe::ModelConfig config,
+                       moe::LoadModelConfig(model));
+  MOE_ASSIGN_OR_RETURN(const std::unique_ptr<moe::Tokenizer> tokenizer,
+                       moe::LoadTokenizer(model, config));
+  moe::Admission admission(max_in_flight, max_queued);
+  moe::RouterPool pool(routers);
+  moe::RequestIds ids;
+  moe::InferenceService service(config, DirectoryName(model),
+                                {*tokenizer, admission, pool, ids});
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
+                                   "moe-gateway");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moe::BlockTerminationSignals();
+  moe::ParseCommandLine(
+      argc, argv,
+      "Serves moe.v1.Inference: text generation in front of moe-router.\n"
+      "usage: moe-gateway --model DIR --routers host:port[,host:port...] "
+      "[--listen 127.0.0.1:PORT] [--max-in-flight N --max-queued N]");
+  const absl::Status status = Serve();
+  if (!status.ok()) {
+    std::cerr << "moe-gateway: " << status.message() << std::endl;
+    return 1;
+  }
+  return 0;
+}
