@@ -44,38 +44,49 @@ inline float ExpNonPositive(float x) {
   return p * std::bit_cast<float>(exponent_bits);
 }
 
-// One query head over keys/values [first, last]: scores, softmax, weighted
-// sum of values. Cloned per instruction set; the helpers above are inlined
-// into each clone and vectorized for it.
+// One query head over keys/values [first, last] (blocks of `block_size`
+// rows of `kv_stride` floats, already offset to this head): scores, softmax,
+// weighted sum of values. Cloned per instruction set; the helpers above are
+// inlined into each clone and vectorized for it.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void AttendOneHead(
-    const float* query, const float* keys, const float* values,
+    const float* query, const float* const* key_blocks,
+    const float* const* value_blocks, int64_t head_offset, int64_t block_size,
     int64_t kv_stride, int64_t first, int64_t last, int dim, float scale,
     float* scores, float* out) {
-  const int64_t count = last - first + 1;
+  // Visits the positions [first, last] block by block: f(p, row of p).
+  auto for_each_row = [&](const float* const* blocks, auto&& f) {
+    for (int64_t p = first; p <= last;) {
+      const int64_t block = p / block_size;
+      const int64_t end = std::min(last + 1, (block + 1) * block_size);
+      const float* row =
+          blocks[block] + (p - block * block_size) * kv_stride + head_offset;
+      for (; p < end; ++p, row += kv_stride) f(p - first, row);
+    }
+  };
   float max = -INFINITY;
-  for (int64_t p = 0; p < count; ++p) {
-    scores[p] = Dot(query, keys + (first + p) * kv_stride, dim) * scale;
-    max = std::max(max, scores[p]);
-  }
+  for_each_row(key_blocks, [&](int64_t i, const float* key) {
+    scores[i] = Dot(query, key, dim) * scale;
+    max = std::max(max, scores[i]);
+  });
+  const int64_t count = last - first + 1;
   float total = 0.0f;
-  for (int64_t p = 0; p < count; ++p) {
-    scores[p] = ExpNonPositive(scores[p] - max);
-    total += scores[p];
+  for (int64_t i = 0; i < count; ++i) {
+    scores[i] = ExpNonPositive(scores[i] - max);
+    total += scores[i];
   }
   const float inv_total = 1.0f / total;
   std::fill(out, out + dim, 0.0f);
-  for (int64_t p = 0; p < count; ++p) {
-    const float* value = values + (first + p) * kv_stride;
-    const float weight = scores[p] * inv_total;
+  for_each_row(value_blocks, [&](int64_t i, const float* value) {
+    const float weight = scores[i] * inv_total;
     for (int d = 0; d < dim; ++d) out[d] += weight * value[d];
-  }
+  });
 }
 
 }  // namespace
 
 void CausalAttention(const AttentionShape& shape, const float* q, int64_t n,
-                     int64_t start, const float* keys, const float* values,
-                     float* out, ThreadPool& pool) {
+                     int64_t start, const PagedKv& kv, float* out,
+                     ThreadPool& pool) {
   const int heads = shape.num_heads;
   const int dim = shape.head_dim;
   const int group = heads / shape.num_kv_heads;
@@ -93,9 +104,10 @@ void CausalAttention(const AttentionShape& shape, const float* q, int64_t n,
               ? std::max<int64_t>(0, position - shape.sliding_window + 1)
               : 0;
       scores.resize(static_cast<size_t>(position - first + 1));
-      AttendOneHead(q + (i * heads + h) * dim, keys + kv_head * dim,
-                    values + kv_head * dim, kv_stride, first, position, dim,
-                    scale, scores.data(), out + (i * heads + h) * dim);
+      AttendOneHead(q + (i * heads + h) * dim, kv.key_blocks.data(),
+                    kv.value_blocks.data(), int64_t{kv_head} * dim,
+                    kv.block_size, kv_stride, first, position, dim, scale,
+                    scores.data(), out + (i * heads + h) * dim);
     }
   });
 }

@@ -9,16 +9,30 @@
 namespace moe {
 
 struct BatchEngine::Sequence {
-  Sequence(EngineRequest r, SequenceKvCache c, int64_t reserve)
+  Sequence(EngineRequest r, SequenceKvCache c, int64_t order)
       : request(std::move(r)),
         cache(std::move(c)),
         sampler(request.generation.sampling),
-        reserved(reserve) {}
+        arrival(order) {}
+
+  // The prompt, then the generated tokens: what the cache must hold.
+  int64_t context_length() const {
+    return static_cast<int64_t>(request.generation.prompt.size() +
+                                tokens.size());
+  }
+  int32_t context_at(int64_t i) const {
+    const std::vector<int32_t>& prompt = request.generation.prompt;
+    const int64_t prompt_size = static_cast<int64_t>(prompt.size());
+    return i < prompt_size ? prompt[i] : tokens[i - prompt_size];
+  }
+  // Context tokens not in the cache yet: 1 while decoding, more while the
+  // prompt is read or after a preemption.
+  int64_t uncached() const { return context_length() - cache.length(); }
 
   EngineRequest request;
   SequenceKvCache cache;
   Sampler sampler;
-  const int64_t reserved;       // KV positions held for it
+  const int64_t arrival;        // order of submission
   std::vector<int32_t> tokens;  // generated so far
   bool cancelled = false;       // guarded by the engine's mutex
   // Set once the sequence ends.
@@ -28,6 +42,8 @@ struct BatchEngine::Sequence {
 BatchEngine::BatchEngine(ModelRunner& runner, const EngineOptions& options)
     : runner_(runner), options_(options) {
   status_.routed_counts = runner_.routed_counts();
+  status_.kv_blocks_total = runner_.kv_pool().total_blocks();
+  status_.kv_blocks_free = runner_.kv_pool().free_blocks();
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -51,21 +67,25 @@ absl::Status BatchEngine::Submit(EngineRequest request) {
       !valid.ok()) {
     return valid;
   }
-  const int64_t reserve =
+  // The longest the sequence can get must fit the whole cache, or it could
+  // neither run nor wait for room.
+  const int64_t longest =
       std::min<int64_t>(static_cast<int64_t>(request.generation.prompt.size()) +
                             request.generation.max_tokens,
                         config.max_position_embeddings);
-  if (reserve > options_.kv_token_capacity) {
+  const KvBlockPool& pool = runner_.kv_pool();
+  if (pool.BlocksFor(longest) > pool.total_blocks()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_tokens: the prompt and ", request.generation.max_tokens,
-        " new tokens need ", reserve, " KV positions; the router has ",
-        options_.kv_token_capacity));
+        " new tokens need ", longest,
+        " KV positions; the router's KV cache "
+        "holds ",
+        pool.total_blocks() * pool.block_size()));
   }
-  auto sequence = std::make_unique<Sequence>(std::move(request),
-                                             runner_.NewCache(), reserve);
+  std::unique_ptr<Sequence> sequence;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    const std::string& id = sequence->request.id;
+    const std::string& id = request.id;
     if (live_.count(id) > 0) {
       return absl::AlreadyExistsError(
           absl::StrCat("request_id: \"", id, "\" is already running"));
@@ -74,7 +94,9 @@ absl::Status BatchEngine::Submit(EngineRequest request) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the router's queue is full (", options_.max_queue, " requests)"));
     }
-    live_[id] = sequence.get();
+    sequence = std::make_unique<Sequence>(std::move(request),
+                                          runner_.NewCache(), next_arrival_++);
+    live_[sequence->request.id] = sequence.get();
     queue_.push_back(std::move(sequence));
     status_.queued = static_cast<int>(queue_.size());
   }
@@ -103,8 +125,11 @@ void BatchEngine::PublishStatus() {
   int64_t kv_used = 0;
   for (const auto& s : running_) kv_used += s->cache.length();
   status_.kv_tokens_used = kv_used;
+  status_.kv_blocks_free = runner_.kv_pool().free_blocks();
   status_.queued = static_cast<int>(queue_.size());
   status_.running = static_cast<int>(running_.size());
+  status_.runner = runner_.counters();
+  status_.routed_counts = runner_.routed_counts();
 }
 
 std::vector<std::unique_ptr<BatchEngine::Sequence>> BatchEngine::UpdateBatch() {
@@ -120,57 +145,116 @@ std::vector<std::unique_ptr<BatchEngine::Sequence>> BatchEngine::UpdateBatch() {
     }
     return absl::OkStatus();
   };
-  auto end = [&](std::unique_ptr<Sequence> s, absl::Status why) {
-    s->outcome = std::move(why);
-    live_.erase(s->request.id);
-    ended.push_back(std::move(s));
+  auto remove_stopped = [&](auto& sequences) {
+    for (auto it = sequences.begin(); it != sequences.end();) {
+      if (absl::Status why = stop_reason(**it); !why.ok()) {
+        (*it)->cache.Release();
+        (*it)->outcome = std::move(why);
+        live_.erase((*it)->request.id);
+        ended.push_back(std::move(*it));
+        it = sequences.erase(it);
+      } else {
+        ++it;
+      }
+    }
   };
-  for (auto it = running_.begin(); it != running_.end();) {
-    if (absl::Status why = stop_reason(**it); !why.ok()) {
-      kv_reserved_ -= (*it)->reserved;
-      end(std::move(*it), why);
-      it = running_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (absl::Status why = stop_reason(**it); !why.ok()) {
-      end(std::move(*it), why);
-      it = queue_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  remove_stopped(running_);
+  remove_stopped(queue_);
+  // A sequence joins with blocks for its whole context. The running ones
+  // keep one free block each for their next token, so that admitting does
+  // not force a preemption on the very next step.
+  bool admitted = false;
+  KvBlockPool& pool = runner_.kv_pool();
   while (!queue_.empty() &&
-         static_cast<int>(running_.size()) < options_.max_batch &&
-         kv_reserved_ + queue_.front()->reserved <=
-             options_.kv_token_capacity) {
-    kv_reserved_ += queue_.front()->reserved;
+         static_cast<int>(running_.size()) < options_.max_batch) {
+    Sequence& next = *queue_.front();
+    const int64_t headroom = static_cast<int64_t>(running_.size());
+    if (pool.free_blocks() - pool.BlocksFor(next.context_length()) < headroom ||
+        !next.cache.Reserve(next.context_length()).ok()) {
+      break;
+    }
     running_.push_back(std::move(queue_.front()));
     queue_.pop_front();
+    admitted = true;
+  }
+  // Preempted sequences rejoin in their original place.
+  if (admitted) {
+    std::sort(
+        running_.begin(), running_.end(),
+        [](const auto& a, const auto& b) { return a->arrival < b->arrival; });
   }
   PublishStatus();
   return ended;
 }
 
-std::vector<std::unique_ptr<BatchEngine::Sequence>> BatchEngine::Step() {
+void BatchEngine::PreemptNewest() {
+  std::unique_ptr<Sequence> newest = std::move(running_.back());
+  running_.pop_back();
+  newest->cache.Release();
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++status_.preemptions;
+  // Ahead of new requests; newest preempted first, so the queue's head stays
+  // in order of arrival.
+  queue_.push_front(std::move(newest));
+}
+
+std::vector<BatchEngine::Chunk> BatchEngine::PlanStep() {
+  std::vector<Chunk> plan;
+  // Decoding sequences first, each one token; a sequence that needs a new
+  // block and finds none preempts the newest one (possibly itself).
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    if (s.uncached() != 1) continue;
+    bool preempted_itself = false;
+    while (!s.cache.Reserve(s.cache.length() + 1).ok()) {
+      preempted_itself = running_.back().get() == &s;
+      PreemptNewest();
+      if (preempted_itself) break;
+    }
+    if (preempted_itself) break;
+    plan.push_back({&s, 1});
+  }
+  // Then prompt chunks, oldest first, within the step's token budget. Their
+  // blocks were taken when they joined.
+  int64_t budget = options_.max_step_tokens - static_cast<int64_t>(plan.size());
+  for (const std::unique_ptr<Sequence>& s : running_) {
+    if (budget <= 0) break;
+    if (s->uncached() <= 1) continue;
+    const int64_t count = std::min(s->uncached(), budget);
+    if (!s->cache.Reserve(s->cache.length() + count).ok()) continue;
+    plan.push_back({s.get(), count});
+    budget -= count;
+  }
+  return plan;
+}
+
+std::vector<std::unique_ptr<BatchEngine::Sequence>> BatchEngine::Step(
+    const std::vector<Chunk>& plan) {
+  std::vector<std::vector<int32_t>> inputs(plan.size());
   std::vector<SequenceStep> steps;
-  steps.reserve(running_.size());
-  for (const auto& s : running_) {
-    const bool prefill = s->tokens.empty();
-    steps.push_back(
-        {prefill ? std::span<const int32_t>(s->request.generation.prompt)
-                 : std::span<const int32_t>(&s->tokens.back(), 1),
-         &s->cache, LogitsFor::kLastToken, s->request.deadline});
+  steps.reserve(plan.size());
+  int64_t prefilled = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    Sequence& s = *plan[i].sequence;
+    const int64_t begin = s.cache.length();
+    for (int64_t p = begin; p < begin + plan[i].count; ++p) {
+      inputs[i].push_back(s.context_at(p));
+    }
+    const bool completes = begin + plan[i].count == s.context_length();
+    const bool decode = !s.tokens.empty() && plan[i].count == 1 &&
+                        begin + 1 == s.context_length();
+    if (!decode) prefilled += plan[i].count;
+    steps.push_back({inputs[i], &s.cache,
+                     completes ? LogitsFor::kLastToken : LogitsFor::kNone,
+                     s.request.deadline});
   }
   std::vector<absl::StatusOr<std::vector<float>>> logits =
       runner_.ForwardBatch(steps);
-  std::vector<std::unique_ptr<Sequence>> ended;
   int64_t sampled = 0;
-  for (size_t i = 0; i < running_.size(); ++i) {
-    Sequence& s = *running_[i];
+  for (size_t i = 0; i < plan.size(); ++i) {
+    Sequence& s = *plan[i].sequence;
     absl::Status status = logits[i].status();
+    if (status.ok() && steps[i].logits_for == LogitsFor::kNone) continue;
     if (status.ok()) status = CheckFiniteLogits(*logits[i], s.tokens.size());
     if (!status.ok()) {
       s.outcome = status;
@@ -185,21 +269,22 @@ std::vector<std::unique_ptr<BatchEngine::Sequence>> BatchEngine::Step() {
       s.outcome = *finish;
     }
   }
+  std::vector<std::unique_ptr<Sequence>> ended;
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto it = running_.begin(); it != running_.end();) {
     if ((*it)->outcome.has_value()) {
+      (*it)->cache.Release();
       live_.erase((*it)->request.id);
-      kv_reserved_ -= (*it)->reserved;
       ended.push_back(std::move(*it));
       it = running_.erase(it);
     } else {
       ++it;
     }
   }
-  PublishStatus();
   ++status_.steps;
   status_.generated_tokens += sampled;
-  status_.routed_counts = runner_.routed_counts();
+  status_.prefill_tokens += prefilled;
+  PublishStatus();
   return ended;
 }
 
@@ -213,8 +298,14 @@ void BatchEngine::Loop() {
       if (stopping_) return;
     }
     for (auto& s : UpdateBatch()) s->request.on_finish(*s->outcome);
-    if (running_.empty()) continue;
-    for (auto& s : Step()) s->request.on_finish(*s->outcome);
+    if (running_.empty()) {
+      // Nothing fits yet: wait for a change rather than spin.
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(10));
+      continue;
+    }
+    const std::vector<Chunk> plan = PlanStep();
+    for (auto& s : Step(plan)) s->request.on_finish(*s->outcome);
   }
 }
 

@@ -31,34 +31,48 @@ struct EngineRequest {
 };
 
 struct EngineOptions {
-  int max_batch = 16;   // sequences in one step
+  int max_batch = 16;   // sequences running at once
   int max_queue = 256;  // accepted requests waiting to join the batch
-  // Positions all KV caches may hold together. A request reserves its prompt
-  // plus max_tokens when it joins the batch.
-  int64_t kv_token_capacity = int64_t{1} << 20;
+  // Tokens one step computes at most: every decoding sequence's next token
+  // first, then chunks of prompts with what is left, so a long prompt is
+  // spread over several steps instead of stalling everyone's decode. At
+  // least max_batch.
+  int max_step_tokens = 512;
 };
 
 struct EngineStatus {
   int queued = 0;
   int running = 0;
-  int64_t kv_tokens_used = 0;
+  int64_t kv_tokens_used = 0;  // positions held by running sequences
+  int64_t kv_blocks_free = 0;
+  int64_t kv_blocks_total = 0;
   int64_t steps = 0;
   int64_t generated_tokens = 0;
+  int64_t prefill_tokens = 0;  // prompt (and recomputed) tokens run
+  // Sequences sent back to the queue because the KV cache ran out of blocks.
+  int64_t preemptions = 0;
+  RunnerCounters runner;
   std::vector<int64_t> routed_counts;  // [layers x experts]
 };
 
-// Runs many requests as one batch, one engine step at a time: each step
-// every running sequence advances by one token (a newly joined one by its
-// whole prompt), all through one batched forward pass, so each layer's
-// experts are dispatched once per step for everybody. Requests join and
-// leave between steps. One thread runs the steps.
+// Continuous batching over a paged KV cache, one engine step at a time.
+// Requests join and leave the running batch between steps. Each step runs
+// one batched forward pass with every decoding sequence's next token and,
+// within a token budget, chunks of the prompts still being read (chunked
+// prefill), so each layer's experts are dispatched once per step for
+// everybody. A request joins when its prompt's KV blocks are free; when a
+// decoding sequence needs a block and none is free, the newest running
+// sequence is preempted: its blocks are freed and it goes back to the head
+// of the queue, to recompute its context when it rejoins. One thread runs
+// the steps.
 class BatchEngine {
  public:
   BatchEngine(ModelRunner& runner, const EngineOptions& options);
   // Ends what is left with UNAVAILABLE.
   ~BatchEngine();
 
-  // INVALID_ARGUMENT naming the field, ALREADY_EXISTS for a live id,
+  // INVALID_ARGUMENT naming the field (also when the prompt and max_tokens
+  // could never fit the KV cache), ALREADY_EXISTS for a live id,
   // RESOURCE_EXHAUSTED when the queue is full. On error no callback runs.
   absl::Status Submit(EngineRequest request);
   // The request ends with CANCELLED before its next step; NOT_FOUND when no
@@ -67,15 +81,27 @@ class BatchEngine {
 
   EngineStatus Status() const;
   const EngineOptions& options() const { return options_; }
+  int kv_block_size() const { return runner_.kv_pool().block_size(); }
 
  private:
   struct Sequence;
+  // A sequence's share of the next step: `count` tokens of its context from
+  // its cache's length on.
+  struct Chunk {
+    Sequence* sequence;
+    int64_t count;
+  };
   void Loop();
-  // Removes cancelled and expired sequences and admits queued ones; returns
-  // the sequences that ended.
+  // Removes cancelled and expired sequences and admits queued ones while
+  // their blocks are free; returns the sequences that ended.
   std::vector<std::unique_ptr<Sequence>> UpdateBatch();
-  // One step for every running sequence; returns those that ended.
-  std::vector<std::unique_ptr<Sequence>> Step();
+  // What the next step runs, oldest sequences first, taking the blocks it
+  // needs (and preempting for them).
+  std::vector<Chunk> PlanStep();
+  // Frees the newest running sequence's blocks and queues it again.
+  void PreemptNewest();
+  // Runs the planned chunks; returns the sequences that ended.
+  std::vector<std::unique_ptr<Sequence>> Step(const std::vector<Chunk>& plan);
   // Copies the batch's numbers into status_ (mutex_ held).
   void PublishStatus();
 
@@ -86,9 +112,9 @@ class BatchEngine {
   bool stopping_ = false;
   std::deque<std::unique_ptr<Sequence>> queue_;
   std::map<std::string, Sequence*> live_;  // queued or running, by id
-  int64_t kv_reserved_ = 0;
+  int64_t next_arrival_ = 0;
   EngineStatus status_;
-  // Touched by the engine thread only.
+  // Touched by the engine thread only: in order of arrival.
   std::vector<std::unique_ptr<Sequence>> running_;
   std::thread thread_;
 };

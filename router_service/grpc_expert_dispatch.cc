@@ -26,6 +26,7 @@ struct GrpcExpertDispatch::Call {
   v1::ComputeResponse response;
   grpc::ClientContext context;
   grpc::Status status;
+  absl::Time deadline;  // the latest of its rows' deadlines
   absl::Time started;
   absl::Duration round_trip;
 };
@@ -183,8 +184,45 @@ absl::Status GrpcExpertDispatch::CallError(const Worker& worker, int layer,
                                    status.error_message()));
 }
 
-absl::Status GrpcExpertDispatch::Compute(const ExpertBatch& batch, float* out,
-                                         std::vector<RowFailure>& failures) {
+// A layer's calls in flight. Their callbacks refer to it, so it waits for
+// all of them before it goes away.
+class GrpcExpertDispatch::Pending : public PendingExperts {
+ public:
+  Pending(GrpcExpertDispatch& dispatch, int layer, float* out,
+          std::vector<std::unique_ptr<Call>> calls)
+      : dispatch_(dispatch),
+        layer_(layer),
+        out_(out),
+        calls_(std::move(calls)),
+        in_flight_(static_cast<int>(calls_.size())) {}
+  ~Pending() override {
+    if (!waited_) in_flight_.Wait();
+  }
+
+  const std::vector<std::unique_ptr<Call>>& calls() const { return calls_; }
+  // Called once per call, from gRPC's callback threads.
+  void CallDone() { in_flight_.DecrementCount(); }
+
+  absl::Status Wait(std::vector<RowFailure>& failures) override {
+    in_flight_.Wait();  // absl allows one Wait per counter
+    waited_ = true;
+    for (const std::unique_ptr<Call>& call : calls_) {
+      dispatch_.Collect(*call, layer_, out_, failures);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  GrpcExpertDispatch& dispatch_;
+  const int layer_;
+  float* const out_;
+  const std::vector<std::unique_ptr<Call>> calls_;
+  absl::BlockingCounter in_flight_;
+  bool waited_ = false;
+};
+
+std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
+    const ExpertBatch& batch, float* out) {
   const int64_t hidden = hidden_size_;
   std::fill(out, out + batch.n * hidden, 0.0f);
   // Split the assignments by worker, each row once per worker.
@@ -194,9 +232,9 @@ absl::Status GrpcExpertDispatch::Compute(const ExpertBatch& batch, float* out,
   for (const ExpertAssignment& a : batch.assignments) {
     if (a.row < 0 || a.row >= batch.n || a.expert < 0 ||
         a.expert >= plan_.num_experts) {
-      return absl::InvalidArgumentError(
+      return std::make_unique<FinishedExperts>(absl::InvalidArgumentError(
           absl::StrCat("layer ", batch.layer, ": assignment (row ", a.row,
-                       ", expert ", a.expert, ") is out of range"));
+                       ", expert ", a.expert, ") is out of range")));
     }
     const int w = PickHolder(batch.layer, a.expert, rows_this_call);
     if (!calls[w]) {
@@ -214,16 +252,9 @@ absl::Status GrpcExpertDispatch::Compute(const ExpertBatch& batch, float* out,
     }
     call.experts[local].emplace_back(a.expert, a.weight);
   }
-  std::vector<Call*> live;
-  for (std::unique_ptr<Call>& call : calls) {
-    if (call) live.push_back(call.get());
-  }
-  if (live.empty()) return absl::OkStatus();
-
-  absl::BlockingCounter pending(static_cast<int>(live.size()));
+  std::erase(calls, nullptr);
   std::vector<float> rows;
-  for (Call* call : live) {
-    Worker& worker = *workers_[call->worker];
+  for (const std::unique_ptr<Call>& call : calls) {
     const int64_t n = static_cast<int64_t>(call->rows.size());
     rows.resize(n * hidden);
     absl::Time deadline = absl::InfinitePast();
@@ -246,60 +277,71 @@ absl::Status GrpcExpertDispatch::Compute(const ExpertBatch& batch, float* out,
         request.add_expert_weights(weight);
       }
     }
+    call->deadline = deadline;
+  }
+  // Every request is ready before the first goes out: the workers start on
+  // the layer at the same time.
+  auto pending =
+      std::make_unique<Pending>(*this, batch.layer, out, std::move(calls));
+  for (const std::unique_ptr<Call>& call : pending->calls()) {
+    Worker& worker = *workers_[call->worker];
     call->started = absl::Now();
     call->context.set_deadline(absl::ToChronoTime(
-        std::min(deadline, call->started + options_.call_timeout)));
-    worker.outstanding_rows.fetch_add(n, std::memory_order_relaxed);
-    worker.stub->async()->Compute(
-        &call->context, &call->request, &call->response,
-        [call, &pending](grpc::Status status) {
-          call->status = std::move(status);
-          call->round_trip = absl::Now() - call->started;
-          pending.DecrementCount();
-        });
+        std::min(call->deadline, call->started + options_.call_timeout)));
+    worker.outstanding_rows.fetch_add(static_cast<int64_t>(call->rows.size()),
+                                      std::memory_order_relaxed);
+    Call* raw = call.get();
+    Pending* waiter = pending.get();
+    worker.stub->async()->Compute(&raw->context, &raw->request, &raw->response,
+                                  [raw, waiter](grpc::Status status) {
+                                    raw->status = std::move(status);
+                                    raw->round_trip =
+                                        absl::Now() - raw->started;
+                                    waiter->CallDone();
+                                  });
   }
-  pending.Wait();
+  return pending;
+}
 
+void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
+                                 std::vector<RowFailure>& failures) {
+  const int64_t hidden = hidden_size_;
+  Worker& worker = *workers_[call.worker];
+  const int64_t n = static_cast<int64_t>(call.rows.size());
+  worker.outstanding_rows.fetch_sub(n, std::memory_order_relaxed);
+  absl::Status status;
   std::vector<float> partial;
-  for (Call* call : live) {
-    Worker& worker = *workers_[call->worker];
-    const int64_t n = static_cast<int64_t>(call->rows.size());
-    worker.outstanding_rows.fetch_sub(n, std::memory_order_relaxed);
-    absl::Status status;
-    if (!call->status.ok()) {
-      status = CallError(worker, batch.layer, call->status,
-                         absl::FromChrono(call->context.deadline() -
-                                          absl::ToChronoTime(call->started)));
-    } else {
-      status =
-          DecodeTensor(call->response.output(), "output", hidden, &partial);
-      if (status.ok() && call->response.output().rows() != n) {
-        status = absl::InternalError(
-            absl::StrCat("expert worker ", worker.endpoint.id, " returned ",
-                         call->response.output().rows(), " rows for ", n));
-      }
-    }
-    {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
-      WorkerCallStats& stats = stats_[call->worker];
-      ++stats.calls;
-      stats.rows_sent += n;
-      stats.total_round_trip_us += absl::ToDoubleMicroseconds(call->round_trip);
-      stats.total_worker_wait_us += call->response.queue_wait_us();
-      stats.total_worker_compute_us += call->response.compute_us();
-      if (!status.ok()) ++stats.failed_calls;
-    }
-    if (!status.ok()) {
-      for (int32_t row : call->rows) failures.push_back({row, status});
-      continue;
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      float* row = out + call->rows[i] * hidden;
-      const float* add = partial.data() + i * hidden;
-      for (int64_t k = 0; k < hidden; ++k) row[k] += add[k];
+  if (!call.status.ok()) {
+    status = CallError(worker, layer, call.status,
+                       absl::FromChrono(call.context.deadline() -
+                                        absl::ToChronoTime(call.started)));
+  } else {
+    status = DecodeTensor(call.response.output(), "output", hidden, &partial);
+    if (status.ok() && call.response.output().rows() != n) {
+      status = absl::InternalError(
+          absl::StrCat("expert worker ", worker.endpoint.id, " returned ",
+                       call.response.output().rows(), " rows for ", n));
     }
   }
-  return absl::OkStatus();
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    WorkerCallStats& stats = stats_[call.worker];
+    ++stats.calls;
+    stats.rows_sent += n;
+    stats.total_round_trip_us += absl::ToDoubleMicroseconds(call.round_trip);
+    stats.total_worker_wait_us += call.response.queue_wait_us();
+    stats.total_worker_compute_us += call.response.compute_us();
+    if (!status.ok()) ++stats.failed_calls;
+  }
+  if (!status.ok()) {
+    for (int32_t row : call.rows) failures.push_back({row, status});
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float* row = out + call.rows[i] * hidden;
+    const float* add = partial.data() + i * hidden;
+    for (int64_t k = 0; k < hidden; ++k) row[k] += add[k];
+  }
 }
 
 std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {

@@ -61,8 +61,10 @@ class GrpcExpertDispatch : public ExpertDispatch {
   // gives it loaded.
   absl::Status AwaitWorkers(absl::Duration timeout);
 
-  absl::Status Compute(const ExpertBatch& batch, float* out,
-                       std::vector<RowFailure>& failures) override;
+  // Sends every worker's call of the layer at once and returns; the
+  // pending computation adds up the partial sums when waited for.
+  std::unique_ptr<PendingExperts> Start(const ExpertBatch& batch,
+                                        float* out) override;
 
   int placement_version() const { return plan_.version; }
   std::vector<WorkerCallStats> Stats() const;
@@ -75,6 +77,7 @@ class GrpcExpertDispatch : public ExpertDispatch {
     std::atomic<int64_t> outstanding_rows{0};
   };
   struct Call;
+  class Pending;
 
   GrpcExpertDispatch(PlacementPlan plan, int hidden_size, Options options)
       : plan_(std::move(plan)), hidden_size_(hidden_size), options_(options) {}
@@ -87,6 +90,10 @@ class GrpcExpertDispatch : public ExpertDispatch {
   absl::Status CallError(const Worker& worker, int layer,
                          const grpc::Status& status,
                          absl::Duration waited) const;
+  // One finished call: its partial sums added into `out`, or its rows listed
+  // in `failures`; counted in the worker's stats.
+  void Collect(Call& call, int layer, float* out,
+               std::vector<RowFailure>& failures);
 
   const PlacementPlan plan_;
   const int hidden_size_;

@@ -2,11 +2,11 @@
 
 namespace moe {
 
-absl::Status LocalExpertDispatch::Compute(const ExpertBatch& batch, float* out,
-                                          std::vector<RowFailure>&) {
-  return ComputeExperts(weights_.layers()[batch.layer], batch.layer, batch.x,
-                        batch.n, weights_.config().hidden_size,
-                        batch.assignments, out, pool_);
+std::unique_ptr<PendingExperts> LocalExpertDispatch::Start(
+    const ExpertBatch& batch, float* out) {
+  return std::make_unique<FinishedExperts>(ComputeExperts(
+      weights_.layers()[batch.layer], batch.layer, batch.x, batch.n,
+      weights_.config().hidden_size, batch.assignments, out, pool_));
 }
 
 }  // namespace moe

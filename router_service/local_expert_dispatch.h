@@ -13,8 +13,10 @@ class LocalExpertDispatch : public ExpertDispatch {
   LocalExpertDispatch(const ModelWeights& weights, ThreadPool& pool)
       : weights_(weights), pool_(pool) {}
 
-  absl::Status Compute(const ExpertBatch& batch, float* out,
-                       std::vector<RowFailure>& failures) override;
+  // Computes before returning: the experts share this process's cores with
+  // everything else, so there is nothing to overlap with.
+  std::unique_ptr<PendingExperts> Start(const ExpertBatch& batch,
+                                        float* out) override;
 
  private:
   const ModelWeights& weights_;

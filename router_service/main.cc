@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "protos/server_runner.h"
 #include "router_service/batch_engine.h"
+#include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
 #include "router_service/model_runner.h"
@@ -19,11 +20,9 @@ ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
-ABSL_FLAG(int, max_batch, 16, "sequences in one engine step");
+ABSL_FLAG(int, max_batch, 16, "sequences running at once");
 ABSL_FLAG(int, max_queue, 256,
           "requests waiting to join the batch; beyond it RESOURCE_EXHAUSTED");
-ABSL_FLAG(int64_t, kv_tokens, 1 << 20,
-          "KV cache positions all running sequences may hold together");
 
 namespace {
 
@@ -35,16 +34,18 @@ absl::Status Serve() {
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
                        moe::OpenExpertBackend(model, backend_options, pool));
-  moe::ModelRunner runner(*backend.weights, *backend.dispatch, pool);
+  MOE_ASSIGN_OR_RETURN(const moe::ModelRunnerOptions runner_options,
+                       moe::ModelRunnerOptionsFromFlags());
   moe::EngineOptions engine_options;
   engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
   engine_options.max_queue = absl::GetFlag(FLAGS_max_queue);
-  engine_options.kv_token_capacity = absl::GetFlag(FLAGS_kv_tokens);
-  if (engine_options.max_batch < 1 || engine_options.max_queue < 1 ||
-      engine_options.kv_token_capacity < 1) {
+  if (engine_options.max_batch < 1 || engine_options.max_queue < 1) {
     return absl::InvalidArgumentError(
-        "--max-batch, --max-queue and --kv-tokens must be >= 1");
+        "--max-batch and --max-queue must be >= 1");
   }
+  MOE_RETURN_IF_ERROR(moe::ApplyEngineFlags(engine_options));
+  moe::ModelRunner runner(*backend.weights, *backend.dispatch, pool,
+                          runner_options);
   moe::BatchEngine engine(runner, engine_options);
   moe::RouterRpcService service(engine, runner.config(), backend.remote);
   // Streams still open at the end get UNAVAILABLE when the engine stops.

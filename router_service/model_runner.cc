@@ -1,6 +1,7 @@
 #include "router_service/model_runner.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "core/attention.h"
@@ -9,9 +10,19 @@
 #include "core/linear.h"
 
 namespace moe {
+namespace {
 
-// The rows of a batched forward pass: every live step's tokens, concatenated.
-struct ModelRunner::BatchRows {
+double MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+// Rows of a batched forward pass that move through the layers together: the
+// tokens of some of the steps, concatenated.
+struct ModelRunner::MicroBatch {
   struct Member {
     size_t step;     // index into the caller's steps
     int64_t offset;  // first row
@@ -25,23 +36,27 @@ struct ModelRunner::BatchRows {
   std::vector<int32_t> positions;   // per row
   std::vector<absl::Time> row_deadlines;
   std::vector<float> hidden;  // [rows, hidden]
+  // The layer in flight: its normalized rows, their experts, and where the
+  // expert results land.
+  std::vector<float> normed;
+  std::vector<ExpertAssignment> assignments;
+  std::vector<float> expert_out;
 
   int64_t rows() const { return static_cast<int64_t>(row_member.size()); }
 };
 
 ModelRunner::ModelRunner(const ModelWeights& weights, ExpertDispatch& experts,
-                         ThreadPool& pool)
+                         ThreadPool& pool, const ModelRunnerOptions& options)
     : weights_(weights),
       experts_(experts),
       pool_(pool),
+      options_(options),
+      kv_pool_(weights.config().num_layers,
+               static_cast<int64_t>(weights.config().num_kv_heads) *
+                   weights.config().head_dim,
+               options.kv_cache),
       routed_counts_(static_cast<size_t>(weights.config().num_layers) *
                      weights.config().num_experts) {}
-
-SequenceKvCache ModelRunner::NewCache() const {
-  const ModelConfig& c = config();
-  return SequenceKvCache(c.num_layers,
-                         static_cast<int64_t>(c.num_kv_heads) * c.head_dim);
-}
 
 absl::StatusOr<std::vector<float>> ModelRunner::Forward(
     std::span<const int32_t> tokens, SequenceKvCache& cache, LogitsFor which) {
@@ -66,21 +81,24 @@ absl::Status ModelRunner::CheckStep(const SequenceStep& step) const {
                        " is outside [0, ", c.vocab_size, ")"));
     }
   }
-  return absl::OkStatus();
+  return step.cache->Reserve(start + n);
 }
 
-std::vector<absl::StatusOr<std::vector<float>>> ModelRunner::ForwardBatch(
-    std::span<const SequenceStep> steps) {
-  const ModelConfig& c = config();
-  const int64_t h = c.hidden_size;
-  std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
-  BatchRows batch;
-  for (size_t s = 0; s < steps.size(); ++s) {
+std::vector<ModelRunner::MicroBatch> ModelRunner::Split(
+    std::span<const SequenceStep> steps, std::vector<size_t> valid) const {
+  int64_t total_rows = 0;
+  for (size_t s : valid)
+    total_rows += static_cast<int64_t>(steps[s].tokens.size());
+  const int parts =
+      std::min<int>(options_.micro_batches, static_cast<int>(valid.size()));
+  std::vector<MicroBatch> batches(std::max(parts, 1));
+  int64_t rows_so_far = 0;
+  for (size_t s : valid) {
     const SequenceStep& step = steps[s];
-    if (absl::Status status = CheckStep(step); !status.ok()) {
-      results[s] = status;
-      continue;
-    }
+    // The next micro-batch starts once this one has its share of the rows.
+    const size_t part = std::min<size_t>(
+        batches.size() - 1, rows_so_far * batches.size() / total_rows);
+    MicroBatch& batch = batches[part];
     const int64_t n = static_cast<int64_t>(step.tokens.size());
     const int64_t start = step.cache->length();
     const int32_t member = static_cast<int32_t>(batch.members.size());
@@ -90,56 +108,114 @@ std::vector<absl::StatusOr<std::vector<float>>> ModelRunner::ForwardBatch(
       batch.positions.push_back(static_cast<int32_t>(start + i));
       batch.row_deadlines.push_back(step.deadline);
     }
-    step.cache->Resize(start + n);
+    rows_so_far += n;
   }
-  if (batch.members.empty()) return results;
+  std::erase_if(batches, [](const MicroBatch& b) { return b.members.empty(); });
+  return batches;
+}
 
-  batch.hidden.resize(batch.rows() * h);
-  for (const BatchRows::Member& m : batch.members) {
-    for (int64_t i = 0; i < m.n; ++i) {
-      weights_.embed_tokens().DecodeRow(
-          steps[m.step].tokens[i], batch.hidden.data() + (m.offset + i) * h);
+std::vector<absl::StatusOr<std::vector<float>>> ModelRunner::ForwardBatch(
+    std::span<const SequenceStep> steps) {
+  const ModelConfig& c = config();
+  const int64_t h = c.hidden_size;
+  std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
+  std::vector<size_t> valid;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (absl::Status status = CheckStep(steps[s]); !status.ok()) {
+      results[s] = status;
+    } else {
+      valid.push_back(s);
     }
   }
-  for (int layer = 0; layer < c.num_layers; ++layer) RunLayer(layer, batch);
+  if (valid.empty()) return results;
+  std::vector<MicroBatch> batches = Split(steps, std::move(valid));
+  ++counters_.forward_passes;
+  if (batches.size() > 1) ++counters_.split_passes;
 
-  // The LM head runs once over the rows whose logits are wanted.
-  std::vector<int64_t> logit_rows;
-  for (const BatchRows::Member& m : batch.members) {
-    if (!m.status.ok()) continue;
-    const bool all = steps[m.step].logits_for == LogitsFor::kAllTokens;
-    for (int64_t i = all ? 0 : m.n - 1; i < m.n; ++i) {
-      logit_rows.push_back(m.offset + i);
+  for (MicroBatch& batch : batches) {
+    batch.hidden.resize(batch.rows() * h);
+    for (const MicroBatch::Member& m : batch.members) {
+      m.cache->SetLength(m.start + m.n);
+      for (int64_t i = 0; i < m.n; ++i) {
+        weights_.embed_tokens().DecodeRow(
+            steps[m.step].tokens[i], batch.hidden.data() + (m.offset + i) * h);
+      }
+    }
+  }
+  // The micro-batches take turns layer by layer: each one's attention for
+  // the next layer runs while the others' rows are at the experts.
+  std::vector<std::unique_ptr<PendingExperts>> in_flight(batches.size());
+  auto attend_and_send = [&](size_t b, int layer) {
+    const auto start = std::chrono::steady_clock::now();
+    AttendAndRoute(layer, batches[b]);
+    const double us = MicrosSince(start);
+    counters_.attention_us += us;
+    const bool overlapped =
+        std::any_of(in_flight.begin(), in_flight.end(),
+                    [](const auto& pending) { return pending != nullptr; });
+    if (overlapped) counters_.overlapped_attention_us += us;
+    const ExpertBatch experts{layer, batches[b].normed.data(),
+                              batches[b].rows(), batches[b].assignments,
+                              batches[b].row_deadlines};
+    in_flight[b] = experts_.Start(experts, batches[b].expert_out.data());
+  };
+  for (size_t b = 0; b < batches.size(); ++b) attend_and_send(b, 0);
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    for (size_t b = 0; b < batches.size(); ++b) {
+      std::unique_ptr<PendingExperts> pending = std::move(in_flight[b]);
+      AddExperts(batches[b], *pending);
+      if (layer + 1 < c.num_layers) attend_and_send(b, layer + 1);
+    }
+  }
+
+  // The LM head runs once over the rows whose logits are wanted, from every
+  // micro-batch.
+  std::vector<const float*> logit_rows;
+  for (const MicroBatch& batch : batches) {
+    for (const MicroBatch::Member& m : batch.members) {
+      if (!m.status.ok()) continue;
+      const LogitsFor which = steps[m.step].logits_for;
+      if (which == LogitsFor::kNone) continue;
+      for (int64_t i = which == LogitsFor::kAllTokens ? 0 : m.n - 1; i < m.n;
+           ++i) {
+        logit_rows.push_back(batch.hidden.data() + (m.offset + i) * h);
+      }
     }
   }
   const int64_t rows = static_cast<int64_t>(logit_rows.size());
   std::vector<float> last(rows * h);
   for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(batch.hidden.data() + logit_rows[r] * h, h,
-                last.data() + r * h);
+    std::copy_n(logit_rows[r], h, last.data() + r * h);
   }
   std::vector<float> normed(rows * h);
   RmsNorm(last.data(), rows, weights_.final_norm(), c.rms_norm_eps,
           normed.data());
   std::vector<float> logits(rows * c.vocab_size);
-  Linear(weights_.lm_head(), normed.data(), rows, logits.data(), pool_);
+  if (rows > 0) {
+    Linear(weights_.lm_head(), normed.data(), rows, logits.data(), pool_);
+  }
 
   const float* next = logits.data();
-  for (const BatchRows::Member& m : batch.members) {
-    if (!m.status.ok()) {
-      m.cache->Resize(m.start);
-      results[m.step] = m.status;
-      continue;
+  for (const MicroBatch& batch : batches) {
+    for (const MicroBatch::Member& m : batch.members) {
+      if (!m.status.ok()) {
+        m.cache->SetLength(m.start);
+        results[m.step] = m.status;
+        continue;
+      }
+      const LogitsFor which = steps[m.step].logits_for;
+      const int64_t count = (which == LogitsFor::kAllTokens   ? m.n
+                             : which == LogitsFor::kLastToken ? 1
+                                                              : 0) *
+                            c.vocab_size;
+      results[m.step] = std::vector<float>(next, next + count);
+      next += count;
     }
-    const bool all = steps[m.step].logits_for == LogitsFor::kAllTokens;
-    const int64_t count = (all ? m.n : 1) * c.vocab_size;
-    results[m.step] = std::vector<float>(next, next + count);
-    next += count;
   }
   return results;
 }
 
-void ModelRunner::RunLayer(int layer, BatchRows& batch) {
+void ModelRunner::AttendAndRoute(int layer, MicroBatch& batch) {
   const ModelConfig& c = config();
   const LayerWeights& w = weights_.layers()[layer];
   const int64_t n = batch.rows();
@@ -148,7 +224,8 @@ void ModelRunner::RunLayer(int layer, BatchRows& batch) {
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   std::vector<float>& hidden = batch.hidden;
 
-  std::vector<float> normed(n * h);
+  std::vector<float>& normed = batch.normed;
+  normed.resize(n * h);
   RmsNorm(hidden.data(), n, w.input_norm, c.rms_norm_eps, normed.data());
   std::vector<float> q(n * q_dim);
   std::vector<float> k(n * kv_dim);
@@ -165,14 +242,18 @@ void ModelRunner::RunLayer(int layer, BatchRows& batch) {
   std::vector<float> attended(n * q_dim);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
                              c.sliding_window};
-  for (const BatchRows::Member& m : batch.members) {
-    SequenceKvCache& cache = *m.cache;
-    std::copy_n(k.data() + m.offset * kv_dim, m.n * kv_dim,
-                cache.keys(layer) + m.start * kv_dim);
-    std::copy_n(v.data() + m.offset * kv_dim, m.n * kv_dim,
-                cache.values(layer) + m.start * kv_dim);
+  std::vector<const float*> key_blocks;
+  std::vector<const float*> value_blocks;
+  for (const MicroBatch::Member& m : batch.members) {
+    const SequenceKvCache& cache = *m.cache;
+    for (int64_t i = 0; i < m.n; ++i) {
+      std::copy_n(k.data() + (m.offset + i) * kv_dim, kv_dim,
+                  cache.key_row(layer, m.start + i));
+      std::copy_n(v.data() + (m.offset + i) * kv_dim, kv_dim,
+                  cache.value_row(layer, m.start + i));
+    }
     CausalAttention(shape, q.data() + m.offset * q_dim, m.n, m.start,
-                    cache.keys(layer), cache.values(layer),
+                    cache.View(layer, key_blocks, value_blocks),
                     attended.data() + m.offset * q_dim, pool_);
   }
   std::vector<float> projected(n * h);
@@ -189,28 +270,31 @@ void ModelRunner::RunLayer(int layer, BatchRows& batch) {
                 expert_weights.data());
   // Rows of steps that already failed are not sent again: their results
   // would be dropped, and a slow worker would be waited for once more.
-  std::vector<ExpertAssignment> assignments;
-  assignments.reserve(n * c.top_k);
+  batch.assignments.clear();
   for (int64_t i = 0; i < n * c.top_k; ++i) {
     const int32_t row = static_cast<int32_t>(i / c.top_k);
     if (!batch.members[batch.row_member[row]].status.ok()) continue;
-    assignments.push_back({row, expert_ids[i], expert_weights[i]});
+    batch.assignments.push_back({row, expert_ids[i], expert_weights[i]});
     ++routed_counts_[static_cast<size_t>(layer) * c.num_experts +
                      expert_ids[i]];
   }
+  batch.expert_out.resize(n * h);
+}
+
+void ModelRunner::AddExperts(MicroBatch& batch, PendingExperts& pending) {
   std::vector<RowFailure> failures;
-  const ExpertBatch experts{layer, normed.data(), n, assignments,
-                            batch.row_deadlines};
-  const absl::Status status =
-      experts_.Compute(experts, projected.data(), failures);
-  for (BatchRows::Member& m : batch.members) {
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status status = pending.Wait(failures);
+  counters_.expert_wait_us += MicrosSince(start);
+  for (MicroBatch::Member& m : batch.members) {
     if (!status.ok() && m.status.ok()) m.status = status;
   }
   for (const RowFailure& failure : failures) {
     absl::Status& member = batch.members[batch.row_member[failure.row]].status;
     if (member.ok()) member = failure.status;
   }
-  for (int64_t i = 0; i < n * h; ++i) hidden[i] += projected[i];
+  const int64_t count = batch.rows() * config().hidden_size;
+  for (int64_t i = 0; i < count; ++i) batch.hidden[i] += batch.expert_out[i];
 }
 
 }  // namespace moe

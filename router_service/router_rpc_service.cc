@@ -199,7 +199,18 @@ grpc::ServerUnaryReactor* RouterRpcService::GetStatus(
   reply->set_running_requests(status.running);
   reply->set_max_batch_size(engine_.options().max_batch);
   reply->set_kv_tokens_used(status.kv_tokens_used);
-  reply->set_kv_tokens_capacity(engine_.options().kv_token_capacity);
+  reply->set_kv_tokens_capacity(status.kv_blocks_total *
+                                engine_.kv_block_size());
+  reply->set_kv_blocks_total(status.kv_blocks_total);
+  reply->set_kv_blocks_free(status.kv_blocks_free);
+  reply->set_kv_block_size(engine_.kv_block_size());
+  reply->set_prefill_tokens(status.prefill_tokens);
+  reply->set_preemptions(status.preemptions);
+  reply->set_forward_passes(status.runner.forward_passes);
+  reply->set_split_passes(status.runner.split_passes);
+  reply->set_attention_us(status.runner.attention_us);
+  reply->set_overlapped_attention_us(status.runner.overlapped_attention_us);
+  reply->set_expert_wait_us(status.runner.expert_wait_us);
   reply->set_placement_version(remote_ ? remote_->placement_version() : 0);
   reply->set_num_layers(config_.num_layers);
   reply->set_num_experts(config_.num_experts);

@@ -54,8 +54,32 @@ struct Case {
   AttentionShape shape;
   int64_t n;
   int64_t start;
-  float query_scale;  // large values make sharply peaked softmaxes
+  float query_scale;       // large values make sharply peaked softmaxes
+  int64_t block_size = 0;  // KV blocks of this many positions; 0: one array
 };
+
+// `rows` [positions, stride] copied into blocks of `block_size` rows, each
+// its own allocation, as a paged KV cache holds them.
+std::vector<std::vector<float>> ToBlocks(const std::vector<float>& rows,
+                                         int64_t stride, int64_t block_size) {
+  std::vector<std::vector<float>> blocks;
+  for (int64_t first = 0; first * stride < static_cast<int64_t>(rows.size());
+       first += block_size) {
+    blocks.emplace_back(block_size * stride, NAN);  // unused rows poison
+    const int64_t count =
+        std::min<int64_t>(block_size * stride,
+                          static_cast<int64_t>(rows.size()) - first * stride);
+    std::copy_n(rows.begin() + first * stride, count, blocks.back().begin());
+  }
+  return blocks;
+}
+
+std::vector<const float*> Pointers(
+    const std::vector<std::vector<float>>& blocks) {
+  std::vector<const float*> pointers;
+  for (const auto& block : blocks) pointers.push_back(block.data());
+  return pointers;
+}
 
 class AttentionTest : public ::testing::TestWithParam<Case> {};
 
@@ -72,8 +96,15 @@ TEST_P(AttentionTest, MatchesFloat64Reference) {
   for (float& x : v) x = normal(generator);
   std::vector<float> out(q.size());
   ThreadPool pool(2);
-  CausalAttention(c.shape, q.data(), c.n, c.start, k.data(), v.data(),
-                  out.data(), pool);
+  const int64_t stride =
+      static_cast<int64_t>(c.shape.num_kv_heads) * c.shape.head_dim;
+  const int64_t block_size = c.block_size > 0 ? c.block_size : positions;
+  const auto key_blocks = ToBlocks(k, stride, block_size);
+  const auto value_blocks = ToBlocks(v, stride, block_size);
+  const std::vector<const float*> keys = Pointers(key_blocks);
+  const std::vector<const float*> values = Pointers(value_blocks);
+  CausalAttention(c.shape, q.data(), c.n, c.start,
+                  PagedKv{keys, values, block_size}, out.data(), pool);
   const std::vector<double> expected =
       ReferenceAttention(c.shape, q, c.n, c.start, k, v);
   // Outputs are convex combinations of N(0, 1) values: an absolute bound.
@@ -93,7 +124,11 @@ INSTANTIATE_TEST_SUITE_P(
              300,
              8.0f},  // head_dim not a multiple of 16, peaked
         Case{{4, 1, 32, 50}, 20, 200, 1.0f},    // sliding window
-        Case{{2, 2, 128, 0}, 3, 100, 30.0f}));  // extreme scores: exp underflow
+        Case{{2, 2, 128, 0}, 3, 100, 30.0f},    // extreme scores: exp underflow
+        Case{{8, 2, 64, 0}, 1, 700, 1.0f, 16},  // paged decode
+        Case{{8, 2, 64, 0}, 37, 5, 1.0f, 16},   // paged prefill
+        Case{{4, 1, 32, 50}, 20, 200, 1.0f, 7},  // paged, sliding window
+        Case{{4, 4, 16, 0}, 5, 0, 1.0f, 1}));    // a block per position
 
 }  // namespace
 }  // namespace moe

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
 #include "router_service/batch_generate.h"
+#include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
 #include "router_service/generation.h"
@@ -136,6 +137,7 @@ absl::Status GenerateBatchStats(moe::ModelRunner& runner,
   const int n = absl::GetFlag(FLAGS_batch);
   moe::EngineOptions options;
   options.max_batch = n;
+  MOE_RETURN_IF_ERROR(moe::ApplyEngineFlags(options));
   moe::BatchEngine engine(runner, options);
   std::vector<moe::GenerationRequest> requests(n, RequestFromFlags(prompt));
   for (int i = 0; i < n; ++i) {
@@ -177,7 +179,9 @@ absl::Status Run() {
   }
   MOE_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt,
                        PromptIds(tokenizer.get()));
-  moe::ModelRunner runner(*weights, *backend.dispatch, pool);
+  MOE_ASSIGN_OR_RETURN(const moe::ModelRunnerOptions runner_options,
+                       moe::ModelRunnerOptionsFromFlags());
+  moe::ModelRunner runner(*weights, *backend.dispatch, pool, runner_options);
   if (!absl::GetFlag(FLAGS_logits_out).empty())
     return WriteLogits(runner, prompt);
   if (absl::GetFlag(FLAGS_batch) < 1) {

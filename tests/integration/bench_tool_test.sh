@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# moe-bench as a user runs it: its flag errors and an unreachable gateway,
+# then (when BIN_DIR has moe-gateway) closed- and open-loop runs against
+# moe-router and moe-gateway serving a tiny random Mixtral FP8 model on
+# 127.0.0.1, checked from the JSON report.
+# Exits 77 (skipped) after the first part when there is no moe-gateway.
+set -u
+bin="$1"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+unset MOE_ADDRESS
+
+source "$(dirname "$0")/checks.sh"
+
+# json_check NAME FILE EXPRESSION: a Python expression over the report `r`
+# (and `math`) must be true.
+json_check() {
+  local name=$1 file=$2 expression=$3
+  if python3 -c "
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(0 if ($expression) else 1)" "$file"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $name: not ($expression) in:"; cat "$file"
+  fi
+}
+
+bench="$bin/moe-bench"
+expect_error "no address" 'INVALID_ARGUMENT: --address (or $MOE_ADDRESS) is needed' \
+  "$bench" --requests 1
+# Flags are checked before the gateway is called (nothing listens on port 1).
+expect_error "bad prompt distribution" \
+  'INVALID_ARGUMENT: --prompt-tokens: "uniform:12:4" has MIN above MAX' \
+  "$bench" --address 127.0.0.1:1 --requests 1 --prompt-tokens uniform:12:4
+expect_error "bad output length" \
+  'INVALID_ARGUMENT: --output-tokens: "six" is not a token count' \
+  "$bench" --address 127.0.0.1:1 --requests 1 --output-tokens six
+expect_error "no stop condition" "INVALID_ARGUMENT: give --requests N and/or --duration" \
+  "$bench" --address 127.0.0.1:1
+expect_error "negative rate" "INVALID_ARGUMENT: --rate must be" \
+  "$bench" --address 127.0.0.1:1 --requests 1 --rate -2
+expect_error "positional argument" 'INVALID_ARGUMENT: unexpected argument "run"' \
+  "$bench" --address 127.0.0.1:1 --requests 1 run
+expect_error "unreachable" \
+  "UNAVAILABLE: cannot get the model's info from 127.0.0.1:1" \
+  "$bench" --address 127.0.0.1:1 --requests 1 --json "$work/none.json"
+if [ -s "$work/out" ] || [ -e "$work/none.json" ]; then
+  failed=$((failed + 1)); echo "FAIL: unreachable: a report was written"; cat "$work/out"
+else
+  passed=$((passed + 1))
+fi
+expect_error "unreachable from \$MOE_ADDRESS" "UNAVAILABLE: cannot get the model's info" \
+  env MOE_ADDRESS=127.0.0.1:1 "$bench" --requests 1
+if "$bench" --help 2>&1 | grep -q -- "--request_timeout"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-bench --help lacks --request_timeout"
+fi
+
+if [ ! -x "$bin/moe-gateway" ]; then
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ] || exit 1
+  echo "SKIP: no moe-gateway in $bin"
+  exit 77
+fi
+
+address=""
+start() {  # start NAME COMMAND...: runs it, sets $address from "NAME listening on"
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  address=""
+  for _ in $(seq 600); do
+    address=$(sed -n "s/^$name listening on //p" "$work/$name.out")
+    [ -n "$address" ] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL: $name did not start"; cat "$work/$name.err"
+  exit 1
+}
+
+model="$work/tiny-mixtral"
+"$bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 --hidden 64 --layers 2 \
+  --heads 4 --kv-heads 2 --experts 8 --intermediate 96 --vocab 500 --max-position 256 \
+  >/dev/null || exit 1
+start moe-router "$bin/moe-router" --model "$model" --listen 127.0.0.1:0
+start moe-gateway "$bin/moe-gateway" --model "$model" --routers "$address" --listen 127.0.0.1:0
+
+check "closed loop" "$bench" --address "$address" --concurrency 4 --requests 8 \
+  --prompt-tokens uniform:4:12 --output-tokens 6 --seed 3 --json "$work/closed.json"
+if grep -q "8 completed, 0 failed" "$work/out" && grep -q "^time to first token" "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: closed loop table:"; cat "$work/out"
+fi
+report="$work/closed.json"
+json_check "completed" "$report" 'r["completed"] == 8 and r["failed"] == 0 and r["errors"] == {}'
+json_check "output tokens" "$report" 'r["output_tokens"] == 48 and r["output_tokens_per_s"] > 0'
+json_check "prompt tokens" "$report" '8 * 4 <= r["prompt_tokens"] <= 8 * 12'
+json_check "rates" "$report" 'r["wall_time_s"] > 0 and math.isclose(r["requests_per_s"], 8 / r["wall_time_s"])'
+for metric in ttft_ms itl_ms e2e_latency_ms; do
+  json_check "$metric percentiles" "$report" \
+    "0 < r['$metric']['p50'] <= r['$metric']['p90'] <= r['$metric']['p99']"
+done
+json_check "samples" "$report" 'r["ttft_ms"]["count"] == 8 and r["e2e_latency_ms"]["count"] == 8 and 0 < r["itl_ms"]["count"] <= 40'
+json_check "settings" "$report" 'r["settings"]["concurrency"] == 4 and r["settings"]["mode"] == "closed_loop" and r["settings"]["prompt_tokens"] == "uniform:4:12" and r["settings"]["output_tokens"] == "6" and r["settings"]["seed"] == 3'
+
+check "open loop" "$bench" --address "$address" --rate 20 --concurrency 2 --requests 4 \
+  --prompt-tokens 5 --output-tokens 3 --warmup 0 --json "$work/open.json"
+json_check "open loop" "$work/open.json" 'r["completed"] == 4 and r["output_tokens"] == 12 and r["prompt_tokens"] == 20 and r["settings"]["mode"] == "open_loop" and r["settings"]["rate"] == 20'
+
+# Failed requests are reported, and the run still succeeds.
+check "timeouts" "$bench" --address "$address" --concurrency 2 --requests 2 --warmup 0 \
+  --prompt-tokens 4 --output-tokens 200 --request-timeout 0.001 --json "$work/timeouts.json"
+json_check "timeouts reported" "$work/timeouts.json" 'r["completed"] == 0 and r["failed"] == 2 and r["errors"] == {"DEADLINE_EXCEEDED": 2} and r["ttft_ms"]["p50"] is None'
+if grep -q "DEADLINE_EXCEEDED" "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: the table lacks the errors:"; cat "$work/out"
+fi
+
+expect_error "beyond the context" \
+  "INVALID_ARGUMENT: --prompt-tokens 200 and --output-tokens 100 reach 200 + 100 = 300 tokens, more than the model's context length of 256" \
+  "$bench" --address "$address" --requests 1 --prompt-tokens 200 --output-tokens 100
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
