@@ -208,7 +208,9 @@ class ClusterTest : public ::testing::TestWithParam<Architecture> {
  protected:
   void SetUp() override {
     spec_ = Fp8Spec(GetParam());
-    StartCluster(spec_, {}, cluster_);
+    // Two micro-batches: each layer's worker calls of one overlap the
+    // other's attention.
+    StartCluster(spec_, {"--micro-batches", "2"}, cluster_);
     // The embedded engine on the same checkpoint: the reference.
     auto weights = ModelWeights::Load(cluster_.model_dir);
     ASSERT_TRUE(weights.ok()) << weights.status();
@@ -319,6 +321,11 @@ TEST_P(ClusterTest, GreedyTokensMatchEmbeddedEngine) {
   EXPECT_EQ(status.placement_version(), cluster_.plan.version);
   EXPECT_EQ(status.running_requests(), 0);
   EXPECT_EQ(status.kv_tokens_used(), 0);
+  EXPECT_EQ(status.kv_blocks_free(), status.kv_blocks_total());
+  // The batch ran as two micro-batches, attention overlapping worker calls.
+  EXPECT_GT(status.split_passes(), 0);
+  EXPECT_GT(status.overlapped_attention_us(), 0);
+  EXPECT_LE(status.overlapped_attention_us(), status.attention_us());
   int64_t routed = 0;
   for (int64_t count : status.routed_token_counts()) routed += count;
   // Every prompt token and every fed-back token passes every layer, top-2.
