@@ -298,12 +298,9 @@ void BatchEngine::Loop() {
       if (stopping_) return;
     }
     for (auto& s : UpdateBatch()) s->request.on_finish(*s->outcome);
-    if (running_.empty()) {
-      // Nothing fits yet: wait for a change rather than spin.
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(10));
-      continue;
-    }
+    // An empty pool always admits the queue's head (Submit checked that it
+    // fits), so nothing is running only when nothing is queued either.
+    if (running_.empty()) continue;
     const std::vector<Chunk> plan = PlanStep();
     for (auto& s : Step(plan)) s->request.on_finish(*s->outcome);
   }

@@ -57,41 +57,10 @@ else
 fi
 expect_error "unreachable from \$MOE_ADDRESS" "UNAVAILABLE: cannot get the model's info" \
   env MOE_ADDRESS=127.0.0.1:1 "$bench" --requests 1
-if "$bench" --help 2>&1 | grep -q -- "--request_timeout"; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1)); echo "FAIL: moe-bench --help lacks --request_timeout"
-fi
+expect_help_flag "$bench" --request_timeout
 
-if [ ! -x "$bin/moe-gateway" ]; then
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ] || exit 1
-  echo "SKIP: no moe-gateway in $bin"
-  exit 77
-fi
-
-address=""
-start() {  # start NAME COMMAND...: runs it, sets $address from "NAME listening on"
-  local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
-  address=""
-  for _ in $(seq 600); do
-    address=$(sed -n "s/^$name listening on //p" "$work/$name.out")
-    [ -n "$address" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: $name did not start"; cat "$work/$name.err"
-  exit 1
-}
-
-model="$work/tiny-mixtral"
-"$bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 --hidden 64 --layers 2 \
-  --heads 4 --kv-heads 2 --experts 8 --intermediate 96 --vocab 500 --max-position 256 \
-  >/dev/null || exit 1
-start moe-router "$bin/moe-router" --model "$model" --listen 127.0.0.1:0
-start moe-gateway "$bin/moe-gateway" --model "$model" --routers "$address" --listen 127.0.0.1:0
+skip_without_gateway
+start_tiny_gateway --max-position 256
 
 check "closed loop" "$bench" --address "$address" --concurrency 4 --requests 8 \
   --prompt-tokens uniform:4:12 --output-tokens 6 --seed 3 --json "$work/closed.json"

@@ -33,40 +33,10 @@ expect_error "stop without value" "INVALID_ARGUMENT: --stop needs a value" \
 # Nothing listens on port 1: refused, retried, then reported.
 expect_error "unreachable" "UNAVAILABLE: .*(after 2 attempts)" "$cli" --address 127.0.0.1:1 --retries 1 info
 expect_error "unreachable from \$MOE_ADDRESS" "UNAVAILABLE" env MOE_ADDRESS=127.0.0.1:1 "$cli" --retries 0 info
-if "$cli" --help 2>&1 | grep -q -- "--deadline_ms"; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1)); echo "FAIL: moe-cli --help lacks --deadline_ms"
-fi
+expect_help_flag "$cli" --deadline_ms
 
-if [ ! -x "$bin/moe-gateway" ]; then
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ] || exit 1
-  echo "SKIP: no moe-gateway in $bin"
-  exit 77
-fi
-
-address=""
-start() {  # start NAME COMMAND...: runs it, sets $address from "NAME listening on"
-  local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
-  address=""
-  for _ in $(seq 600); do
-    address=$(sed -n "s/^$name listening on //p" "$work/$name.out")
-    [ -n "$address" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: $name did not start"; cat "$work/$name.err"
-  exit 1
-}
-
-model="$work/tiny-mixtral"
-"$bin/moe-make-model" --out "$model" --arch mixtral --dtype fp8 --hidden 64 --layers 2 \
-  --heads 4 --kv-heads 2 --experts 8 --intermediate 96 --vocab 500 >/dev/null || exit 1
-start moe-router "$bin/moe-router" --model "$model" --listen 127.0.0.1:0
-start moe-gateway "$bin/moe-gateway" --model "$model" --routers "$address" --listen 127.0.0.1:0
+skip_without_gateway
+start_tiny_gateway
 export MOE_ADDRESS="$address"
 
 check "info" "$cli" info

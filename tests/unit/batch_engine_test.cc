@@ -20,14 +20,6 @@
 namespace moe::testing {
 namespace {
 
-std::vector<int32_t> RandomPrompt(int count, int vocab, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::uniform_int_distribution<int32_t> id(3, vocab - 1);
-  std::vector<int32_t> tokens(count);
-  for (int32_t& token : tokens) token = id(generator);
-  return tokens;
-}
-
 GenerationRequest Greedy(std::vector<int32_t> prompt, int max_tokens) {
   GenerationRequest request;
   request.prompt = std::move(prompt);
@@ -91,6 +83,16 @@ class BatchEngineTest : public ::testing::Test {
     return result.ok() ? result->tokens : std::vector<int32_t>{};
   }
 
+  // Request `i` ended by its length with the tokens it gets alone.
+  void ExpectAsAlone(const GenerationRequest& request, const Outcome& outcome,
+                     size_t i) {
+    ASSERT_TRUE(outcome.finish.has_value()) << "request " << i;
+    ASSERT_TRUE(outcome.finish->ok())
+        << "request " << i << ": " << outcome.finish->status();
+    EXPECT_EQ(**outcome.finish, FinishReason::kLength) << "request " << i;
+    EXPECT_EQ(outcome.tokens, Alone(request)) << "request " << i;
+  }
+
   // Submits every request, waits until all ended, and returns how.
   std::vector<Outcome> RunAll(
       BatchEngine& engine, const std::vector<GenerationRequest>& requests,
@@ -146,7 +148,7 @@ class BatchEngineTest : public ::testing::Test {
 TEST_F(BatchEngineTest, MixedLengthsGetTheTokensTheyGetAlone) {
   std::vector<GenerationRequest> requests;
   for (int i = 0; i < 12; ++i) {
-    requests.push_back(Greedy(RandomPrompt(1 + (i * 7) % 40, spec_.vocab, i),
+    requests.push_back(Greedy(RandomTokens(1 + (i * 7) % 40, spec_.vocab, i),
                               2 + (i * 5) % 17));
   }
   auto runner = Runner(1024);
@@ -157,10 +159,7 @@ TEST_F(BatchEngineTest, MixedLengthsGetTheTokensTheyGetAlone) {
   const std::vector<Outcome> outcomes = RunAll(engine, requests);
   int64_t prompt_tokens = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(outcomes[i].finish.has_value());
-    ASSERT_TRUE(outcomes[i].finish->ok()) << outcomes[i].finish->status();
-    EXPECT_EQ(**outcomes[i].finish, FinishReason::kLength);
-    EXPECT_EQ(outcomes[i].tokens, Alone(requests[i])) << "request " << i;
+    ExpectAsAlone(requests[i], outcomes[i], i);
     prompt_tokens += static_cast<int64_t>(requests[i].prompt.size());
   }
   const EngineStatus status = engine.Status();
@@ -179,9 +178,9 @@ TEST_F(BatchEngineTest, LongPromptIsChunkedWithoutStallingDecode) {
   // 200-token prompt, read 7 tokens a step. Request 0 still gets one token
   // every forward pass.
   const GenerationRequest decoding =
-      Greedy(RandomPrompt(3, spec_.vocab, 1), 40);
+      Greedy(RandomTokens(3, spec_.vocab, 1), 40);
   const GenerationRequest reading =
-      Greedy(RandomPrompt(200, spec_.vocab, 2), 3);
+      Greedy(RandomTokens(200, spec_.vocab, 2), 3);
   std::mutex mutex;
   std::condition_variable done;
   int finished = 0;
@@ -254,12 +253,11 @@ TEST_F(BatchEngineTest, PreemptedSequencesRecomputeAndGetTheSameTokens) {
   BatchEngine engine(*runner, options);
   std::vector<GenerationRequest> requests;
   for (int i = 0; i < 5; ++i) {
-    requests.push_back(Greedy(RandomPrompt(6, spec_.vocab, 100 + i), 30));
+    requests.push_back(Greedy(RandomTokens(6, spec_.vocab, 100 + i), 30));
   }
   const std::vector<Outcome> outcomes = RunAll(engine, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(outcomes[i].finish->ok()) << outcomes[i].finish->status();
-    EXPECT_EQ(outcomes[i].tokens, Alone(requests[i])) << "request " << i;
+    ExpectAsAlone(requests[i], outcomes[i], i);
   }
   const EngineStatus status = engine.Status();
   EXPECT_GT(status.preemptions, 0);
@@ -273,7 +271,7 @@ TEST_F(BatchEngineTest, RequestLargerThanTheCacheIsRejectedNamingMaxTokens) {
   BatchEngine engine(*runner, EngineOptions{});
   EngineRequest request;
   request.id = "big";
-  request.generation = Greedy(RandomPrompt(10, spec_.vocab, 1), 7);
+  request.generation = Greedy(RandomTokens(10, spec_.vocab, 1), 7);
   request.on_token = [](int32_t) {};
   request.on_finish = [](absl::StatusOr<FinishReason>) {
     ADD_FAILURE() << "a rejected request's callbacks ran";
@@ -311,8 +309,7 @@ class CancelTest : public BatchEngineTest {
         EXPECT_LT(outcomes[i].tokens.size(),
                   static_cast<size_t>(requests[i].max_tokens));
       } else {
-        ASSERT_TRUE(outcomes[i].finish->ok()) << outcomes[i].finish->status();
-        EXPECT_EQ(outcomes[i].tokens, Alone(requests[i])) << "request " << i;
+        ExpectAsAlone(requests[i], outcomes[i], i);
       }
     }
     ExpectIdleAndWhole(engine);
@@ -325,8 +322,8 @@ TEST_F(CancelTest, WhileQueued) {
   options.max_batch = 1;  // request 1 waits behind request 0
   BatchEngine engine(*runner, options);
   ExpectCancelled(engine,
-                  {Greedy(RandomPrompt(4, spec_.vocab, 1), 12),
-                   Greedy(RandomPrompt(4, spec_.vocab, 2), 12)},
+                  {Greedy(RandomTokens(4, spec_.vocab, 1), 12),
+                   Greedy(RandomTokens(4, spec_.vocab, 2), 12)},
                   1, [&] { return engine.Status().queued == 1; });
 }
 
@@ -336,8 +333,8 @@ TEST_F(CancelTest, WhileItsPromptIsRead) {
   options.max_step_tokens = 4;  // 60 prompt tokens take 15 steps
   BatchEngine engine(*runner, options);
   ExpectCancelled(engine,
-                  {Greedy(RandomPrompt(4, spec_.vocab, 1), 30),
-                   Greedy(RandomPrompt(60, spec_.vocab, 2), 5)},
+                  {Greedy(RandomTokens(4, spec_.vocab, 1), 30),
+                   Greedy(RandomTokens(60, spec_.vocab, 2), 5)},
                   1, [&] {
                     const EngineStatus s = engine.Status();
                     return s.prefill_tokens > 10 && s.prefill_tokens < 50;
@@ -348,8 +345,8 @@ TEST_F(CancelTest, WhileDecoding) {
   auto runner = Runner(1024);
   BatchEngine engine(*runner, EngineOptions{});
   ExpectCancelled(engine,
-                  {Greedy(RandomPrompt(4, spec_.vocab, 1), 20),
-                   Greedy(RandomPrompt(5, spec_.vocab, 2), 20)},
+                  {Greedy(RandomTokens(4, spec_.vocab, 1), 20),
+                   Greedy(RandomTokens(5, spec_.vocab, 2), 20)},
                   0, [&] { return engine.Status().generated_tokens >= 10; });
 }
 
@@ -360,7 +357,7 @@ TEST_F(CancelTest, WhilePreempted) {
   BatchEngine engine(*runner, options);
   std::vector<GenerationRequest> requests;
   for (int i = 0; i < 3; ++i) {
-    requests.push_back(Greedy(RandomPrompt(6, spec_.vocab, 100 + i), 30));
+    requests.push_back(Greedy(RandomTokens(6, spec_.vocab, 100 + i), 30));
   }
   // The newest running request is the one preempted first.
   ExpectCancelled(engine, requests, 2,
@@ -373,12 +370,11 @@ TEST_F(BatchEngineTest, TwoMicroBatchesGetTheSameTokens) {
   std::vector<GenerationRequest> requests;
   for (int i = 0; i < 6; ++i) {
     requests.push_back(
-        Greedy(RandomPrompt(2 + 3 * i, spec_.vocab, 50 + i), 4 + i));
+        Greedy(RandomTokens(2 + 3 * i, spec_.vocab, 50 + i), 4 + i));
   }
   const std::vector<Outcome> outcomes = RunAll(engine, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(outcomes[i].finish->ok()) << outcomes[i].finish->status();
-    EXPECT_EQ(outcomes[i].tokens, Alone(requests[i])) << "request " << i;
+    ExpectAsAlone(requests[i], outcomes[i], i);
   }
   EXPECT_GT(runner->counters().split_passes, 0);
   ExpectIdleAndWhole(engine);

@@ -27,14 +27,6 @@ constexpr double kLogitTolerance = 1e-4;
 // from the first such position on are not compared.
 constexpr double kRoutingTieTolerance = 1e-4;
 
-std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::uniform_int_distribution<int32_t> id(3, vocab - 1);
-  std::vector<int32_t> tokens(count);
-  for (int32_t& token : tokens) token = id(generator);
-  return tokens;
-}
-
 double RelativeError(const float* engine,
                      const std::vector<double>& reference) {
   double max_diff = 0.0, max_ref = 0.0;

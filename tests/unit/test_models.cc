@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "tools/random_model.h"
@@ -78,6 +79,14 @@ std::string MakeTestModel(const TestModelSpec& spec) {
   EXPECT_TRUE(status.ok()) << status;
   (*made)[name] = directory;
   return directory;
+}
+
+std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed) {
+  std::mt19937_64 generator(seed);
+  std::uniform_int_distribution<int32_t> id(3, vocab - 1);
+  std::vector<int32_t> tokens(count);
+  for (int32_t& token : tokens) token = id(generator);
+  return tokens;
 }
 
 }  // namespace moe::testing

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/model_config.h"
 #include "core/quantize.h"
@@ -32,6 +33,9 @@ struct TestModelSpec {
 // Writes the model (once per process and spec) under the test temp dir and
 // returns its directory. Fails the current test on error.
 std::string MakeTestModel(const TestModelSpec& spec);
+
+// `count` token ids drawn uniformly from [3, vocab): no BOS or EOS.
+std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed);
 
 }  // namespace moe::testing
 
