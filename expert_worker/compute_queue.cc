@@ -28,9 +28,8 @@ absl::Status CheckHeld(const ModelWeights& weights, const ComputeTask& task) {
 
 }  // namespace
 
-ComputeQueue::ComputeQueue(const ExpertStore& store, ThreadPool& pool,
-                           int capacity)
-    : store_(store), pool_(pool), capacity_(capacity) {
+ComputeQueue::ComputeQueue(const ExpertStore& store, int capacity)
+    : store_(store), capacity_(capacity) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -122,9 +121,8 @@ void ComputeQueue::RunLayer(std::vector<Queued>& calls) {
   }
   std::vector<float> out(rows * hidden);
   const int layer = merged[0]->task.layer;
-  const absl::Status status =
-      ComputeExperts(weights->layers()[layer], layer, x.data(), rows, hidden,
-                     assignments, out.data(), pool_);
+  const absl::Status status = store_.compute().Compute(
+      *weights, layer, x.data(), rows, assignments, out.data());
   const int64_t end_us = NowUs();
   for (size_t i = 0; i < merged.size(); ++i) {
     ComputeTask& task = merged[i]->task;

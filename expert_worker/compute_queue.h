@@ -11,7 +11,6 @@
 
 #include "absl/status/status.h"
 #include "core/expert_ffn.h"
-#include "core/thread_pool.h"
 #include "expert_worker/expert_store.h"
 
 namespace moe {
@@ -44,7 +43,8 @@ struct ComputeTask {
 // computed together and its weights are read once.
 class ComputeQueue {
  public:
-  ComputeQueue(const ExpertStore& store, ThreadPool& pool, int capacity);
+  // Computes with the store's ExpertCompute.
+  ComputeQueue(const ExpertStore& store, int capacity);
   ~ComputeQueue();
 
   int capacity() const { return capacity_; }
@@ -62,7 +62,6 @@ class ComputeQueue {
   void RunLayer(std::vector<Queued>& calls);
 
   const ExpertStore& store_;
-  ThreadPool& pool_;
   const int capacity_;
   std::mutex mutex_;
   std::condition_variable wake_;

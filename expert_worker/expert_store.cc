@@ -22,9 +22,11 @@ void Touch(const LinearWeight& w) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ExpertStore>> ExpertStore::Open(
-    const std::string& model_dir, const std::set<ExpertKey>& experts) {
+    const std::string& model_dir, const std::set<ExpertKey>& experts,
+    ExpertCompute& compute) {
   MOE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
-  auto store = std::unique_ptr<ExpertStore>(new ExpertStore(model_dir, config));
+  auto store =
+      std::unique_ptr<ExpertStore>(new ExpertStore(model_dir, config, compute));
   MOE_RETURN_IF_ERROR(
       store->CheckKeys(std::vector<ExpertKey>(experts.begin(), experts.end())));
   MOE_RETURN_IF_ERROR(store->Replace(experts));
@@ -80,6 +82,7 @@ absl::Status ExpertStore::Replace(std::set<ExpertKey> experts) {
     Touch(w.w3);
     Touch(w.w2);
   }
+  MOE_RETURN_IF_ERROR(compute_.Sync(*weights, experts));
   std::lock_guard<std::mutex> lock(mutex_);
   held_ = std::move(experts);
   weights_ = std::move(weights);

@@ -10,20 +10,24 @@
 
 #include "absl/status/statusor.h"
 #include "core/model_weights.h"
+#include "expert_worker/expert_compute.h"
 
 namespace moe {
 
-using ExpertKey = std::pair<int, int>;  // (layer, expert)
-
 // The experts one worker holds, read from its checkpoint: only those, so the
 // worker's memory follows its share of the plan. Loading or unloading builds
-// a new set and swaps it in; a compute that started keeps the set it took.
+// a new set, hands it to the compute (a GPU copies it to its memory) and
+// swaps it in; a set the compute cannot take is refused and the old one
+// stays. A compute that started keeps the set it took.
 class ExpertStore {
  public:
   static absl::StatusOr<std::unique_ptr<ExpertStore>> Open(
-      const std::string& model_dir, const std::set<ExpertKey>& experts);
+      const std::string& model_dir, const std::set<ExpertKey>& experts,
+      ExpertCompute& compute);
 
   const ModelConfig& config() const { return config_; }
+  // Where the experts are computed.
+  ExpertCompute& compute() const { return compute_; }
 
   // The current set; stays valid while the caller holds it.
   std::shared_ptr<const ModelWeights> Current() const;
@@ -37,8 +41,10 @@ class ExpertStore {
   int64_t BytesHeld() const;
 
  private:
-  ExpertStore(std::string model_dir, ModelConfig config)
-      : model_dir_(std::move(model_dir)), config_(std::move(config)) {}
+  ExpertStore(std::string model_dir, ModelConfig config, ExpertCompute& compute)
+      : model_dir_(std::move(model_dir)),
+        config_(std::move(config)),
+        compute_(compute) {}
 
   absl::Status CheckKeys(const std::vector<ExpertKey>& experts) const;
   // Maps `experts` and reads them once, so they are resident before the
@@ -47,6 +53,7 @@ class ExpertStore {
 
   const std::string model_dir_;
   const ModelConfig config_;
+  ExpertCompute& compute_;
   mutable std::mutex mutex_;
   std::mutex update_mutex_;  // one Load/Unload at a time
   std::set<ExpertKey> held_;

@@ -5,11 +5,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "core/model_config.h"
 #include "core/placement.h"
 #include "core/status_macros.h"
 #include "core/termination_signal.h"
 #include "core/thread_pool.h"
 #include "expert_worker/compute_queue.h"
+#include "expert_worker/expert_compute.h"
 #include "expert_worker/expert_store.h"
 #include "expert_worker/worker_service.h"
 #include "protos/server_runner.h"
@@ -22,6 +24,12 @@ ABSL_FLAG(std::string, worker_id, "",
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
+ABSL_FLAG(int, device, -1,
+          "GPU to hold and compute the experts on (CUDA device index); "
+          "-1: the CPU");
+ABSL_FLAG(std::string, expert_precision, "fp8",
+          "products on a GPU: fp8 (FP8 activations, where the GPU has FP8 "
+          "tensor cores) or bf16 (weights dequantized to BF16)");
 ABSL_FLAG(int, queue_capacity, 64,
           "Compute calls waiting at most; beyond it RESOURCE_EXHAUSTED");
 
@@ -43,18 +51,34 @@ absl::Status Serve() {
   }
   const std::vector<moe::ExpertKey> held = plan.ExpertsOf(index);
   const std::set<moe::ExpertKey> experts(held.begin(), held.end());
-  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ExpertStore> store,
-                       moe::ExpertStore::Open(model, experts));
-  MOE_RETURN_IF_ERROR(moe::CheckPlanMatchesModel(
-      plan, store->config().num_layers, store->config().num_experts));
+  MOE_ASSIGN_OR_RETURN(const moe::ModelConfig config,
+                       moe::LoadModelConfig(model));
+  MOE_RETURN_IF_ERROR(
+      moe::CheckPlanMatchesModel(plan, config.num_layers, config.num_experts));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::ComputeQueue queue(*store, pool, absl::GetFlag(FLAGS_queue_capacity));
-  moe::WorkerIdentity identity{worker_id, "cpu",
+  std::unique_ptr<moe::ExpertCompute> compute;
+  if (absl::GetFlag(FLAGS_device) < 0) {
+    compute = moe::NewCpuExpertCompute(pool);
+  } else {
+    const std::string precision = absl::GetFlag(FLAGS_expert_precision);
+    if (precision != "fp8" && precision != "bf16") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--expert-precision: \"", precision, "\" is not fp8 or bf16"));
+    }
+    MOE_ASSIGN_OR_RETURN(
+        compute, moe::NewGpuExpertCompute(absl::GetFlag(FLAGS_device), config,
+                                          precision == "fp8"));
+  }
+  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ExpertStore> store,
+                       moe::ExpertStore::Open(model, experts, *compute));
+  moe::ComputeQueue queue(*store, absl::GetFlag(FLAGS_queue_capacity));
+  moe::WorkerIdentity identity{worker_id, compute->device(),
                                plan.workers[index].memory_bytes, plan.version,
                                plan.model};
   moe::ExpertWorkerService service(identity, *store, queue);
-  std::cerr << "worker " << worker_id << ": " << experts.size() << " experts, "
-            << store->BytesHeld() << " bytes" << std::endl;
+  std::cerr << "worker " << worker_id << " on " << compute->device() << ": "
+            << experts.size() << " experts, " << store->BytesHeld() << " bytes"
+            << std::endl;
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
                                    "moe-expert-worker");
 }
@@ -67,7 +91,7 @@ int main(int argc, char** argv) {
       argc, argv,
       "Serves the experts a placement plan assigns to one worker.\n"
       "usage: moe-expert-worker --model DIR --plan FILE --worker-id ID "
-      "[--listen 127.0.0.1:PORT]");
+      "[--listen 127.0.0.1:PORT] [--device N]");
   const absl::Status status = Serve();
   if (!status.ok()) {
     std::cerr << "moe-expert-worker: " << status.message() << std::endl;

@@ -41,6 +41,9 @@ void ExpertWorkerService::FillDescription(v1::WorkerDescription* reply) const {
   reply->set_model(identity_.model);
   reply->set_hidden_size(store_.config().hidden_size);
   reply->set_queue_capacity(queue_.capacity());
+  const DeviceMemoryReport memory = store_.compute().Memory();
+  reply->set_device_memory_free_bytes(memory.free_bytes);
+  reply->set_device_memory_total_bytes(memory.total_bytes);
 }
 
 grpc::ServerUnaryReactor* ExpertWorkerService::Describe(

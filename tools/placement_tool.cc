@@ -22,14 +22,14 @@ constexpr int64_t kKiB = int64_t{1} << 10;
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kGiB = int64_t{1} << 30;
 
+}  // namespace
+
 std::string FormatBytes(double bytes) {
   if (bytes >= kGiB) return absl::StrFormat("%.2f GiB", bytes / kGiB);
   if (bytes >= kMiB) return absl::StrFormat("%.1f MiB", bytes / kMiB);
   if (bytes >= kKiB) return absl::StrFormat("%.1f KiB", bytes / kKiB);
   return absl::StrFormat("%.0f B", bytes);
 }
-
-}  // namespace
 
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
   static constexpr std::pair<const char*, int64_t> kUnits[] = {

@@ -18,6 +18,9 @@ namespace moe {
 // "24GiB", "1.5TB".
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
 
+// "1.50 GiB", "12.0 MiB", "3.0 KiB" or "512 B".
+std::string FormatBytes(double bytes);
+
 // Workers as "w0=24GiB,w1=24GiB,w7=12GiB@1.5": comma-separated
 // ID=MEMORY[@SPEED] items, MEMORY as ParseByteSize reads it, SPEED a positive
 // number (default 1).

@@ -1,6 +1,7 @@
 // A router and three expert workers as real processes on 127.0.0.1, with an
 // uneven placement plan, against the embedded engine on the same FP8 model.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
@@ -22,6 +23,9 @@
 #include "tests/integration/child_process.h"
 #include "tests/unit/expect_has_substr.h"
 #include "tests/unit/test_models.h"
+#ifdef MOE_HAVE_CUDA
+#include "core/cuda/device_info.h"
+#endif
 
 namespace moe {
 namespace {
@@ -95,14 +99,22 @@ std::string LogPrefix(const std::string& name) {
   return absl::StrCat(::testing::TempDir(), "/cluster_", test, "_", name);
 }
 
-std::unique_ptr<ChildProcess> StartWorker(const Cluster& cluster,
-                                          const std::string& id,
-                                          const std::string& listen) {
-  auto worker = ChildProcess::Start(
-      {absl::StrCat(kBinDir, "/moe-expert-worker"), "--model",
-       cluster.model_dir, "--plan", cluster.plan_path, "--worker-id", id,
-       "--listen", listen, "--threads", "1"},
-      LogPrefix(id));
+std::unique_ptr<ChildProcess> StartWorker(
+    const Cluster& cluster, const std::string& id, const std::string& listen,
+    const std::vector<std::string>& worker_flags = {}) {
+  std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-expert-worker"),
+                                   "--model",
+                                   cluster.model_dir,
+                                   "--plan",
+                                   cluster.plan_path,
+                                   "--worker-id",
+                                   id,
+                                   "--listen",
+                                   listen,
+                                   "--threads",
+                                   "1"};
+  args.insert(args.end(), worker_flags.begin(), worker_flags.end());
+  auto worker = ChildProcess::Start(args, LogPrefix(id));
   EXPECT_TRUE(worker.ok()) << worker.status();
   return std::move(*worker);
 }
@@ -110,14 +122,16 @@ std::unique_ptr<ChildProcess> StartWorker(const Cluster& cluster,
 // Starts the workers of the plan and a router in front of them.
 void StartCluster(const TestModelSpec& spec,
                   const std::vector<std::string>& router_flags,
-                  Cluster& cluster) {
+                  Cluster& cluster,
+                  const std::vector<std::string>& worker_flags = {}) {
   cluster.model_dir = testing::MakeTestModel(spec);
   cluster.plan = UnevenPlan(spec);
   cluster.plan_path = LogPrefix("plan.json");
   const absl::Status written = WritePlan(cluster.plan, cluster.plan_path);
   ASSERT_TRUE(written.ok()) << written;
   for (const WorkerSpec& worker : cluster.plan.workers) {
-    cluster.workers.push_back(StartWorker(cluster, worker.id, "127.0.0.1:0"));
+    cluster.workers.push_back(
+        StartWorker(cluster, worker.id, "127.0.0.1:0", worker_flags));
   }
   for (auto& worker : cluster.workers) {
     absl::StatusOr<std::string> address = worker->AwaitAddress(kStartTimeout);
@@ -517,6 +531,116 @@ TEST_F(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+}
+
+// A worker asked for a GPU the machine does not have refuses to start,
+// naming the flag (everywhere: without CUDA, without a GPU, or past the
+// last GPU).
+TEST(WorkerDeviceTest, RefusesAGpuItDoesNotHave) {
+  Cluster cluster;
+  const TestModelSpec spec = Fp8Spec(Architecture::kMixtral);
+  cluster.model_dir = testing::MakeTestModel(spec);
+  cluster.plan = UnevenPlan(spec);
+  cluster.plan_path = LogPrefix("plan.json");
+  ASSERT_TRUE(WritePlan(cluster.plan, cluster.plan_path).ok());
+  auto worker = StartWorker(cluster, "w0", "127.0.0.1:0", {"--device", "99"});
+  const int status = worker->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_HAS_SUBSTR(worker->Stderr(), "--device 99");
+}
+
+int GpuCount() {
+#ifdef MOE_HAVE_CUDA
+  return cuda::DeviceCount();
+#else
+  return 0;
+#endif
+}
+
+// Expert workers on GPU 0 (all three share it), in each precision.
+class GpuClusterTest
+    : public ::testing::TestWithParam<std::tuple<Architecture, std::string>> {
+ protected:
+  void SetUp() override {
+    if (GpuCount() == 0)
+      GTEST_SKIP() << "no CUDA device in this build or machine";
+    spec_ = Fp8Spec(std::get<0>(GetParam()));
+    StartCluster(
+        spec_, {}, cluster_,
+        {"--device", "0", "--expert-precision", std::get<1>(GetParam())});
+    auto weights = ModelWeights::Load(cluster_.model_dir);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    weights_ = std::move(*weights);
+    local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
+    embedded_ = std::make_unique<ModelRunner>(*weights_, *local_, pool_);
+  }
+  bool fp8() const { return std::get<1>(GetParam()) == "fp8"; }
+
+  TestModelSpec spec_;
+  Cluster cluster_;
+  ThreadPool pool_{1};
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<LocalExpertDispatch> local_;
+  std::unique_ptr<ModelRunner> embedded_;
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    ArchitecturesAndPrecisions, GpuClusterTest,
+    ::testing::Combine(::testing::Values(Architecture::kMixtral,
+                                         Architecture::kSkyworkMoe),
+                       ::testing::Values("fp8", "bf16")),
+    [](const auto& info) {
+      return ArchitectureName(std::get<0>(info.param)) + "_" +
+             std::get<1>(info.param);
+    });
+
+// The GPU workers' logits against the CPU engine's: BF16 products round
+// weights and activations to 8 mantissa bits; FP8 ones round activations
+// per token to E4M3's 3 bits, a few percent per expert output.
+TEST_P(GpuClusterTest, LogitsStayCloseToTheCpuEngine) {
+  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                            cluster_.Endpoints(), {});
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
+  ModelRunner distributed(*weights_, **remote, pool_);
+  const std::vector<int32_t> tokens = Prompt(24, 4);
+  SequenceKvCache a = embedded_->NewCache();
+  SequenceKvCache b = distributed.NewCache();
+  auto expected = embedded_->Forward(tokens, a, LogitsFor::kAllTokens);
+  auto actual = distributed.Forward(tokens, b, LogitsFor::kAllTokens);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(actual.ok()) << actual.status();
+  const double error = RelativeMaxError(*expected, *actual);
+  EXPECT_LE(error, fp8() ? 1e-1 : 2e-2);
+  EXPECT_GT(error, 0.0);  // the GPU did compute them
+}
+
+// Greedy generation through the router with BF16 GPU experts gives the CPU
+// engine's tokens.
+TEST_P(GpuClusterTest, GreedyTokensMatchTheCpuEngineWithBf16) {
+  if (fp8()) GTEST_SKIP() << "FP8 activations may change a near tie";
+  auto stub = RouterStub(cluster_);
+  for (int r = 0; r < 3; ++r) {
+    const StreamResult result =
+        RunGenerate(*stub, GreedyRequest(Prompt(5 + 9 * r, r), 10));
+    GenerationRequest request;
+    request.prompt = Prompt(5 + 9 * r, r);
+    request.max_tokens = 10;
+    auto expected = Generate(*embedded_, request);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_EQ(result.tokens, expected->tokens) << "request " << r;
+  }
+  // The workers say where they run.
+  for (const WorkerEndpoint& endpoint : cluster_.Endpoints()) {
+    auto worker = v1::ExpertWorker::NewStub(grpc::CreateChannel(
+        endpoint.address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    v1::WorkerDescription description;
+    ASSERT_TRUE(worker->Describe(&context, {}, &description).ok());
+    EXPECT_HAS_SUBSTR(description.device(), "cuda:0");
+    EXPECT_GT(description.device_memory_total_bytes(), 0);
+  }
 }
 
 }  // namespace

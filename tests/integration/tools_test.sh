@@ -113,5 +113,20 @@ expect_error "plan too little memory" "bytes missing" "$bin/moe-plan" --config "
 expect_error "plan bad worker item" '"w1=lots": "lots" is not a size' "$bin/moe-plan" \
   --config "$skywork" --workers "w0=24GiB,w1=lots"
 
+# moe-plan --project: the router's GPU keeps room for its weights and the K/V
+# cache, so it gets a small expert budget; the table lists each batch size.
+router_workers="w0=2GiB,w1=22GiB,w2=22GiB,w3=22GiB,w4=22GiB,w5=22GiB,w6=22GiB,w7=22GiB"
+check "plan projection" "$bin/moe-plan" --config "$skywork" --workers "$router_workers" \
+  --project --gpu rtx4090
+if grep -q 'tokens/s' "$work/out" && grep -Eq '^ +512 +[0-9.]+ .* (memory|compute|link|overhead) +(yes|no)$' "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan --project printed no table"; cat "$work/out"
+fi
+expect_error "projection unknown gpu" '--gpu: unknown GPU "a100"' "$bin/moe-plan" \
+  --config "$skywork" --workers "$router_workers" --project --gpu a100
+expect_error "projection router too full" "worker w1: its GPU" "$bin/moe-plan" \
+  --config "$skywork" --workers "$router_workers" --project --router-worker w1
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -50,10 +50,11 @@ TEST(ComputeQueueTest, CallsWaitingForTheSameLayerAreComputedTogether) {
       all.insert({layer, expert});
     }
   }
-  auto store = ExpertStore::Open(MakeTestModel(spec), all);
-  ASSERT_TRUE(store.ok()) << store.status();
   ThreadPool pool(2);
-  ComputeQueue queue(**store, pool, 16);
+  const std::unique_ptr<ExpertCompute> cpu = NewCpuExpertCompute(pool);
+  auto store = ExpertStore::Open(MakeTestModel(spec), all, *cpu);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ComputeQueue queue(**store, 16);
 
   // The first call holds the compute thread (its abandoned() check runs
   // there) until the others are queued behind it.

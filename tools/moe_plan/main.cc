@@ -1,15 +1,20 @@
 // moe-plan: places a model's experts on workers within their memory, writes
-// the plan and prints how evenly it spreads the load.
+// the plan and prints how evenly it spreads the load, and on request the
+// decode throughput it projects on a set of GPUs.
 #include <filesystem>
 #include <iostream>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_join.h"
 #include "core/file_util.h"
 #include "core/model_config.h"
 #include "core/placement.h"
 #include "core/status_macros.h"
 #include "tools/command_line.h"
+#include "tools/gpu_spec.h"
 #include "tools/placement_tool.h"
+#include "tools/projection_report.h"
+#include "tools/throughput_projection.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory; its config.json");
 ABSL_FLAG(std::string, config, "", "a config.json file (instead of --model)");
@@ -25,6 +30,30 @@ ABSL_FLAG(int, version, 1, "version number of the plan");
 ABSL_FLAG(std::string, out, "", "write the plan (JSON) to this file");
 ABSL_FLAG(std::string, check, "",
           "validate this plan file and print its table instead of planning");
+ABSL_FLAG(bool, project, false,
+          "after the plan, print its projected decode throughput per batch "
+          "size");
+ABSL_FLAG(std::string, gpu, "rtx4090",
+          "every worker's GPU for --project: rtx4090, h100 or h200, then "
+          "optional KEY=VALUE overrides: memory, bandwidth, link (sizes, "
+          "bandwidths per second), fp8, bf16 (dense TFLOP/s); e.g. "
+          "rtx4090,link=12GB");
+ABSL_FLAG(std::string, router_worker, "",
+          "for --project: the worker whose GPU also hosts the router "
+          "(attention, K/V cache, LM head); default the first");
+ABSL_FLAG(int, context, moe::ProjectionInput().context,
+          "for --project: tokens each sequence attends to");
+ABSL_FLAG(std::string, batches,
+          absl::StrJoin(moe::ProjectionInput().batches, ","),
+          "for --project: the batch sizes (sequences per decode step)");
+ABSL_FLAG(double, layer_overhead_us,
+          moe::ProjectionInput().layer_overhead_s * 1e6,
+          "for --project: fixed time per layer (launches, synchronization)");
+ABSL_FLAG(double, bandwidth_efficiency,
+          moe::ProjectionInput().bandwidth_efficiency,
+          "for --project: achieved over peak memory bandwidth");
+ABSL_FLAG(double, compute_efficiency, moe::ProjectionInput().compute_efficiency,
+          "for --project: achieved over peak tensor FLOP/s");
 
 namespace {
 
@@ -59,6 +88,37 @@ absl::StatusOr<NamedConfig> LoadConfig() {
   return NamedConfig{config, name};
 }
 
+// The projection's settings from the flags, one GPU per worker of the plan.
+absl::StatusOr<moe::ProjectionInput> ProjectionSettings(int num_workers) {
+  moe::ProjectionInput input;
+  MOE_ASSIGN_OR_RETURN(const moe::GpuSpec gpu,
+                       moe::ParseGpuSpec(absl::GetFlag(FLAGS_gpu)));
+  input.gpus.assign(num_workers, gpu);
+  input.router_worker = absl::GetFlag(FLAGS_router_worker);
+  input.context = absl::GetFlag(FLAGS_context);
+  MOE_ASSIGN_OR_RETURN(input.batches,
+                       moe::ParseBatchSizes(absl::GetFlag(FLAGS_batches)));
+  input.layer_overhead_s = absl::GetFlag(FLAGS_layer_overhead_us) * 1e-6;
+  input.bandwidth_efficiency = absl::GetFlag(FLAGS_bandwidth_efficiency);
+  input.compute_efficiency = absl::GetFlag(FLAGS_compute_efficiency);
+  return input;
+}
+
+absl::Status Project(const moe::ModelConfig& config,
+                     const moe::PlacementPlan& plan,
+                     const std::vector<double>& load) {
+  MOE_ASSIGN_OR_RETURN(
+      moe::ProjectionInput input,
+      ProjectionSettings(static_cast<int>(plan.workers.size())));
+  input.config = config;
+  input.plan = plan;
+  input.load = load;
+  MOE_ASSIGN_OR_RETURN(const moe::Projection projection,
+                       moe::ProjectThroughput(input));
+  std::cout << "\n" << moe::FormatProjection(input, projection);
+  return absl::OkStatus();
+}
+
 absl::Status Plan() {
   MOE_ASSIGN_OR_RETURN(const NamedConfig named, LoadConfig());
   const moe::ModelConfig& config = named.config;
@@ -80,17 +140,21 @@ absl::Status Plan() {
                        moe::PlanPlacement(input));
   std::cout << moe::FormatPlacementReport(plan, input.load);
   const std::string out = absl::GetFlag(FLAGS_out);
-  if (out.empty()) return absl::OkStatus();
-  MOE_RETURN_IF_ERROR(moe::WritePlan(plan, out));
-  std::cout << "plan version " << plan.version << " written to " << out << "\n";
-  return absl::OkStatus();
+  if (!out.empty()) {
+    MOE_RETURN_IF_ERROR(moe::WritePlan(plan, out));
+    std::cout << "plan version " << plan.version << " written to " << out
+              << "\n";
+  }
+  if (!absl::GetFlag(FLAGS_project)) return absl::OkStatus();
+  return Project(config, plan, input.load);
 }
 
 absl::Status Check() {
   if (!absl::GetFlag(FLAGS_model).empty() ||
       !absl::GetFlag(FLAGS_config).empty() ||
       !absl::GetFlag(FLAGS_workers).empty() ||
-      !absl::GetFlag(FLAGS_out).empty() || absl::GetFlag(FLAGS_replicas) != 0) {
+      !absl::GetFlag(FLAGS_out).empty() || absl::GetFlag(FLAGS_replicas) != 0 ||
+      absl::GetFlag(FLAGS_project)) {
     return absl::InvalidArgumentError(
         "--check reads a plan; it takes only --load besides");
   }
@@ -113,6 +177,8 @@ int main(int argc, char** argv) {
       argc, argv,
       "moe-plan --model DIR | --config FILE --workers ID=MEMORY[@SPEED],... "
       "[--replicas N --load FILE --version N --out FILE]\n"
+      "  [--project --gpu rtx4090|h100|h200[,KEY=VALUE...] --router-worker ID "
+      "--context N --batches 1,8,...]\n"
       "moe-plan --check PLAN [--load FILE]");
   const absl::Status status =
       absl::GetFlag(FLAGS_check).empty() ? Plan() : Check();

@@ -1,0 +1,47 @@
+#ifndef MOE_CORE_CUDA_DEVICE_BUFFER_H_
+#define MOE_CORE_CUDA_DEVICE_BUFFER_H_
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+namespace moe::cuda {
+
+// Device memory that grows on demand and is freed on destruction; its
+// contents do not survive growth (scratch space for one computation).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        bytes_(std::exchange(other.bytes_, 0)) {}
+  ~DeviceBuffer() { cudaFree(data_); }
+
+  // Makes room for at least `bytes`.
+  cudaError_t Reserve(size_t bytes) {
+    if (bytes <= bytes_) return cudaSuccess;
+    cudaFree(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+    const cudaError_t status = cudaMalloc(&data_, bytes);
+    if (status == cudaSuccess) bytes_ = bytes;
+    return status;
+  }
+
+  template <typename T = void>
+  T* get() const {
+    return static_cast<T*>(data_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace moe::cuda
+
+#endif  // MOE_CORE_CUDA_DEVICE_BUFFER_H_

@@ -1,0 +1,53 @@
+#ifndef MOE_CORE_CUDA_LT_MATMUL_H_
+#define MOE_CORE_CUDA_LT_MATMUL_H_
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+namespace moe::cuda {
+
+// The element type of a product's two inputs.
+enum class GemmInput {
+  kFp8E4M3,  // tensor-core FP8 (compute capability 8.9 and later)
+  kBf16,
+};
+
+// Products d[n, m] = b[n, k] . a[m, k]^T of row-major matrices through
+// cuBLASLt, with float32 output and accumulation: `a` is a weight matrix
+// [out, in] as checkpoints store it and `b` a batch of rows. This is the
+// "TN" layout FP8 kernels require (column-major a^T, b). Plans (descriptors
+// and the chosen algorithm) are kept per shape, so a repeated shape costs
+// only the launch. Not thread-safe: one user (and stream) at a time.
+class LtMatmul {
+ public:
+  static std::unique_ptr<LtMatmul> Create(std::string* error);
+  ~LtMatmul();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+
+  // Enqueues the product on `stream`. FP8 needs k, and the rows' strides,
+  // to be multiples of 16 bytes, and 16-byte aligned pointers.
+  bool Run(GemmInput input, const void* a, const void* b, float* d, int64_t m,
+           int64_t n, int64_t k, cudaStream_t stream, std::string* error);
+
+ private:
+  struct Plan;
+  using ShapeKey = std::tuple<GemmInput, int64_t, int64_t, int64_t>;
+
+  LtMatmul() = default;
+  Plan* FindPlan(const ShapeKey& key, std::string* error);
+
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  std::map<ShapeKey, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace moe::cuda
+
+#endif  // MOE_CORE_CUDA_LT_MATMUL_H_

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU checks, on a machine with an NVIDIA GPU: builds tests/gpu as a
+# project of its own (it needs only CUDA and GoogleTest), runs every GPU test
+# and the Skywork-MoE layer benchmark, and writes their logs to OUT_DIR.
+#
+# usage: scripts/gpu-check.sh [OUT_DIR]
+#   ARCH=90            CUDA architectures to build for (default 90: H100/H200)
+#   GTEST_SOURCE=DIR   a GoogleTest source tree, where none is installed
+#                      (e.g. a copy of Debian's /usr/src/googletest)
+#   QUICK=1            the benchmark's small smoke shapes
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/build-gpu/out}
+build=${BUILD_DIR:-$root/build-gpu}
+mkdir -p "$out"
+
+flags=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CUDA_ARCHITECTURES=${ARCH:-90}")
+if [[ -n "${GTEST_SOURCE:-}" ]]; then
+  flags+=("-DGTEST_SOURCE_DIR=$GTEST_SOURCE")
+fi
+generator=()
+if command -v ninja >/dev/null; then generator=(-G Ninja); fi
+
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem \
+  --format=csv | tee "$out/device.txt" || true
+cmake -S "$root/tests/gpu" -B "$build" "${generator[@]}" "${flags[@]}" \
+  >"$out/configure.log"
+cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1 ||
+  { tail -50 "$out/build.log"; exit 1; }
+
+status=0
+(cd "$build" && ctest --output-on-failure) >"$out/tests.log" 2>&1 || status=$?
+grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/tests.log" || true
+
+benchmark_flags=()
+if [[ -n "${QUICK:-}" ]]; then benchmark_flags=(--quick); fi
+"$build/moe_layer_benchmark" "${benchmark_flags[@]}" | tee "$out/benchmark.txt"
+exit "$status"
