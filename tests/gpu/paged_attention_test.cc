@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "core/cuda/paged_kv.h"
+#include "tests/gpu/device_paged_batch.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace moe::cuda {
 namespace {
 
 using ::moe::cuda::testing::DeviceArray;
+using ::moe::cuda::testing::DevicePagedBatch;
 using ::moe::cuda::testing::FromBf16;
 using ::moe::cuda::testing::RandomFloats;
 using ::moe::cuda::testing::RelativeError;
@@ -165,16 +167,9 @@ void CheckCase(const Case& c, uint32_t seed) {
   const std::vector<float> q =
       RandomFloats(rows.size() * c.heads * c.head_dim, engine());
 
-  DeviceArray<int32_t> device_sequences(row_sequences);
-  DeviceArray<int32_t> device_positions(row_positions);
-  DeviceArray<int32_t> device_offsets(offsets);
-  DeviceArray<int32_t> device_tables(tables);
-  PagedBatch batch;
-  batch.rows = static_cast<int>(rows.size());
-  batch.row_sequences = device_sequences.get();
-  batch.row_positions = device_positions.get();
-  batch.block_table_offsets = device_offsets.get();
-  batch.block_tables = device_tables.get();
+  const DevicePagedBatch device_batch(row_sequences, row_positions, offsets,
+                                      tables);
+  const PagedBatch& batch = device_batch.batch();
   DeviceArray<__nv_bfloat16> device_key_pool(key_pool);
   DeviceArray<__nv_bfloat16> device_value_pool(value_pool);
   DeviceArray<float> device_new_keys(new_keys);

@@ -10,12 +10,14 @@
 #include <utility>
 #include <vector>
 
+#include "tests/gpu/device_paged_batch.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace moe::cuda {
 namespace {
 
 using ::moe::cuda::testing::DeviceArray;
+using ::moe::cuda::testing::DevicePagedBatch;
 using ::moe::cuda::testing::RandomFloats;
 using ::moe::cuda::testing::ToBf16;
 
@@ -120,16 +122,9 @@ TEST(PagedKvTest, WritesEachRowIntoItsSlot) {
                   expected_values.begin() + slot * row_elements);
     }
 
-    DeviceArray<int32_t> device_sequences(row_sequences);
-    DeviceArray<int32_t> device_positions(row_positions);
-    DeviceArray<int32_t> device_offsets(offsets);
-    DeviceArray<int32_t> device_tables(tables);
-    PagedBatch batch;
-    batch.rows = static_cast<int>(rows.size());
-    batch.row_sequences = device_sequences.get();
-    batch.row_positions = device_positions.get();
-    batch.block_table_offsets = device_offsets.get();
-    batch.block_tables = device_tables.get();
+    const DevicePagedBatch device_batch(row_sequences, row_positions, offsets,
+                                        tables);
+    const PagedBatch& batch = device_batch.batch();
     DeviceArray<float> device_keys(keys);
     DeviceArray<float> device_values(values);
     DeviceArray<__nv_bfloat16> key_pool(layout.PoolElements());

@@ -58,9 +58,15 @@ const Shape kShapes[] = {{1, 4608, 1e-6f},
                          {17, 1, 1e-5f},
                          {5, 4097, 1e-6f}};
 
-TEST(RmsNormTest, Float32OutputMatchesFloat64Reference) {
-  MOE_SKIP_WITHOUT_GPU();
-  uint32_t seed = 1;
+std::vector<float> AsFloats(std::vector<float> values) { return values; }
+std::vector<float> AsFloats(const std::vector<__nv_bfloat16>& values) {
+  return FromBf16(values);
+}
+
+// RmsNorm with output elements of type Out on every shape, fresh inputs from
+// `seed` on.
+template <typename Out>
+void ExpectMatchesReference(uint32_t seed, double tolerance) {
   for (const Shape& shape : kShapes) {
     SCOPED_TRACE(::testing::Message()
                  << "n " << shape.n << " hidden " << shape.hidden);
@@ -71,37 +77,24 @@ TEST(RmsNormTest, Float32OutputMatchesFloat64Reference) {
     const std::vector<__nv_bfloat16> weight_bf16 = ToBf16(weight);
     DeviceArray<float> device_x(x);
     DeviceArray<__nv_bfloat16> device_weight(weight_bf16);
-    DeviceArray<float> out(x.size());
+    DeviceArray<Out> out(x.size());
     MOE_ASSERT_CUDA(RmsNorm(device_x.get(), shape.n, shape.hidden,
                             device_weight.get(), shape.eps, out.get(),
                             nullptr));
-    EXPECT_LT(
-        RelativeError(out.ToHost(), Reference(x, FromBf16(weight_bf16), shape)),
-        kFloatTolerance);
+    EXPECT_LT(RelativeError(AsFloats(out.ToHost()),
+                            Reference(x, FromBf16(weight_bf16), shape)),
+              tolerance);
   }
+}
+
+TEST(RmsNormTest, Float32OutputMatchesFloat64Reference) {
+  MOE_SKIP_WITHOUT_GPU();
+  ExpectMatchesReference<float>(1, kFloatTolerance);
 }
 
 TEST(RmsNormTest, Bf16OutputMatchesFloat64Reference) {
   MOE_SKIP_WITHOUT_GPU();
-  uint32_t seed = 100;
-  for (const Shape& shape : kShapes) {
-    SCOPED_TRACE(::testing::Message()
-                 << "n " << shape.n << " hidden " << shape.hidden);
-    const std::vector<float> x =
-        RandomFloats(static_cast<size_t>(shape.n) * shape.hidden, seed++, 3.0f);
-    std::vector<float> weight = RandomFloats(shape.hidden, seed++, 0.2f);
-    for (float& w : weight) w += 1.0f;
-    const std::vector<__nv_bfloat16> weight_bf16 = ToBf16(weight);
-    DeviceArray<float> device_x(x);
-    DeviceArray<__nv_bfloat16> device_weight(weight_bf16);
-    DeviceArray<__nv_bfloat16> out(x.size());
-    MOE_ASSERT_CUDA(RmsNorm(device_x.get(), shape.n, shape.hidden,
-                            device_weight.get(), shape.eps, out.get(),
-                            nullptr));
-    EXPECT_LT(RelativeError(FromBf16(out.ToHost()),
-                            Reference(x, FromBf16(weight_bf16), shape)),
-              kBf16Tolerance);
-  }
+  ExpectMatchesReference<__nv_bfloat16>(100, kBf16Tolerance);
 }
 
 TEST(RmsNormTest, RejectsBadArguments) {
