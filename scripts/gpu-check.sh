@@ -6,7 +6,8 @@
 # usage: scripts/gpu-check.sh [OUT_DIR]
 #   ARCH=90            CUDA architectures to build for (default 90: H100/H200)
 #   GTEST_SOURCE=DIR   a GoogleTest source tree, where none is installed
-#                      (e.g. a copy of Debian's /usr/src/googletest)
+#                      (default: .gtest in the checkout when present, e.g. a
+#                      copy of Debian's /usr/src/googletest)
 #   QUICK=1            the benchmark's small smoke shapes
 set -euo pipefail
 
@@ -16,6 +17,9 @@ build=${BUILD_DIR:-$root/build-gpu}
 mkdir -p "$out"
 
 flags=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CUDA_ARCHITECTURES=${ARCH:-90}")
+if [[ -z "${GTEST_SOURCE:-}" && -d "$root/.gtest" ]]; then
+  GTEST_SOURCE=$root/.gtest
+fi
 if [[ -n "${GTEST_SOURCE:-}" ]]; then
   flags+=("-DGTEST_SOURCE_DIR=$GTEST_SOURCE")
 fi
