@@ -83,10 +83,10 @@ class GpuExpertCompute : public ExpertCompute {
                                   HostView(w.w2, scales[2], decoded[2])};
       std::string error;
       if (!experts_->Add(layer, expert, host, &error)) {
-        // Leave the device as it was: drop what this call added.
-        for (const ExpertKey& key : added)
-          if (on_device_.count(key) == 0)
-            experts_->Remove(key.first, key.second);
+        // Leave the device as it was: drop what this call added (none of
+        // `added` was there before; removing one not added is a no-op).
+        for (const auto& [added_layer, added_expert] : added)
+          experts_->Remove(added_layer, added_expert);
         return absl::ResourceExhaustedError(error);
       }
     }

@@ -2,6 +2,7 @@
 #include <cuda_fp8.h>
 
 #include "core/cuda/expert_kernels.h"
+#include "core/cuda/warp_reduce.cuh"
 
 namespace moe::cuda {
 namespace {
@@ -11,8 +12,7 @@ constexpr int kThreads = 256;
 // Largest value over the block; every thread gets it.
 __device__ float BlockMax(float value) {
   __shared__ float warp_max[kThreads / 32];
-  for (int offset = 16; offset > 0; offset /= 2)
-    value = fmaxf(value, __shfl_xor_sync(0xffffffff, value, offset));
+  value = WarpMax(value);
   if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = value;
   __syncthreads();
   float result = warp_max[0];

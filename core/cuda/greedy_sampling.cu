@@ -1,29 +1,13 @@
 #include <climits>
 
 #include "core/cuda/greedy_sampling.h"
+#include "core/cuda/warp_reduce.cuh"
 
 namespace moe::cuda {
 namespace {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
-
-// The better of two candidates: the larger logit, the lower index on ties.
-__device__ void Merge(float other, int other_id, float& best, int& best_id) {
-  if (other > best || (other == best && other_id < best_id)) {
-    best = other;
-    best_id = other_id;
-  }
-}
-
-__device__ void WarpArgmax(float& best, int& best_id) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const float other = __shfl_xor_sync(kFullMask, best, offset);
-    const int other_id = __shfl_xor_sync(kFullMask, best_id, offset);
-    Merge(other, other_id, best, best_id);
-  }
-}
 
 // One block per row. Each thread scans a strided share of the row in
 // increasing index order, so a strict > keeps its lowest index among ties;

@@ -1,30 +1,13 @@
 #include "core/cuda/moe_gating.h"
+#include "core/cuda/warp_reduce.cuh"
 
 namespace moe::cuda {
 namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 // Below every probability: marks absent and already chosen experts.
 constexpr float kNotCandidate = -1.0f;
-
-// Every lane ends with the same sum: each step adds the same two values in
-// both partner lanes.
-template <typename T>
-__device__ T WarpSum(T value) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value += __shfl_xor_sync(kFullMask, value, offset);
-  }
-  return value;
-}
-
-__device__ float WarpMax(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value = fmaxf(value, __shfl_xor_sync(kFullMask, value, offset));
-  }
-  return value;
-}
 
 // One warp per row; lane l holds experts l and l + 32. The arithmetic
 // follows the CPU's SelectExperts: mean and std in double, the scale factor
@@ -87,14 +70,7 @@ __global__ void __launch_bounds__(kThreads)
       best = prob[1];
       best_id = lane + 32;
     }
-    for (int offset = 16; offset > 0; offset /= 2) {
-      const float other = __shfl_xor_sync(kFullMask, best, offset);
-      const int other_id = __shfl_xor_sync(kFullMask, best_id, offset);
-      if (other > best || (other == best && other_id < best_id)) {
-        best = other;
-        best_id = other_id;
-      }
-    }
+    WarpArgmax(best, best_id);
     if (best_id == lane) prob[0] = kNotCandidate;
     if (best_id == lane + 32) prob[1] = kNotCandidate;
     if (lane == j) {

@@ -1,21 +1,13 @@
 #include <cstdint>
 
 #include "core/cuda/paged_attention.h"
+#include "core/cuda/warp_reduce.cuh"
 
 namespace moe::cuda {
 namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-
-// Every lane of the warp ends with the same sum: each step adds the same two
-// values in both partner lanes.
-__device__ float WarpSum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value += __shfl_xor_sync(0xffffffffu, value, offset);
-  }
-  return value;
-}
 
 // One block per (row, query head). Warp w visits positions first + w,
 // first + w + kWarps, ... of the window, one key per step: lane l holds

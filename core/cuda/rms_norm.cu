@@ -1,19 +1,13 @@
 #include <cstdint>
 
 #include "core/cuda/rms_norm.h"
+#include "core/cuda/warp_reduce.cuh"
 
 namespace moe::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-
-__device__ float WarpSum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    value += __shfl_xor_sync(0xffffffffu, value, offset);
-  }
-  return value;
-}
 
 __device__ void Store(float value, float* target) { *target = value; }
 __device__ void Store(float value, __nv_bfloat16* target) {

@@ -226,9 +226,9 @@ void TimeAttention(const Shape& shape, LtMatmul& matmul, int64_t tokens,
   });
   // Keys and values read: every row reads its sequence's positions [0, p];
   // a prefill's rows share them, which its blocks' reuse in cache serves.
-  double kv_positions = 0, score_positions = 0;
+  double score_positions = 0;
   for (int64_t r = 0; r < rows; ++r) score_positions += row_positions[r] + 1;
-  kv_positions = prefill ? double(positions) : score_positions;
+  const double kv_positions = prefill ? double(positions) : score_positions;
   const double kv_row_bytes = 2.0 * shape.heads * shape.head_dim * 2;
   const double bytes = 4.0 * h * h * 2 + kv_positions * kv_row_bytes;
   const double flops = 2.0 * 4 * h * h * rows +

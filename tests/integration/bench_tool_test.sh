@@ -6,16 +6,10 @@
 # Exits 77 (skipped) after the first part when there is no moe-gateway.
 set -u
 bin="$1"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 unset MOE_ADDRESS
 
 source "$(dirname "$0")/checks.sh"
+make_work_dir
 
 # json_check NAME FILE EXPRESSION: a Python expression over the report `r`
 # (and `math`) must be true.

@@ -4,6 +4,18 @@
 passed=0
 failed=0
 
+# make_work_dir: a scratch $work, and on exit the processes in $pids stopped
+# and $work removed.
+make_work_dir() {
+  work=$(mktemp -d)
+  pids=()
+  trap stop_and_remove_work EXIT
+}
+stop_and_remove_work() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$work"
+}
+
 check() {  # check NAME COMMAND...: the command must succeed
   local name=$1; shift
   if "$@" >"$work/out" 2>"$work/err"; then

@@ -233,14 +233,15 @@ double LogitsError(ModelRunner& expected_runner, ModelRunner& actual_runner,
   return RelativeMaxError(*expected, *actual);
 }
 
-class ClusterTest : public ::testing::TestWithParam<Architecture> {
+// A cluster of the spec's FP8 model and the embedded engine on the same
+// checkpoint: the reference the cluster is checked against.
+class ClusterWithReference {
  protected:
-  void SetUp() override {
-    spec_ = Fp8Spec(GetParam());
-    // Two micro-batches: each layer's worker calls of one overlap the
-    // other's attention.
-    StartCluster(spec_, {"--micro-batches", "2"}, cluster_);
-    // The embedded engine on the same checkpoint: the reference.
+  void Start(const TestModelSpec& spec,
+             const std::vector<std::string>& router_flags,
+             const std::vector<std::string>& worker_flags) {
+    spec_ = spec;
+    StartCluster(spec_, router_flags, cluster_, worker_flags);
     auto weights = ModelWeights::Load(cluster_.model_dir);
     ASSERT_TRUE(weights.ok()) << weights.status();
     weights_ = std::move(*weights);
@@ -254,6 +255,16 @@ class ClusterTest : public ::testing::TestWithParam<Architecture> {
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<LocalExpertDispatch> local_;
   std::unique_ptr<ModelRunner> embedded_;
+};
+
+class ClusterTest : public ::testing::TestWithParam<Architecture>,
+                    protected ClusterWithReference {
+ protected:
+  // Two micro-batches: each layer's worker calls of one overlap the other's
+  // attention.
+  void SetUp() override {
+    Start(Fp8Spec(GetParam()), {"--micro-batches", "2"}, {});
+  }
 };
 
 INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
@@ -563,29 +574,16 @@ int GpuCount() {
 
 // Expert workers on GPU 0 (all three share it), in each precision.
 class GpuClusterTest
-    : public ::testing::TestWithParam<std::tuple<Architecture, std::string>> {
+    : public ::testing::TestWithParam<std::tuple<Architecture, std::string>>,
+      protected ClusterWithReference {
  protected:
   void SetUp() override {
     if (GpuCount() == 0)
       GTEST_SKIP() << "no CUDA device in this build or machine";
-    spec_ = Fp8Spec(std::get<0>(GetParam()));
-    StartCluster(
-        spec_, {}, cluster_,
-        {"--device", "0", "--expert-precision", std::get<1>(GetParam())});
-    auto weights = ModelWeights::Load(cluster_.model_dir);
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    weights_ = std::move(*weights);
-    local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
-    embedded_ = std::make_unique<ModelRunner>(*weights_, *local_, pool_);
+    Start(Fp8Spec(std::get<0>(GetParam())), {},
+          {"--device", "0", "--expert-precision", std::get<1>(GetParam())});
   }
   bool fp8() const { return std::get<1>(GetParam()) == "fp8"; }
-
-  TestModelSpec spec_;
-  Cluster cluster_;
-  ThreadPool pool_{1};
-  std::unique_ptr<ModelWeights> weights_;
-  std::unique_ptr<LocalExpertDispatch> local_;
-  std::unique_ptr<ModelRunner> embedded_;
 };
 
 INSTANTIATE_TEST_SUITE_P(

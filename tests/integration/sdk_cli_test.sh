@@ -6,16 +6,10 @@
 set -u
 export LC_ALL=C.UTF-8  # ${text:i:n} counts characters, not bytes
 bin="$1"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 unset MOE_ADDRESS
 
 source "$(dirname "$0")/checks.sh"
+make_work_dir
 
 expect_output() {  # expect_output NAME EXPECTED FILE
   if [ "$(cat "$3")" == "$2" ]; then

@@ -11,12 +11,10 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "sdk/cpp/client.h"
+#include "tests/unit/local_server.h"
 #include "tools/load_generator.h"
 #include "tools/request_source.h"
 #include "tools/timed_request.h"
@@ -80,21 +78,11 @@ double ToLastToken(const RequestRecord& record) {
 class LoadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&fake_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
+    server_ = std::make_unique<testing::LocalServer>(fake_);
+    ASSERT_TRUE(server_->started());
     client::ClientOptions options;
     options.retry.max_retries = 0;
-    client_ = std::make_unique<client::Client>(
-        "127.0.0.1:" + std::to_string(port_), options);
-  }
-
-  void TearDown() override {
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    client_ = std::make_unique<client::Client>(server_->address(), options);
   }
 
   static RequestSource Source(int32_t output_tokens) {
@@ -106,8 +94,7 @@ class LoadTest : public ::testing::Test {
   }
 
   PacedInference fake_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<testing::LocalServer> server_;
   std::unique_ptr<client::Client> client_;
 };
 

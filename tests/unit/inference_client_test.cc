@@ -11,13 +11,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "sdk/cpp/cancel_token.h"
 #include "sdk/cpp/client.h"
+#include "tests/unit/local_server.h"
 
 namespace moe::client {
 namespace {
@@ -120,17 +118,8 @@ class FakeInference : public v1::Inference::Service {
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&fake_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
-  }
-
-  void TearDown() override {
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    server_ = std::make_unique<testing::LocalServer>(fake_);
+    ASSERT_TRUE(server_->started());
   }
 
   Client MakeClient(int max_retries = 3) {
@@ -138,12 +127,11 @@ class ClientTest : public ::testing::Test {
     options.retry.max_retries = max_retries;
     options.retry.initial_backoff = absl::Milliseconds(10);
     options.retry.max_backoff = absl::Milliseconds(40);
-    return Client("127.0.0.1:" + std::to_string(port_), options);
+    return Client(server_->address(), options);
   }
 
   FakeInference fake_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<testing::LocalServer> server_;
 };
 
 TEST_F(ClientTest, StreamsChunksInOrderThenTheFinishReasonAndUsage) {
@@ -298,7 +286,7 @@ TEST_F(ClientTest, CancellingDuringTheBackoffEndsTheRetries) {
   ClientOptions options;
   options.retry.max_retries = 1000;
   options.retry.initial_backoff = absl::Seconds(5);
-  Client client("127.0.0.1:" + std::to_string(port_), options);
+  Client client(server_->address(), options);
   CancelToken token;
   CallOptions call;
   call.cancel = &token;
