@@ -13,6 +13,7 @@
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/expert_compute.h"
 #include "expert_worker/expert_store.h"
+#include "expert_worker/link_service.h"
 #include "expert_worker/worker_service.h"
 #include "protos/server_runner.h"
 #include "tools/command_line.h"
@@ -76,11 +77,13 @@ absl::Status Serve() {
                                plan.workers[index].memory_bytes, plan.version,
                                plan.model};
   moe::ExpertWorkerService service(identity, *store, queue);
+  moe::ExpertLinkService links(identity, store->config(), queue,
+                               absl::GetFlag(FLAGS_device));
   std::cerr << "worker " << worker_id << " on " << compute->device() << ": "
             << experts.size() << " experts, " << store->BytesHeld() << " bytes"
             << std::endl;
-  return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
-                                   "moe-expert-worker");
+  return moe::ServeUntilTerminated(
+      {&service, &links}, absl::GetFlag(FLAGS_listen), "moe-expert-worker");
 }
 
 }  // namespace

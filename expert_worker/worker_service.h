@@ -5,19 +5,11 @@
 
 #include "core/placement.h"
 #include "expert_worker/compute_queue.h"
+#include "expert_worker/compute_request.h"
 #include "expert_worker/expert_store.h"
 #include "moe/v1/expert.grpc.pb.h"
 
 namespace moe {
-
-// The identity a worker reports, from its plan.
-struct WorkerIdentity {
-  std::string id;
-  std::string device = "cpu";
-  int64_t memory_budget_bytes = 0;
-  int placement_version = 0;
-  std::string model;
-};
 
 // moe.v1.ExpertWorker: validates each call against the model and the experts
 // held, then hands it to the compute queue; the reply is sent when the
@@ -43,9 +35,6 @@ class ExpertWorkerService final : public v1::ExpertWorker::CallbackService {
 
  private:
   void FillDescription(v1::WorkerDescription* reply) const;
-  // Turns a request into a task, or INVALID_ARGUMENT / FAILED_PRECONDITION
-  // naming the field.
-  absl::StatusOr<ComputeTask> MakeTask(const v1::ComputeRequest& request) const;
 
   const WorkerIdentity identity_;
   ExpertStore& store_;

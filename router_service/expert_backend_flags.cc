@@ -15,6 +15,12 @@ ABSL_FLAG(std::string, activation_dtype, "fp32",
 ABSL_FLAG(int, worker_timeout_ms, 10000,
           "a worker call not answered in this time fails its requests with "
           "DEADLINE_EXCEEDED");
+ABSL_FLAG(std::string, activation_link, "rpc",
+          "how activations reach the workers: rpc (one Compute call per "
+          "layer and worker), stream (messages on one gRPC stream per "
+          "worker) or nccl (NCCL between GPUs; the stream for CPU workers)");
+ABSL_FLAG(int, nccl_device, -1,
+          "the router's GPU for --activation-link nccl (CUDA device index)");
 ABSL_FLAG(int, worker_startup_timeout_ms, 60000,
           "how long to wait at start for the workers to answer");
 
@@ -29,6 +35,15 @@ absl::StatusOr<ExpertBackendOptions> ExpertBackendOptionsFromFlags() {
       ParseActivationDType(absl::GetFlag(FLAGS_activation_dtype)));
   options.remote.call_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_worker_timeout_ms));
+  MOE_ASSIGN_OR_RETURN(
+      options.remote.link,
+      ParseActivationLinkKind(absl::GetFlag(FLAGS_activation_link)));
+  options.remote.nccl_device = absl::GetFlag(FLAGS_nccl_device);
+  if (options.remote.link == ActivationLinkKind::kNccl &&
+      options.remote.nccl_device < 0) {
+    return absl::InvalidArgumentError(
+        "--activation-link nccl needs --nccl-device N, the router's GPU");
+  }
   options.startup_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_worker_startup_timeout_ms));
   return options;

@@ -12,8 +12,10 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "protos/grpc_message_link.h"
 #include "protos/grpc_status.h"
 #include "protos/tensor_codec.h"
+#include "router_service/nccl_worker_link.h"
 
 namespace moe {
 
@@ -30,6 +32,41 @@ struct GrpcExpertDispatch::Call {
   absl::Time started;
   absl::Duration round_trip;
 };
+
+absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
+    const std::string& name) {
+  if (name == "rpc") return ActivationLinkKind::kRpc;
+  if (name == "stream") return ActivationLinkKind::kStream;
+  if (name == "nccl") return ActivationLinkKind::kNccl;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--activation-link: \"", name, "\" is not rpc, stream or nccl"));
+}
+
+namespace {
+
+// A new activation link to a worker: over NCCL when asked for and the
+// worker computes on a GPU (asked each time: a restarted worker may not),
+// else over a gRPC stream.
+absl::StatusOr<std::unique_ptr<MessageLink>> OpenActivationLink(
+    v1::ExpertWorker::Stub& worker, v1::ExpertLink::Stub& link,
+    const GrpcExpertDispatch::Options& options) {
+  if (options.link == ActivationLinkKind::kNccl) {
+    grpc::ClientContext context;
+    context.set_deadline(
+        absl::ToChronoTime(absl::Now() + options.link_connect_timeout));
+    v1::WorkerDescription description;
+    const grpc::Status described =
+        worker.Describe(&context, v1::DescribeRequest(), &description);
+    if (!described.ok()) return FromGrpcStatus(described);
+    if (description.device().starts_with("cuda:")) {
+      return OpenNcclWorkerLink(link, options.nccl_device,
+                                options.link_connect_timeout);
+    }
+  }
+  return OpenGrpcStreamLink(link);
+}
+
+}  // namespace
 
 absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
     const std::string& spec) {
@@ -78,8 +115,18 @@ absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
     auto worker = std::make_unique<Worker>();
     worker->endpoint = *it->second;
     worker->speed = spec.speed > 0 ? spec.speed : 1.0;
-    worker->stub = v1::ExpertWorker::NewStub(grpc::CreateCustomChannel(
-        worker->endpoint.address, grpc::InsecureChannelCredentials(), args));
+    const std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+        worker->endpoint.address, grpc::InsecureChannelCredentials(), args);
+    worker->stub = v1::ExpertWorker::NewStub(channel);
+    worker->link_stub = v1::ExpertLink::NewStub(channel);
+    if (options.link != ActivationLinkKind::kRpc) {
+      Worker* raw = worker.get();
+      worker->link = std::make_unique<WorkerLink>(
+          [raw, options] {
+            return OpenActivationLink(*raw->stub, *raw->link_stub, options);
+          },
+          options.call_timeout);
+    }
     WorkerCallStats stats;
     stats.id = spec.id;
     stats.address = worker->endpoint.address;
@@ -292,13 +339,19 @@ std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
                                       std::memory_order_relaxed);
     Call* raw = call.get();
     Pending* waiter = pending.get();
-    worker.stub->async()->Compute(&raw->context, &raw->request, &raw->response,
-                                  [raw, waiter](grpc::Status status) {
-                                    raw->status = std::move(status);
-                                    raw->round_trip =
-                                        absl::Now() - raw->started;
-                                    waiter->CallDone();
-                                  });
+    auto finish = [raw, waiter](grpc::Status status) {
+      raw->status = std::move(status);
+      raw->round_trip = absl::Now() - raw->started;
+      waiter->CallDone();
+    };
+    if (worker.link) {
+      worker.link->Call(
+          raw->request, call->deadline, &raw->response,
+          [finish](absl::Status status) { finish(ToGrpcStatus(status)); });
+    } else {
+      worker.stub->async()->Compute(&raw->context, &raw->request,
+                                    &raw->response, finish);
+    }
   }
   return pending;
 }
@@ -345,8 +398,17 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
 }
 
 std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  return stats_;
+  std::vector<WorkerCallStats> stats;
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    stats = stats_;
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i]->link) {
+      stats[i].links_opened = workers_[i]->link->links_opened();
+    }
+  }
+  return stats;
 }
 
 }  // namespace moe

@@ -12,6 +12,7 @@
 #include "core/placement.h"
 #include "moe/v1/expert.grpc.pb.h"
 #include "router_service/expert_dispatch.h"
+#include "router_service/worker_link.h"
 
 namespace moe {
 
@@ -31,11 +32,21 @@ struct WorkerCallStats {
   int64_t calls = 0;
   int64_t failed_calls = 0;
   int64_t rows_sent = 0;
+  int64_t links_opened = 0;  // activation links; 0 with Compute RPCs
   double total_round_trip_us = 0;
   // As the worker reports it: waiting in its queue, and computing.
   double total_worker_wait_us = 0;
   double total_worker_compute_us = 0;
 };
+
+// How a layer's rows reach the workers: one Compute RPC per call, or
+// messages on a long-lived activation link per worker (a gRPC stream; NCCL
+// for GPU workers, with the stream for those on a CPU).
+enum class ActivationLinkKind { kRpc, kStream, kNccl };
+
+// Parses "rpc", "stream" or "nccl" (the --activation-link flag).
+absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
+    const std::string& name);
 
 // Experts on expert workers, placed by a plan. Each layer's rows go out as
 // one Compute call per worker that holds any of their experts, all calls in
@@ -49,6 +60,11 @@ class GrpcExpertDispatch : public ExpertDispatch {
     // A call not answered in this time fails its rows with DEADLINE_EXCEEDED
     // naming the worker, so a stuck worker never hangs a request.
     absl::Duration call_timeout = absl::Seconds(10);
+    ActivationLinkKind link = ActivationLinkKind::kRpc;
+    // The router's GPU, for NCCL links.
+    int nccl_device = -1;
+    // How long joining an NCCL link may take.
+    absl::Duration link_connect_timeout = absl::Seconds(10);
   };
 
   // Every worker of the plan needs an endpoint, and every endpoint a worker.
@@ -74,6 +90,8 @@ class GrpcExpertDispatch : public ExpertDispatch {
     WorkerEndpoint endpoint;
     double speed = 1.0;
     std::unique_ptr<v1::ExpertWorker::Stub> stub;
+    std::unique_ptr<v1::ExpertLink::Stub> link_stub;
+    std::unique_ptr<WorkerLink> link;  // null: Compute RPCs
     std::atomic<int64_t> outstanding_rows{0};
   };
   struct Call;

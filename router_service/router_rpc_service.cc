@@ -226,6 +226,7 @@ grpc::ServerUnaryReactor* RouterRpcService::GetStatus(
       worker->set_calls(stats.calls);
       worker->set_failed_calls(stats.failed_calls);
       worker->set_rows_sent(stats.rows_sent);
+      worker->set_links_opened(stats.links_opened);
       worker->set_mean_round_trip_us(
           stats.calls ? stats.total_round_trip_us / stats.calls : 0.0);
     }

@@ -265,6 +265,32 @@ class ClusterTest : public ::testing::TestWithParam<Architecture>,
   void SetUp() override {
     Start(Fp8Spec(GetParam()), {"--micro-batches", "2"}, {});
   }
+
+  // The router's forward pass with its experts on the workers, reached as
+  // `options` say, gives the embedded engine's logits, and every worker took
+  // part.
+  void ExpectLogitsMatch(const GrpcExpertDispatch::Options& options) {
+    WeightSelection dense_only;
+    dense_only.expert_filter = [](int, int) { return false; };
+    auto dense = ModelWeights::Load(cluster_.model_dir, dense_only);
+    ASSERT_TRUE(dense.ok()) << dense.status();
+    auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                              cluster_.Endpoints(), options);
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
+    ModelRunner distributed(**dense, **remote, pool_);
+
+    EXPECT_LE(LogitsError(*embedded_, distributed, Prompt(40, 5),
+                          LogitsFor::kAllTokens),
+              1e-6);
+    for (const WorkerCallStats& stats : (*remote)->Stats()) {
+      EXPECT_GT(stats.calls, 0) << stats.id;
+      EXPECT_EQ(stats.failed_calls, 0) << stats.id;
+      EXPECT_EQ(stats.links_opened,
+                options.link == ActivationLinkKind::kRpc ? 0 : 1)
+          << stats.id;
+    }
+  }
 };
 
 INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
@@ -278,28 +304,37 @@ INSTANTIATE_TEST_SUITE_P(Architectures, ClusterTest,
 // gives the embedded engine's logits. Each worker returns the weighted sum of
 // its experts in FP32 and the router adds the partial sums; with top-2 the two
 // terms meet in one addition either way, so the logits agree to rounding.
-TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) {
-  WeightSelection dense_only;
-  dense_only.expert_filter = [](int, int) { return false; };
-  auto dense = ModelWeights::Load(cluster_.model_dir, dense_only);
-  ASSERT_TRUE(dense.ok()) << dense.status();
-  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
-                                            cluster_.Endpoints(), {});
-  ASSERT_TRUE(remote.ok()) << remote.status();
-  ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
-  ModelRunner distributed(**dense, **remote, pool_);
+TEST_P(ClusterTest, LogitsMatchEmbeddedEngine) { ExpectLogitsMatch({}); }
 
-  EXPECT_LE(LogitsError(*embedded_, distributed, Prompt(40, 5),
-                        LogitsFor::kAllTokens),
-            1e-6);
-  // Every worker took part.
-  for (const WorkerCallStats& stats : (*remote)->Stats()) {
-    EXPECT_GT(stats.calls, 0) << stats.id;
-  }
+// The same with every layer's rows as messages on one gRPC stream per worker.
+TEST_P(ClusterTest, LogitsMatchEmbeddedEngineOverActivationLinks) {
+  GrpcExpertDispatch::Options options;
+  options.link = ActivationLinkKind::kStream;
+  ExpectLogitsMatch(options);
 }
 
-// BF16 activations halve the bytes on the wire; the logits stay within
-// BF16's rounding (8 bits of mantissa) of the embedded engine's.
+// NCCL links asked for: workers on a CPU still take their rows over a gRPC
+// stream, so one cluster mixes GPU and CPU workers.
+TEST_P(ClusterTest, CpuWorkersTakeStreamLinksWhenNcclIsAsked) {
+  GrpcExpertDispatch::Options options;
+  options.link = ActivationLinkKind::kNccl;
+  options.nccl_device = 0;
+  ExpectLogitsMatch(options);
+}
+
+// A worker on a CPU refuses an NCCL link, saying why.
+TEST_P(ClusterTest, CpuWorkerRefusesAnNcclLink) {
+  auto stub = v1::ExpertLink::NewStub(grpc::CreateChannel(
+      cluster_.worker_addresses[0], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::NcclLinkRequest request;
+  request.set_connect_timeout_ms(1000);
+  v1::NcclLinkReply reply;
+  const grpc::Status status = stub->OpenNccl(&context, request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_HAS_SUBSTR(status.error_message(), "computes on the CPU");
+}
+
 TEST_P(ClusterTest, Bf16ActivationsStayClose) {
   GrpcExpertDispatch::Options options;
   options.activation_dtype = v1::ACTIVATION_DTYPE_BF16;
@@ -454,19 +489,32 @@ TEST_P(ClusterTest, WorkersHoldTheirShare) {
   }
 }
 
-// Failures: a worker that stops answering or dies.
-class ClusterFailureTest : public ::testing::Test {
+// Failures: a worker that stops answering or dies, with the rows sent as
+// one RPC per call or over activation links (the parameter).
+class ClusterFailureTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     spec_ = Fp8Spec(Architecture::kMixtral);
-    StartCluster(spec_, {"--worker-timeout-ms", "1000"}, cluster_);
+    StartCluster(
+        spec_, {"--worker-timeout-ms", "1000", "--activation-link", GetParam()},
+        cluster_);
+  }
+
+  GrpcExpertDispatch::Options DispatchOptions() const {
+    GrpcExpertDispatch::Options options;
+    options.link = *ParseActivationLinkKind(GetParam());
+    return options;
   }
 
   TestModelSpec spec_;
   Cluster cluster_;
 };
 
-TEST_F(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
+INSTANTIATE_TEST_SUITE_P(Links, ClusterFailureTest,
+                         ::testing::Values("rpc", "stream"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
   auto stub = RouterStub(cluster_);
   v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 2), 400);
   request.set_ignore_eos(true);
@@ -483,7 +531,7 @@ TEST_F(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
   EXPECT_TRUE(after.status.ok()) << after.status.error_message();
 }
 
-TEST_F(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
+TEST_P(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
   auto stub = RouterStub(cluster_);
   v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
   request.set_ignore_eos(true);
@@ -497,8 +545,8 @@ TEST_F(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
 
   // Rows that need only the live workers are unaffected: one batch with a
   // row for an expert of w0 and a row for an expert of w1.
-  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
-                                            cluster_.Endpoints(), {});
+  auto remote = GrpcExpertDispatch::Connect(
+      cluster_.plan, spec_.hidden, cluster_.Endpoints(), DispatchOptions());
   ASSERT_TRUE(remote.ok());
   int on_w0 = -1, on_w1 = -1;
   for (int e = 0; e < spec_.experts; ++e) {
@@ -546,6 +594,17 @@ TEST_F(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  // An activation link to the lost worker was opened anew.
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &status).ok());
+  ASSERT_EQ(status.workers_size(), 3);
+  EXPECT_EQ(status.workers(0).links_opened(), GetParam() == "rpc" ? 0 : 1);
+  if (GetParam() == "rpc") {
+    EXPECT_EQ(status.workers(1).links_opened(), 0);
+  } else {
+    EXPECT_GE(status.workers(1).links_opened(), 2);
+  }
 }
 
 // A worker asked for a GPU the machine does not have refuses to start,

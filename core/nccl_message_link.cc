@@ -1,0 +1,87 @@
+#include "core/nccl_message_link.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/cuda/nccl_pipe.h"
+
+namespace moe {
+namespace {
+
+std::chrono::steady_clock::time_point SteadyDeadline(absl::Time deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  if (deadline == absl::InfiniteFuture()) {
+    return std::chrono::steady_clock::time_point::max();
+  }
+  const absl::Duration left =
+      std::max(deadline - absl::Now(), absl::ZeroDuration());
+  return now + absl::ToChronoNanoseconds(left);
+}
+
+class NcclMessageLink : public MessageLink {
+ public:
+  explicit NcclMessageLink(std::unique_ptr<NcclPipe> pipe)
+      : pipe_(std::move(pipe)) {}
+
+  absl::Status Send(std::string_view message) override {
+    std::string error;
+    if (!pipe_->Send(message.data(), message.size(), &error)) {
+      return absl::UnavailableError(absl::StrCat("NCCL link: ", error));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
+    std::string message;
+    std::string error;
+    switch (pipe_->Receive(&message, SteadyDeadline(deadline), &error)) {
+      case NcclPipe::ReceiveResult::kOk:
+        return message;
+      case NcclPipe::ReceiveResult::kTimeout:
+        return absl::DeadlineExceededError(
+            absl::StrCat("NCCL link: nothing arrived by the deadline ", error));
+      case NcclPipe::ReceiveResult::kBroken:
+        break;
+    }
+    return absl::UnavailableError(absl::StrCat("NCCL link: ", error));
+  }
+
+  void Close() override { pipe_->Abort(); }
+
+ private:
+  const std::unique_ptr<NcclPipe> pipe_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> NewNcclLinkId() {
+  std::string id;
+  std::string error;
+  if (!NewNcclUniqueId(&id, &error)) {
+    return absl::UnavailableError(absl::StrCat("NCCL unique id: ", error));
+  }
+  return id;
+}
+
+absl::StatusOr<std::unique_ptr<MessageLink>> ConnectNcclLink(
+    int device, int rank, const std::string& send_id,
+    const std::string& receive_id, absl::Duration timeout) {
+  NcclPipe::Options options;
+  options.device = device;
+  options.rank = rank;
+  options.send_id = send_id;
+  options.receive_id = receive_id;
+  options.connect_timeout = std::chrono::milliseconds(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)));
+  std::string error;
+  std::unique_ptr<NcclPipe> pipe = NcclPipe::Connect(options, &error);
+  if (!pipe) {
+    return absl::UnavailableError(absl::StrCat("NCCL link on cuda:", device,
+                                               " as rank ", rank, ": ", error));
+  }
+  return std::make_unique<NcclMessageLink>(std::move(pipe));
+}
+
+}  // namespace moe

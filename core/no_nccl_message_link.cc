@@ -1,0 +1,23 @@
+// NCCL links in a build without CUDA.
+#include "core/nccl_message_link.h"
+
+namespace moe {
+namespace {
+
+absl::Status NoNccl() {
+  return absl::FailedPreconditionError(
+      "NCCL links need a build with CUDA (this one has none)");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> NewNcclLinkId() { return NoNccl(); }
+
+absl::StatusOr<std::unique_ptr<MessageLink>> ConnectNcclLink(int, int,
+                                                             const std::string&,
+                                                             const std::string&,
+                                                             absl::Duration) {
+  return NoNccl();
+}
+
+}  // namespace moe

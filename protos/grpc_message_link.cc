@@ -1,0 +1,142 @@
+#include "protos/grpc_message_link.h"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace moe {
+namespace {
+
+// A link over one bidirectional gRPC stream (client or server end). A thread
+// reads ahead into an inbox, so that Receive can give up at its deadline:
+// gRPC's blocking Read has none of its own.
+template <typename Stream>
+class GrpcStreamLink : public MessageLink {
+ public:
+  GrpcStreamLink(Stream& stream, std::function<void()> cancel)
+      : stream_(stream), cancel_(std::move(cancel)) {
+    reader_ = std::thread([this] { ReadAll(); });
+  }
+  ~GrpcStreamLink() override {
+    Close();
+    reader_.join();
+  }
+
+  absl::Status Send(std::string_view message) override {
+    v1::LinkFrame frame;
+    frame.set_data(std::string(message));
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    if (closed_.load() || !stream_.Write(frame)) {
+      return absl::UnavailableError("the link's gRPC stream has ended");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
+    std::unique_lock<std::mutex> lock(inbox_mutex_);
+    auto ready_to_return = [this] {
+      return !inbox_.empty() || ended_ || closed_.load();
+    };
+    // An infinite deadline as a time point would overflow the wait's clock
+    // conversion.
+    const bool ready =
+        deadline == absl::InfiniteFuture()
+            ? (arrived_.wait(lock, ready_to_return), true)
+            : arrived_.wait_until(lock, absl::ToChronoTime(deadline),
+                                  ready_to_return);
+    if (!inbox_.empty() && !closed_.load()) {
+      std::string message = std::move(inbox_.front());
+      inbox_.pop_front();
+      return message;
+    }
+    if (!ready) {
+      lock.unlock();
+      Close();
+      return absl::DeadlineExceededError(
+          "no message on the link's gRPC stream by the deadline");
+    }
+    return absl::UnavailableError(closed_.load()
+                                      ? "the link was closed"
+                                      : "the link's gRPC stream has ended");
+  }
+
+  void Close() override {
+    if (closed_.exchange(true)) return;
+    cancel_();
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    arrived_.notify_all();
+  }
+
+ private:
+  void ReadAll() {
+    v1::LinkFrame frame;
+    while (stream_.Read(&frame)) {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      inbox_.push_back(std::move(*frame.mutable_data()));
+      arrived_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    ended_ = true;
+    arrived_.notify_all();
+  }
+
+  Stream& stream_;
+  const std::function<void()> cancel_;
+  std::atomic<bool> closed_{false};
+  std::mutex send_mutex_;
+  std::mutex inbox_mutex_;
+  std::condition_variable arrived_;
+  std::deque<std::string> inbox_;
+  bool ended_ = false;
+  std::thread reader_;
+};
+
+using ClientStream = grpc::ClientReaderWriter<v1::LinkFrame, v1::LinkFrame>;
+
+// The client end owns its call: the link goes first (its reader joined),
+// then the stream is finished, then the context goes.
+class ClientStreamLink : public MessageLink {
+ public:
+  explicit ClientStreamLink(v1::ExpertLink::Stub& stub)
+      : stream_(stub.Stream(&context_)),
+        link_(std::make_unique<GrpcStreamLink<ClientStream>>(
+            *stream_, [this] { context_.TryCancel(); })) {}
+  ~ClientStreamLink() override {
+    link_.reset();
+    stream_->Finish().IgnoreError();
+  }
+
+  absl::Status Send(std::string_view message) override {
+    return link_->Send(message);
+  }
+  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
+    return link_->Receive(deadline);
+  }
+  void Close() override { link_->Close(); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<ClientStream> stream_;
+  std::unique_ptr<MessageLink> link_;
+};
+
+}  // namespace
+
+std::unique_ptr<MessageLink> OpenGrpcStreamLink(v1::ExpertLink::Stub& stub) {
+  return std::make_unique<ClientStreamLink>(stub);
+}
+
+std::unique_ptr<MessageLink> ServeGrpcStreamLink(
+    grpc::ServerContext& context,
+    grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>& stream) {
+  using ServerStream = grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>;
+  return std::make_unique<GrpcStreamLink<ServerStream>>(
+      stream, [&context] { context.TryCancel(); });
+}
+
+}  // namespace moe

@@ -1,0 +1,42 @@
+#include "router_service/nccl_worker_link.h"
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/nccl_message_link.h"
+#include "core/status_macros.h"
+#include "protos/grpc_status.h"
+
+namespace moe {
+
+absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
+    v1::ExpertLink::Stub& stub, int device, absl::Duration timeout) {
+  MOE_ASSIGN_OR_RETURN(const std::string to_worker, NewNcclLinkId());
+  MOE_ASSIGN_OR_RETURN(const std::string to_router, NewNcclLinkId());
+  v1::NcclLinkRequest request;
+  request.set_router_to_worker_id(to_worker);
+  request.set_worker_to_router_id(to_router);
+  request.set_connect_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  v1::NcclLinkReply reply;
+  grpc::ClientContext context;
+  context.set_deadline(
+      absl::ToChronoTime(absl::Now() + timeout + absl::Seconds(5)));
+  // Both ends join at once: NCCL's join returns only when every rank came.
+  std::promise<grpc::Status> answered;
+  stub.async()->OpenNccl(&context, &request, &reply,
+                         [&answered](grpc::Status status) {
+                           answered.set_value(std::move(status));
+                         });
+  absl::StatusOr<std::unique_ptr<MessageLink>> link =
+      ConnectNcclLink(device, /*rank=*/0, to_worker, to_router, timeout);
+  const grpc::Status worker_joined = answered.get_future().get();
+  if (!worker_joined.ok()) {
+    const absl::Status status = FromGrpcStatus(worker_joined);
+    return absl::Status(
+        status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));
+  }
+  return link;
+}
+
+}  // namespace moe

@@ -1,0 +1,128 @@
+#include "router_service/worker_link.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace moe {
+
+WorkerLink::WorkerLink(Opener open, absl::Duration reply_timeout)
+    : open_(std::move(open)), reply_timeout_(reply_timeout) {
+  receiver_ = std::thread([this] { ReceiveReplies(); });
+}
+
+WorkerLink::~WorkerLink() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    if (link_) link_->Close();
+  }
+  sent_.notify_all();
+  receiver_.join();
+}
+
+int64_t WorkerLink::links_opened() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return links_opened_;
+}
+
+absl::Status WorkerLink::LinkError(const absl::Status& status) const {
+  if (absl::IsDeadlineExceeded(status)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "no reply within ", absl::ToInt64Milliseconds(reply_timeout_),
+        " ms; the activation link was dropped"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("the activation link broke: ", status.message()));
+}
+
+void WorkerLink::Call(const v1::ComputeRequest& request, absl::Time deadline,
+                      v1::ComputeResponse* response,
+                      std::function<void(absl::Status)> done) {
+  v1::LinkRequest message;
+  *message.mutable_compute() = request;
+  const absl::Time now = absl::Now();
+  if (deadline != absl::InfiniteFuture()) {
+    message.set_timeout_us(
+        std::max<int64_t>(1, absl::ToInt64Microseconds(deadline - now)));
+  }
+  absl::Status failed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!link_) {
+      absl::StatusOr<std::unique_ptr<MessageLink>> opened = open_();
+      if (opened.ok()) {
+        link_ = std::move(*opened);
+        ++links_opened_;
+      } else {
+        failed = absl::UnavailableError(
+            absl::StrCat("no activation link: ", opened.status().message()));
+      }
+    }
+    if (failed.ok()) {
+      failed = link_->Send(message.SerializeAsString());
+      if (failed.ok()) {
+        in_flight_.push_back(
+            {link_, now + reply_timeout_, response, std::move(done)});
+        sent_.notify_all();
+        return;
+      }
+      // The receiver fails the calls already sent when its Receive sees the
+      // closed link.
+      link_->Close();
+      link_.reset();
+      failed = LinkError(failed);
+    }
+  }
+  done(failed);
+}
+
+absl::Status WorkerLink::Finish(
+    const InFlight& call, const absl::StatusOr<std::string>& reply) const {
+  v1::LinkReply parsed;
+  if (!parsed.ParseFromString(*reply)) {
+    return absl::InternalError(
+        "the worker sent a link frame that is not a LinkReply");
+  }
+  if (parsed.status_code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(parsed.status_code()),
+                        parsed.status_message());
+  }
+  call.response->Swap(parsed.mutable_compute());
+  return absl::OkStatus();
+}
+
+void WorkerLink::ReceiveReplies() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    sent_.wait(lock, [this] { return stopping_ || !in_flight_.empty(); });
+    if (in_flight_.empty()) return;  // stopping, nothing owed
+    const std::shared_ptr<MessageLink> link = in_flight_.front().link;
+    const absl::Time reply_by = in_flight_.front().reply_by;
+    lock.unlock();
+    const absl::StatusOr<std::string> reply = link->Receive(reply_by);
+    lock.lock();
+    std::vector<InFlight> ended;
+    ended.push_back(std::move(in_flight_.front()));
+    in_flight_.pop_front();
+    absl::Status error;
+    if (!reply.ok()) {
+      // Every call sent on this link is lost with it.
+      error = LinkError(reply.status());
+      link->Close();
+      if (link_ == link) link_.reset();
+      while (!in_flight_.empty() && in_flight_.front().link == link) {
+        ended.push_back(std::move(in_flight_.front()));
+        in_flight_.pop_front();
+      }
+    }
+    lock.unlock();
+    for (const InFlight& call : ended) {
+      call.done(error.ok() ? Finish(call, reply) : error);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace moe
