@@ -24,7 +24,10 @@ struct GrpcExpertDispatch::Call {
   int worker = 0;
   std::vector<int32_t> rows;  // batch row of each request row
   std::vector<std::vector<std::pair<int32_t, float>>> experts;  // per row
-  v1::ComputeRequest request;
+  // The call as an activation link sends it; its `compute` is the request
+  // of a Compute RPC.
+  v1::LinkRequest link_request;
+  v1::ComputeRequest& request = *link_request.mutable_compute();
   v1::ComputeResponse response;
   grpc::ClientContext context;
   grpc::Status status;
@@ -346,7 +349,7 @@ std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
     };
     if (worker.link) {
       worker.link->Call(
-          raw->request, call->deadline, &raw->response,
+          raw->link_request, call->deadline, &raw->response,
           [finish](absl::Status status) { finish(ToGrpcStatus(status)); });
     } else {
       worker.stub->async()->Compute(&raw->context, &raw->request,

@@ -37,14 +37,12 @@ absl::Status WorkerLink::LinkError(const absl::Status& status) const {
       absl::StrCat("the activation link broke: ", status.message()));
 }
 
-void WorkerLink::Call(const v1::ComputeRequest& request, absl::Time deadline,
+void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
                       v1::ComputeResponse* response,
                       std::function<void(absl::Status)> done) {
-  v1::LinkRequest message;
-  *message.mutable_compute() = request;
   const absl::Time now = absl::Now();
   if (deadline != absl::InfiniteFuture()) {
-    message.set_timeout_us(
+    request.set_timeout_us(
         std::max<int64_t>(1, absl::ToInt64Microseconds(deadline - now)));
   }
   absl::Status failed;
@@ -61,7 +59,7 @@ void WorkerLink::Call(const v1::ComputeRequest& request, absl::Time deadline,
       }
     }
     if (failed.ok()) {
-      failed = link_->Send(message.SerializeAsString());
+      failed = link_->Send(request.SerializeAsString());
       if (failed.ok()) {
         in_flight_.push_back(
             {link_, now + reply_timeout_, response, std::move(done)});

@@ -31,10 +31,11 @@ class WorkerLink {
   // Closes the link; calls in flight fail with UNAVAILABLE.
   ~WorkerLink();
 
-  // Sends `request` and returns; `done` is called once, from another thread
-  // (or from this one when the call cannot be sent), with the reply in
-  // `response` or an error. `deadline` tells the worker when to drop it.
-  void Call(const v1::ComputeRequest& request, absl::Time deadline,
+  // Sends `request` (setting its timeout from `deadline`, which tells the
+  // worker when to drop it) and returns; `done` is called once, from another
+  // thread (or from this one when the call cannot be sent), with the reply in
+  // `response` or an error.
+  void Call(v1::LinkRequest& request, absl::Time deadline,
             v1::ComputeResponse* response,
             std::function<void(absl::Status)> done);
 

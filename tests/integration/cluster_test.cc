@@ -18,6 +18,8 @@
 #include "gtest/gtest.h"
 #include "moe/v1/expert.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
+#include "protos/grpc_message_link.h"
+#include "protos/tensor_codec.h"
 #include "router_service/generation.h"
 #include "router_service/grpc_expert_dispatch.h"
 #include "router_service/local_expert_dispatch.h"
@@ -333,6 +335,64 @@ TEST_P(ClusterTest, CpuWorkerRefusesAnNcclLink) {
   const grpc::Status status = stub->OpenNccl(&context, request, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_HAS_SUBSTR(status.error_message(), "computes on the CPU");
+}
+
+// A worker answers every frame on an activation link, in order: a frame that
+// is not a LinkRequest and a call it cannot compute get errors naming what is
+// wrong, and the calls around them their results.
+TEST_P(ClusterTest, WorkerAnswersEveryLinkFrameInOrder) {
+  const auto held = cluster_.plan.ExpertsOf(0);
+  ASSERT_FALSE(held.empty());
+  const auto [layer, expert] = held.front();
+  std::vector<float> x(spec_.hidden);
+  for (int k = 0; k < spec_.hidden; ++k) x[k] = 0.02f * (k % 13) - 0.1f;
+  v1::LinkRequest good;
+  good.mutable_compute()->set_layer(layer);
+  EncodeTensor(x.data(), 1, spec_.hidden, v1::ACTIVATION_DTYPE_FP32,
+               good.mutable_compute()->mutable_rows());
+  good.mutable_compute()->add_assignments_per_row(1);
+  good.mutable_compute()->add_expert_ids(expert);
+  good.mutable_compute()->add_expert_weights(1.0f);
+  v1::LinkRequest bad_layer = good;
+  bad_layer.mutable_compute()->set_layer(spec_.layers);
+
+  auto stub = v1::ExpertLink::NewStub(grpc::CreateChannel(
+      cluster_.worker_addresses[0], grpc::InsecureChannelCredentials()));
+  std::unique_ptr<MessageLink> link = OpenGrpcStreamLink(*stub);
+  for (const std::string& frame :
+       {good.SerializeAsString(), std::string("\xff\xff not a request"),
+        bad_layer.SerializeAsString(), good.SerializeAsString()}) {
+    ASSERT_TRUE(link->Send(frame).ok());
+  }
+  std::vector<v1::LinkReply> replies(4);
+  for (v1::LinkReply& reply : replies) {
+    absl::StatusOr<std::string> frame =
+        link->Receive(absl::Now() + absl::Seconds(10));
+    ASSERT_TRUE(frame.ok()) << frame.status();
+    ASSERT_TRUE(reply.ParseFromString(*frame));
+  }
+  EXPECT_EQ(replies[1].status_code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_HAS_SUBSTR(replies[1].status_message(), "link frame");
+  EXPECT_EQ(replies[2].status_code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_HAS_SUBSTR(replies[2].status_message(), "layer: ");
+
+  std::vector<float> expected(spec_.hidden);
+  std::vector<RowFailure> none;
+  const ExpertAssignment assignment{0, expert, 1.0f};
+  ASSERT_TRUE(local_
+                  ->Compute({layer, x.data(), 1, {&assignment, 1}, {}},
+                            expected.data(), none)
+                  .ok());
+  for (int i : {0, 3}) {
+    ASSERT_EQ(replies[i].status_code(), 0) << replies[i].status_message();
+    std::vector<float> out;
+    ASSERT_TRUE(DecodeTensor(replies[i].compute().output(), "output",
+                             spec_.hidden, &out)
+                    .ok());
+    EXPECT_EQ(out, expected) << "reply " << i;
+  }
 }
 
 TEST_P(ClusterTest, Bf16ActivationsStayClose) {

@@ -116,8 +116,8 @@ class WorkerLinkTest : public ::testing::Test {
   std::unique_ptr<Pending> Call(WorkerLink& link, int layer,
                                 absl::Time deadline = absl::InfiniteFuture()) {
     auto pending = std::make_unique<Pending>();
-    v1::ComputeRequest request;
-    request.set_layer(layer);
+    v1::LinkRequest request;
+    request.mutable_compute()->set_layer(layer);
     Pending* raw = pending.get();
     link.Call(request, deadline, &raw->response,
               [raw](absl::Status status) { raw->status.set_value(status); });
