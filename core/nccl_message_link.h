@@ -11,7 +11,7 @@
 namespace moe {
 
 // A new NCCL unique id (its 128 bytes) for one direction of a link. Builds
-// without CUDA answer FAILED_PRECONDITION.
+// without CUDA or NCCL answer FAILED_PRECONDITION.
 absl::StatusOr<std::string> NewNcclLinkId();
 
 // One end of a link between two GPUs over NCCL point-to-point (see

@@ -1,4 +1,4 @@
-// NCCL links in a build without CUDA.
+// NCCL links in a build without CUDA or NCCL.
 #include "core/nccl_message_link.h"
 
 namespace moe {
@@ -6,7 +6,7 @@ namespace {
 
 absl::Status NoNccl() {
   return absl::FailedPreconditionError(
-      "NCCL links need a build with CUDA (this one has none)");
+      "NCCL links need a build with CUDA and NCCL (this one lacks them)");
 }
 
 }  // namespace

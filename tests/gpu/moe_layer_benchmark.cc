@@ -1,9 +1,10 @@
 // One Skywork-MoE layer on one GPU (hidden 4608, 36 heads of 128, intermediate
-// 12288, 16 FP8 experts, top-2): its attention part (RMSNorm, BF16 q/k/v/o
-// products, rotary embedding, paged BF16 KV cache, attention) at a context of
-// 2048 per sequence, and its expert part, beside the device's own ceilings
-// measured in the same run: device-to-device copy bandwidth and the FP8 and
-// BF16 matmul rates through cuBLASLt. Prints tables; see docs/BENCHMARKS.md.
+// 12288, 16 FP8 experts, top-2): its attention part (the router's RouterLayer:
+// RMSNorm, BF16 q/k/v/o products, rotary embedding, paged BF16 KV cache,
+// attention, gate and top-2) at a context of 2048 per sequence, and its expert
+// part, beside the device's own ceilings measured in the same run:
+// device-to-device copy bandwidth and the FP8 and BF16 matmul rates through
+// cuBLASLt. Prints tables; see docs/BENCHMARKS.md.
 //
 // usage: moe_layer_benchmark [--quick]   (--quick: small shapes, a smoke run)
 #include <cuda_runtime.h>
@@ -18,16 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "core/cuda/convert.h"
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_buffer.h"
 #include "core/cuda/device_info.h"
 #include "core/cuda/gpu_experts.h"
 #include "core/cuda/lt_matmul.h"
-#include "core/cuda/paged_attention.h"
 #include "core/cuda/paged_kv.h"
-#include "core/cuda/rms_norm.h"
-#include "core/cuda/rotary.h"
+#include "core/cuda/router_layer.h"
 
 namespace moe::cuda {
 namespace {
@@ -143,12 +141,14 @@ T* Upload(DeviceBuffer& buffer, const std::vector<T>& host) {
   return buffer.get<T>();
 }
 
-// The attention part for `tokens` rows: `tokens` decode rows of as many
-// sequences at position context - 1, or (prefill) one sequence's first
-// `tokens` positions. The KV pools hold a non-zero constant where no row
-// wrote (the speed does not depend on the values).
-void TimeAttention(const Shape& shape, LtMatmul& matmul, int64_t tokens,
-                   bool prefill, double bandwidth, double bf16_rate) {
+// The router's part of the layer (RouterLayer: RMSNorm, BF16 q/k/v/o
+// products, rotary embedding, paged KV cache, attention, residual,
+// post-attention RMSNorm, gate and top-2) for `tokens` rows: `tokens` decode
+// rows of as many sequences at position context - 1, or (prefill) one
+// sequence's first `tokens` positions. The KV pools hold a non-zero constant
+// where no row wrote (the speed does not depend on the values).
+void TimeAttention(const Shape& shape, int64_t tokens, bool prefill,
+                   double bandwidth, double bf16_rate) {
   const int64_t h = shape.hidden, rows = tokens;
   const int64_t sequences = prefill ? 1 : tokens;
   const int64_t positions = prefill ? tokens : shape.context;
@@ -164,8 +164,8 @@ void TimeAttention(const Shape& shape, LtMatmul& matmul, int64_t tokens,
   }
   for (int64_t s = 0; s < sequences; ++s) offsets[s] = s * blocks_per_sequence;
   for (size_t b = 0; b < tables.size(); ++b) tables[b] = int32_t(b);
-  DeviceBuffer meta[4], x, norm_weight, xn, weights, q, k, v, attn, attn_bf16,
-      o, key_pool, value_pool;
+  DeviceBuffer meta[4], x, norms, weights, expert_input, expert_ids,
+      expert_weights, key_pool, value_pool;
   const PagedBatch batch{int(rows), Upload(meta[0], row_sequences),
                          Upload(meta[1], row_positions),
                          Upload(meta[2], offsets), Upload(meta[3], tables)};
@@ -179,49 +179,39 @@ void TimeAttention(const Shape& shape, LtMatmul& matmul, int64_t tokens,
   std::normal_distribution<float> normal;
   for (float& value : host_x) value = normal(engine);
   Upload(x, host_x);
-  Upload(norm_weight, RandomBytes(h * 2, 3));
-  Upload(weights, RandomBytes(4 * h * h * 2, 4));  // q, k, v, o: BF16
-  for (DeviceBuffer* buffer : {&q, &k, &v, &attn, &o})
-    CheckCuda(buffer->Reserve(rows * h * 4), "activations");
-  CheckCuda(xn.Reserve(rows * h * 2), "activations");
-  CheckCuda(attn_bf16.Reserve(rows * h * 2), "activations");
+  Upload(norms, RandomBytes(2 * h * 2, 3));
+  // q, k, v, o [h, h] and the gate [experts, h], BF16.
+  Upload(weights, RandomBytes((4 * h + shape.experts) * h * 2, 4));
+  CheckCuda(expert_input.Reserve(rows * h * 4), "expert input");
+  CheckCuda(expert_ids.Reserve(rows * 2 * 4), "expert ids");
+  CheckCuda(expert_weights.Reserve(rows * 2 * 4), "expert weights");
 
+  RouterLayerShape layer_shape;
+  layer_shape.hidden = int(h);
+  layer_shape.heads = layer_shape.kv_heads = shape.heads;
+  layer_shape.head_dim = shape.head_dim;
+  layer_shape.gating = {shape.experts, 2, /*use_logits_norm=*/true, 1.0f};
   std::string error;
-  auto product = [&](int index, const void* in, DeviceBuffer& out) {
-    Check(
-        matmul.Run(GemmInput::kBf16, weights.get<uint8_t>() + index * h * h * 2,
-                   in, out.get<float>(), h, rows, h, nullptr, &error),
-        error);
-  };
+  auto layer = RouterLayer::Create(layer_shape, int(rows), &error);
+  Check(layer != nullptr, error);
+  const auto* w = weights.get<__nv_bfloat16>();
+  const RouterLayerWeights layer_weights{norms.get<__nv_bfloat16>(),
+                                         w,
+                                         w + h * h,
+                                         w + 2 * h * h,
+                                         w + 3 * h * h,
+                                         norms.get<__nv_bfloat16>() + h,
+                                         w + 4 * h * h};
+  const RoutedRows routed{expert_input.get<float>(), expert_ids.get<int32_t>(),
+                          expert_weights.get<float>()};
   const double seconds = MedianSeconds(3, 20, [&] {
-    CheckCuda(RmsNorm(x.get<float>(), int(rows), int(h),
-                      norm_weight.get<__nv_bfloat16>(), 1e-6f,
-                      xn.get<__nv_bfloat16>(), nullptr),
-              "rms norm");
-    product(0, xn.get(), q);
-    product(1, xn.get(), k);
-    product(2, xn.get(), v);
-    CheckCuda(
-        ApplyRotary(q.get<float>(), int(rows), shape.heads, shape.head_dim,
-                    batch.row_positions, 10000.0, nullptr),
-        "rotary q");
-    CheckCuda(
-        ApplyRotary(k.get<float>(), int(rows), shape.heads, shape.head_dim,
-                    batch.row_positions, 10000.0, nullptr),
-        "rotary k");
-    CheckCuda(WritePagedKv(k.get<float>(), v.get<float>(), batch, layout,
-                           key_pool.get<__nv_bfloat16>(),
-                           value_pool.get<__nv_bfloat16>(), nullptr),
-              "kv write");
-    CheckCuda(PagedAttention(q.get<float>(), shape.heads, 0, batch, layout,
-                             key_pool.get<__nv_bfloat16>(),
-                             value_pool.get<__nv_bfloat16>(), attn.get<float>(),
-                             nullptr),
-              "attention");
-    CheckCuda(ConvertToBf16(attn.get<float>(), rows * h,
-                            attn_bf16.get<__nv_bfloat16>(), nullptr),
-              "convert");
-    product(3, attn_bf16.get(), o);
+    // The residual rows drift from run to run; the speed does not depend
+    // on their values.
+    Check(layer->AttendAndRoute(layer_weights, x.get<float>(), batch, layout,
+                                key_pool.get<__nv_bfloat16>(),
+                                value_pool.get<__nv_bfloat16>(), routed,
+                                nullptr, &error),
+          error);
     CheckCuda(cudaDeviceSynchronize(), "attention part");
   });
   // Keys and values read: every row reads its sequence's positions [0, p];
@@ -230,8 +220,9 @@ void TimeAttention(const Shape& shape, LtMatmul& matmul, int64_t tokens,
   for (int64_t r = 0; r < rows; ++r) score_positions += row_positions[r] + 1;
   const double kv_positions = prefill ? double(positions) : score_positions;
   const double kv_row_bytes = 2.0 * shape.heads * shape.head_dim * 2;
-  const double bytes = 4.0 * h * h * 2 + kv_positions * kv_row_bytes;
-  const double flops = 2.0 * 4 * h * h * rows +
+  const double bytes =
+      (4.0 * h + shape.experts) * h * 2 + kv_positions * kv_row_bytes;
+  const double flops = 2.0 * (4 * h + shape.experts) * h * rows +
                        4.0 * score_positions * shape.heads * shape.head_dim;
   std::printf("%8s %8lld %10.3f %10.0f %10.2f %10.1f %12.2f\n",
               prefill ? "prefill" : "decode", static_cast<long long>(tokens),
@@ -263,13 +254,13 @@ void Run(const Shape& shape) {
       static_cast<long long>(shape.gemm_size));
 
   std::printf(
-      "\nAttention part (BF16 products, BF16 paged KV cache, context "
-      "%d per decode sequence)\n",
+      "\nAttention part, with the gate (BF16 products, BF16 paged KV cache, "
+      "context %d per decode sequence)\n",
       shape.context);
   std::printf("%8s %8s %10s %10s %10s %10s %12s\n", "kind", "tokens", "time ms",
               "GB/s", "x bw bound", "TFLOP/s", "x FLOP bound");
   for (int64_t tokens : shape.batches) {
-    TimeAttention(shape, *matmul, tokens, tokens > 256, bandwidth, bf16_rate);
+    TimeAttention(shape, tokens, tokens > 256, bandwidth, bf16_rate);
   }
 
   auto experts = GpuExperts::Create(
