@@ -12,7 +12,7 @@
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
-#include "router_service/model_runner.h"
+#include "router_service/cpu_model_runner.h"
 #include "router_service/router_rpc_service.h"
 #include "tools/command_line.h"
 
@@ -44,7 +44,7 @@ absl::Status Serve() {
         "--max-batch and --max-queue must be >= 1");
   }
   MOE_RETURN_IF_ERROR(moe::ApplyEngineFlags(engine_options));
-  moe::ModelRunner runner(*backend.weights, *backend.dispatch, pool,
+  moe::CpuModelRunner runner(*backend.weights, *backend.dispatch, pool,
                           runner_options);
   moe::BatchEngine engine(runner, engine_options);
   moe::RouterRpcService service(engine, runner.config(), backend.remote);

@@ -7,9 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/model_weights.h"
-#include "core/thread_pool.h"
-#include "router_service/expert_dispatch.h"
+#include "core/model_config.h"
+#include "router_service/kv_block_pool.h"
 #include "router_service/kv_cache.h"
 
 namespace moe {
@@ -49,25 +48,20 @@ struct SequenceStep {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
-// The forward pass of the MoE transformer for one sequence: embeddings, per
-// layer RMSNorm, attention over the sequence's KV cache, RMSNorm, top-k
-// gating and the experts through an ExpertDispatch, then the final norm and
-// the LM head. Prefill and decode are the same call: `tokens` continue the
-// sequence held in the cache. Several sequences run as one batch: every
-// matrix (and each layer's expert dispatch) sees all their rows at once;
-// only attention is per sequence. With two micro-batches, each layer's
-// expert dispatch of one overlaps the other's attention (ping-pong).
+// The forward pass of the MoE transformer over a batch of sequences, as the
+// engine drives it: on the CPU (CpuModelRunner) or the router's GPU
+// (GpuModelRunner). Prefill and decode are the same call: each step's tokens
+// continue the sequence held in its cache, whose blocks come from kv_pool().
 class ModelRunner {
  public:
-  ModelRunner(const ModelWeights& weights, ExpertDispatch& experts,
-              ThreadPool& pool, const ModelRunnerOptions& options = {});
+  virtual ~ModelRunner() = default;
 
-  const ModelConfig& config() const { return weights_.config(); }
+  virtual const ModelConfig& config() const = 0;
 
   // The KV cache's blocks, shared by every sequence of this runner.
-  KvBlockPool& kv_pool() { return kv_pool_; }
+  virtual KvBlockPool& kv_pool() = 0;
   // An empty cache that takes its blocks from kv_pool().
-  SequenceKvCache NewCache() { return SequenceKvCache(kv_pool_); }
+  SequenceKvCache NewCache() { return SequenceKvCache(kv_pool()); }
 
   // Runs `tokens` at positions [cache.length(), cache.length() + n) and
   // extends the cache (taking blocks from the pool as needed). Returns
@@ -81,32 +75,17 @@ class ModelRunner {
   // or n, vocab], or an error (bad tokens, context overflow, or an expert
   // worker its rows needed failed) that leaves its cache as it was and does
   // not affect the other steps.
-  std::vector<absl::StatusOr<std::vector<float>>> ForwardBatch(
-      std::span<const SequenceStep> steps);
+  virtual std::vector<absl::StatusOr<std::vector<float>>> ForwardBatch(
+      std::span<const SequenceStep> steps) = 0;
 
   // Rows routed to each (layer, expert) since construction, [layers x experts].
-  const std::vector<int64_t>& routed_counts() const { return routed_counts_; }
-  const RunnerCounters& counters() const { return counters_; }
+  virtual const std::vector<int64_t>& routed_counts() const = 0;
+  virtual const RunnerCounters& counters() const = 0;
 
- private:
-  struct MicroBatch;
+ protected:
+  // Checks a step's tokens and context length against the model and
+  // reserves the cache blocks its positions need.
   absl::Status CheckStep(const SequenceStep& step) const;
-  // The members of a batch split into micro-batches of about equal rows.
-  std::vector<MicroBatch> Split(std::span<const SequenceStep> steps,
-                                std::vector<size_t> valid) const;
-  // One layer up to the experts: attention with its residual, then the
-  // normalized rows and their expert assignments for the dispatch.
-  void AttendAndRoute(int layer, MicroBatch& batch);
-  // Adds the layer's expert results (or records the rows that failed).
-  void AddExperts(MicroBatch& batch, PendingExperts& pending);
-
-  const ModelWeights& weights_;
-  ExpertDispatch& experts_;
-  ThreadPool& pool_;
-  const ModelRunnerOptions options_;
-  KvBlockPool kv_pool_;
-  std::vector<int64_t> routed_counts_;
-  RunnerCounters counters_;
 };
 
 }  // namespace moe

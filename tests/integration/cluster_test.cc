@@ -20,6 +20,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "protos/grpc_message_link.h"
 #include "protos/tensor_codec.h"
+#include "router_service/cpu_model_runner.h"
 #include "router_service/generation.h"
 #include "router_service/grpc_expert_dispatch.h"
 #include "router_service/local_expert_dispatch.h"
@@ -248,7 +249,7 @@ class ClusterWithReference {
     ASSERT_TRUE(weights.ok()) << weights.status();
     weights_ = std::move(*weights);
     local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
-    embedded_ = std::make_unique<ModelRunner>(*weights_, *local_, pool_);
+    embedded_ = std::make_unique<CpuModelRunner>(*weights_, *local_, pool_);
   }
 
   TestModelSpec spec_;
@@ -280,7 +281,7 @@ class ClusterTest : public ::testing::TestWithParam<Architecture>,
                                               cluster_.Endpoints(), options);
     ASSERT_TRUE(remote.ok()) << remote.status();
     ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
-    ModelRunner distributed(**dense, **remote, pool_);
+    CpuModelRunner distributed(**dense, **remote, pool_);
 
     EXPECT_LE(LogitsError(*embedded_, distributed, Prompt(40, 5),
                           LogitsFor::kAllTokens),
@@ -401,7 +402,7 @@ TEST_P(ClusterTest, Bf16ActivationsStayClose) {
   auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
                                             cluster_.Endpoints(), options);
   ASSERT_TRUE(remote.ok()) << remote.status();
-  ModelRunner distributed(*weights_, **remote, pool_);
+  CpuModelRunner distributed(*weights_, **remote, pool_);
   const double error = LogitsError(*embedded_, distributed, Prompt(12, 8),
                                    LogitsFor::kLastToken);
   EXPECT_LE(error, 2e-2);
@@ -723,7 +724,7 @@ TEST_P(GpuClusterTest, LogitsStayCloseToTheCpuEngine) {
                                             cluster_.Endpoints(), {});
   ASSERT_TRUE(remote.ok()) << remote.status();
   ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
-  ModelRunner distributed(*weights_, **remote, pool_);
+  CpuModelRunner distributed(*weights_, **remote, pool_);
   const double error = LogitsError(*embedded_, distributed, Prompt(24, 4),
                                    LogitsFor::kAllTokens);
   EXPECT_LE(error, fp8() ? 1e-1 : 2e-2);

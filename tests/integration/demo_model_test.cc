@@ -13,7 +13,7 @@
 #include "core/tokenizer.h"
 #include "router_service/generation.h"
 #include "router_service/local_expert_dispatch.h"
-#include "router_service/model_runner.h"
+#include "router_service/cpu_model_runner.h"
 #include "tests/unit/dense_llama_reference.h"
 #include "tools/upcycle.h"
 
@@ -32,7 +32,7 @@ struct Engine {
     if (!loaded.ok()) return;
     weights = std::move(*loaded);
     dispatch = std::make_unique<LocalExpertDispatch>(*weights, pool);
-    runner = std::make_unique<ModelRunner>(*weights, *dispatch, pool);
+    runner = std::make_unique<CpuModelRunner>(*weights, *dispatch, pool);
   }
 
   // Teacher-forced logits [tokens x vocab].

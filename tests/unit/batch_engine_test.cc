@@ -4,6 +4,7 @@
 // against the same request generated alone, and the KV pool must be whole
 // again once the engine is idle.
 #include "router_service/batch_engine.h"
+#include "router_service/cpu_model_runner.h"
 
 #include <gtest/gtest.h>
 
@@ -72,7 +73,7 @@ class BatchEngineTest : public ::testing::Test {
                                     c.num_kv_heads * c.head_dim *
                                     static_cast<int64_t>(sizeof(float));
     options.micro_batches = micro_batches;
-    return std::make_unique<ModelRunner>(*weights_, *dispatch_, pool_, options);
+    return std::make_unique<CpuModelRunner>(*weights_, *dispatch_, pool_, options);
   }
 
   // The request generated alone, one sequence at a time.

@@ -11,7 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "router_service/generation.h"
 #include "router_service/local_expert_dispatch.h"
-#include "router_service/model_runner.h"
+#include "router_service/cpu_model_runner.h"
 #include "tests/unit/reference_model.h"
 #include "tests/unit/test_models.h"
 #include "tools/checkpoint_quantizer.h"
@@ -53,7 +53,7 @@ struct Engine {
     EXPECT_TRUE(loaded.ok()) << loaded.status();
     weights = std::move(*loaded);
     dispatch = std::make_unique<LocalExpertDispatch>(*weights, pool);
-    runner = std::make_unique<ModelRunner>(*weights, *dispatch, pool);
+    runner = std::make_unique<CpuModelRunner>(*weights, *dispatch, pool);
   }
   std::unique_ptr<ModelWeights> weights;
   std::unique_ptr<LocalExpertDispatch> dispatch;
@@ -287,7 +287,7 @@ TEST(EngineTest, MissingExpertIsAClearErrorAndLeavesTheCacheAlone) {
       }});
   ASSERT_TRUE(weights.ok()) << weights.status();
   LocalExpertDispatch dispatch(**weights, pool);
-  ModelRunner runner(**weights, dispatch, pool);
+  CpuModelRunner runner(**weights, dispatch, pool);
   SequenceKvCache cache = runner.NewCache();
   auto result =
       runner.Forward(RandomTokens(200, 400, 1), cache, LogitsFor::kLastToken);

@@ -11,7 +11,7 @@
 #include "core/quantize.h"
 #include "core/thread_pool.h"
 #include "router_service/local_expert_dispatch.h"
-#include "router_service/model_runner.h"
+#include "router_service/cpu_model_runner.h"
 #include "tests/unit/dense_llama_reference.h"
 #include "tests/unit/expect_has_substr.h"
 #include "tests/unit/gguf_test_file.h"
@@ -36,7 +36,7 @@ std::vector<float> EngineLogits(const std::string& directory) {
   EXPECT_TRUE(weights.ok()) << weights.status();
   if (!weights.ok()) return {};
   LocalExpertDispatch dispatch(**weights, pool);
-  ModelRunner runner(**weights, dispatch, pool);
+  CpuModelRunner runner(**weights, dispatch, pool);
   SequenceKvCache cache = runner.NewCache();
   auto logits = runner.Forward(kTokens, cache, LogitsFor::kAllTokens);
   EXPECT_TRUE(logits.ok()) << logits.status();

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
 #include "router_service/batch_generate.h"
+#include "router_service/cpu_model_runner.h"
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
@@ -181,7 +182,7 @@ absl::Status Run() {
                        PromptIds(tokenizer.get()));
   MOE_ASSIGN_OR_RETURN(const moe::ModelRunnerOptions runner_options,
                        moe::ModelRunnerOptionsFromFlags());
-  moe::ModelRunner runner(*weights, *backend.dispatch, pool, runner_options);
+  moe::CpuModelRunner runner(*weights, *backend.dispatch, pool, runner_options);
   if (!absl::GetFlag(FLAGS_logits_out).empty())
     return WriteLogits(runner, prompt);
   if (absl::GetFlag(FLAGS_batch) < 1) {
