@@ -37,13 +37,15 @@ grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext*,
                      "not NCCL")));
   }
   std::lock_guard<std::mutex> lock(nccl_mutex_);
-  // The router opens a new link only when it gave the old one up.
-  RetireNcclLink();
+  // Joined first, while the router waits for it; the old link (the router
+  // opens a new one only when it gave the old one up) is retired after,
+  // which waits for the answers it still owes.
   absl::StatusOr<std::unique_ptr<MessageLink>> link =
       ConnectNcclLink(device_, /*rank=*/1, request->worker_to_router_id(),
                       request->router_to_worker_id(),
                       absl::Milliseconds(request->connect_timeout_ms()));
   if (!link.ok()) return ToGrpcStatus(link.status());
+  RetireNcclLink();
   nccl_link_ = std::move(*link);
   nccl_server_ = std::thread([this, link = nccl_link_.get()] {
     ServeLink(*link, config_, identity_, queue_);

@@ -2,6 +2,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "router_service/cpu_model_runner.h"
+#include "router_service/gpu_model_runner.h"
 
 ABSL_FLAG(int64_t, kv_cache_mb, 1024,
           "memory of the paged KV cache (float32 keys and values), MiB");
@@ -9,11 +12,16 @@ ABSL_FLAG(int, kv_block_size, 16, "positions per KV cache block");
 ABSL_FLAG(int, micro_batches, 1,
           "1, or 2: split each step into two micro-batches whose attention "
           "and expert calls overlap (for experts on workers)");
+ABSL_FLAG(int, router_device, -1,
+          "GPU to run the forward pass on (attention, KV cache, gating, LM "
+          "head; CUDA device index); -1: the CPU");
 ABSL_FLAG(int, max_step_tokens, 512,
           "tokens one engine step computes: decodes first, then prompt "
           "chunks; at least the batch size");
 
 namespace moe {
+
+namespace {
 
 absl::StatusOr<ModelRunnerOptions> ModelRunnerOptionsFromFlags() {
   ModelRunnerOptions options;
@@ -29,6 +37,19 @@ absl::StatusOr<ModelRunnerOptions> ModelRunnerOptionsFromFlags() {
     return absl::InvalidArgumentError("--micro-batches must be 1 or 2");
   }
   return options;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunnerFromFlags(
+    const ModelWeights& weights, ExpertDispatch& experts, ThreadPool& pool) {
+  MOE_ASSIGN_OR_RETURN(const ModelRunnerOptions options,
+                       ModelRunnerOptionsFromFlags());
+  const int device = absl::GetFlag(FLAGS_router_device);
+  if (device < 0) {
+    return std::make_unique<CpuModelRunner>(weights, experts, pool, options);
+  }
+  return NewGpuModelRunner(weights, experts, device, options);
 }
 
 absl::Status ApplyEngineFlags(EngineOptions& options) {

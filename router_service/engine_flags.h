@@ -1,14 +1,22 @@
 #ifndef MOE_ROUTER_SERVICE_ENGINE_FLAGS_H_
 #define MOE_ROUTER_SERVICE_ENGINE_FLAGS_H_
 
+#include <memory>
+
 #include "absl/status/statusor.h"
+#include "core/model_weights.h"
+#include "core/thread_pool.h"
 #include "router_service/batch_engine.h"
+#include "router_service/expert_dispatch.h"
 #include "router_service/model_runner.h"
 
 namespace moe {
 
-// --kv-cache-mb, --kv-block-size and --micro-batches, checked.
-absl::StatusOr<ModelRunnerOptions> ModelRunnerOptionsFromFlags();
+// The forward pass the flags ask for: on the CPU, or on the GPU
+// --router-device names, with --kv-cache-mb, --kv-block-size and
+// --micro-batches (checked).
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunnerFromFlags(
+    const ModelWeights& weights, ExpertDispatch& experts, ThreadPool& pool);
 
 // --max-step-tokens into `options` (whose max_batch is set), checked.
 absl::Status ApplyEngineFlags(EngineOptions& options);

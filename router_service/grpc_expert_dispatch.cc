@@ -109,6 +109,12 @@ absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
   // default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A worker whose host vanished without closing its connections (a crash,
+  // a partition) is noticed within seconds, also by an idle activation
+  // link whose next write would otherwise wait for TCP to give up.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (const WorkerSpec& spec : plan.workers) {
     auto it = by_id.find(spec.id);
     if (it == by_id.end()) {

@@ -28,6 +28,9 @@ class SequenceKvCache {
     return static_cast<int64_t>(blocks_.size()) * pool_->block_size();
   }
   int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
+  // Its block ids in position order (block j holds positions
+  // [j * block_size, (j + 1) * block_size)).
+  const std::vector<int32_t>& blocks() const { return blocks_; }
   // Blocks it would take from the pool to hold `length` positions.
   int64_t BlocksNeeded(int64_t length) const {
     return std::max<int64_t>(0, pool_->BlocksFor(length) - num_blocks());

@@ -12,7 +12,6 @@
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
-#include "router_service/cpu_model_runner.h"
 #include "router_service/router_rpc_service.h"
 #include "tools/command_line.h"
 
@@ -34,8 +33,6 @@ absl::Status Serve() {
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
                        moe::OpenExpertBackend(model, backend_options, pool));
-  MOE_ASSIGN_OR_RETURN(const moe::ModelRunnerOptions runner_options,
-                       moe::ModelRunnerOptionsFromFlags());
   moe::EngineOptions engine_options;
   engine_options.max_batch = absl::GetFlag(FLAGS_max_batch);
   engine_options.max_queue = absl::GetFlag(FLAGS_max_queue);
@@ -44,10 +41,11 @@ absl::Status Serve() {
         "--max-batch and --max-queue must be >= 1");
   }
   MOE_RETURN_IF_ERROR(moe::ApplyEngineFlags(engine_options));
-  moe::CpuModelRunner runner(*backend.weights, *backend.dispatch, pool,
-                          runner_options);
-  moe::BatchEngine engine(runner, engine_options);
-  moe::RouterRpcService service(engine, runner.config(), backend.remote);
+  MOE_ASSIGN_OR_RETURN(
+      std::unique_ptr<moe::ModelRunner> runner,
+      moe::ModelRunnerFromFlags(*backend.weights, *backend.dispatch, pool));
+  moe::BatchEngine engine(*runner, engine_options);
+  moe::RouterRpcService service(engine, runner->config(), backend.remote);
   // Streams still open at the end get UNAVAILABLE when the engine stops.
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
                                    "moe-router");

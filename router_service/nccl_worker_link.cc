@@ -32,6 +32,9 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
       ConnectNcclLink(device, /*rank=*/0, to_worker, to_router, timeout);
   const grpc::Status worker_joined = answered.get_future().get();
   if (!worker_joined.ok()) {
+    // Our end may have joined: abort it rather than wait for a clean close
+    // the worker will not make.
+    if (link.ok()) (*link)->Close();
     const absl::Status status = FromGrpcStatus(worker_joined);
     return absl::Status(
         status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));

@@ -40,11 +40,6 @@ absl::Status WorkerLink::LinkError(const absl::Status& status) const {
 void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
                       v1::ComputeResponse* response,
                       std::function<void(absl::Status)> done) {
-  const absl::Time now = absl::Now();
-  if (deadline != absl::InfiniteFuture()) {
-    request.set_timeout_us(
-        std::max<int64_t>(1, absl::ToInt64Microseconds(deadline - now)));
-  }
   absl::Status failed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -59,6 +54,12 @@ void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
       }
     }
     if (failed.ok()) {
+      // Timed from here: opening the link may have taken a while.
+      const absl::Time now = absl::Now();
+      if (deadline != absl::InfiniteFuture()) {
+        request.set_timeout_us(
+            std::max<int64_t>(1, absl::ToInt64Microseconds(deadline - now)));
+      }
       failed = link_->Send(request.SerializeAsString());
       if (failed.ok()) {
         in_flight_.push_back(

@@ -10,6 +10,11 @@ namespace moe::cuda {
 
 // Device memory that grows on demand and is freed on destruction; its
 // contents do not survive growth (scratch space for one computation).
+// Allocated and freed in the order of the legacy default stream
+// (cudaMallocAsync / cudaFreeAsync), never with cudaFree, which waits for
+// the whole device: an NCCL receive parked on another stream would then
+// hold it up until the peer sends. Callers grow a buffer only while no
+// other stream uses it.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
@@ -18,15 +23,19 @@ class DeviceBuffer {
   DeviceBuffer(DeviceBuffer&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
         bytes_(std::exchange(other.bytes_, 0)) {}
-  ~DeviceBuffer() { cudaFree(data_); }
+  ~DeviceBuffer() {
+    if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
+  }
 
   // Makes room for at least `bytes`.
   cudaError_t Reserve(size_t bytes) {
     if (bytes <= bytes_) return cudaSuccess;
-    cudaFree(data_);
+    if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
     data_ = nullptr;
     bytes_ = 0;
-    const cudaError_t status = cudaMalloc(&data_, bytes);
+    cudaError_t status = cudaMallocAsync(&data_, bytes, nullptr);
+    // Other streams may use the memory once the allocation has happened.
+    if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
     if (status == cudaSuccess) bytes_ = bytes;
     return status;
   }

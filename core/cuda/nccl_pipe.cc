@@ -195,6 +195,10 @@ bool NcclPipe::Join(ncclComm_t* comm, const std::string& id,
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   // Non-blocking, so that a peer that never comes cannot hang Connect.
   config.blocking = 0;
+  // A link's kernels wait for their peer for as long as it takes, many of
+  // them at once on the router's GPU (two per GPU worker): one block each
+  // keeps them from taking the SMs that every kernel needs to make progress.
+  config.maxCTAs = 1;
   std::lock_guard<std::mutex> lock(nccl_mutex_);
   ncclResult_t state = ncclCommInitRankConfig(comm, /*nranks=*/2, unique_id,
                                               options_.rank, &config);

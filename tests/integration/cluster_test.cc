@@ -684,6 +684,26 @@ TEST(WorkerDeviceTest, RefusesAGpuItDoesNotHave) {
   EXPECT_HAS_SUBSTR(worker->Stderr(), "--device 99");
 }
 
+// The router refuses, naming the flag, a GPU it does not have for its
+// forward pass, and NCCL links without its GPU.
+TEST(RouterDeviceTest, RefusesWhatItCannotUse) {
+  const std::string model_dir =
+      testing::MakeTestModel(Fp8Spec(Architecture::kMixtral));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--router-device", "99"}, "--router-device 99"},
+      {{"--activation-link", "nccl"}, "--nccl-device"}};
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-router"),
+                                     "--model", model_dir, "--threads", "1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto router = ChildProcess::Start(args, LogPrefix("router"));
+    ASSERT_TRUE(router.ok()) << router.status();
+    const int status = (*router)->Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+    EXPECT_HAS_SUBSTR((*router)->Stderr(), message);
+  }
+}
+
 int GpuCount() {
 #ifdef MOE_HAVE_CUDA
   return cuda::DeviceCount();

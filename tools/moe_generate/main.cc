@@ -13,7 +13,6 @@
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
 #include "router_service/batch_generate.h"
-#include "router_service/cpu_model_runner.h"
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
@@ -180,18 +179,18 @@ absl::Status Run() {
   }
   MOE_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt,
                        PromptIds(tokenizer.get()));
-  MOE_ASSIGN_OR_RETURN(const moe::ModelRunnerOptions runner_options,
-                       moe::ModelRunnerOptionsFromFlags());
-  moe::CpuModelRunner runner(*weights, *backend.dispatch, pool, runner_options);
+  MOE_ASSIGN_OR_RETURN(
+      std::unique_ptr<moe::ModelRunner> runner,
+      moe::ModelRunnerFromFlags(*weights, *backend.dispatch, pool));
   if (!absl::GetFlag(FLAGS_logits_out).empty())
-    return WriteLogits(runner, prompt);
+    return WriteLogits(*runner, prompt);
   if (absl::GetFlag(FLAGS_batch) < 1) {
     return absl::InvalidArgumentError("--batch must be >= 1");
   }
   if (absl::GetFlag(FLAGS_batch) > 1) {
-    return GenerateBatchStats(runner, backend, prompt);
+    return GenerateBatchStats(*runner, backend, prompt);
   }
-  return GenerateToStdout(runner, text_output ? tokenizer.get() : nullptr,
+  return GenerateToStdout(*runner, text_output ? tokenizer.get() : nullptr,
                           prompt);
 }
 

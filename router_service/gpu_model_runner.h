@@ -1,0 +1,30 @@
+#ifndef MOE_ROUTER_SERVICE_GPU_MODEL_RUNNER_H_
+#define MOE_ROUTER_SERVICE_GPU_MODEL_RUNNER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "core/model_weights.h"
+#include "router_service/expert_dispatch.h"
+#include "router_service/model_runner.h"
+
+namespace moe {
+
+// The forward pass on the router's GPU `device`: the dense weights (as
+// BF16), the paged KV cache (BF16) and the hidden rows live in its memory;
+// each layer's attention and gating run there (cuda::RouterLayer), the rows
+// routed to experts go to the host and through `experts`, and their sums come
+// back; the final norm and the LM head run there and only the wanted logits
+// come back for sampling. The whole batch moves through the layers at once
+// (no micro-batches). The KV cache holds as many blocks as
+// options.kv_cache's budget gives the CPU runner.
+//
+// FAILED_PRECONDITION in a build without CUDA, or without that GPU;
+// RESOURCE_EXHAUSTED when the weights and cache do not fit in its memory.
+absl::StatusOr<std::unique_ptr<ModelRunner>> NewGpuModelRunner(
+    const ModelWeights& weights, ExpertDispatch& experts, int device,
+    const ModelRunnerOptions& options = {});
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_SERVICE_GPU_MODEL_RUNNER_H_
