@@ -295,6 +295,20 @@ TEST(RouterLayerTest, SkyworkShapedLayerMatchesFloat64Reference) {
   CheckLayer(s, 50);
 }
 
+// Skywork-MoE's real layer: hidden 4608, 36 heads of 128 (no GQA), 16
+// experts, top-2 with the logit normalization.
+TEST(RouterLayerTest, SkyworkMoeLayerShapeMatchesFloat64Reference) {
+  MOE_SKIP_WITHOUT_GPU();
+  RouterLayerShape s;
+  s.hidden = 4608;
+  s.heads = s.kv_heads = 36;
+  s.head_dim = 128;
+  s.rope_theta = 10000.0;
+  s.rms_norm_eps = 1e-6f;
+  s.gating = {16, 2, /*use_logits_norm=*/true, 1.0f};
+  CheckLayer(s, 90);
+}
+
 TEST(RouterLayerTest, RefusesShapesItCannotRun) {
   MOE_SKIP_WITHOUT_GPU();
   std::string error;
