@@ -4,8 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/lifeline_link.h"
 #include "core/nccl_message_link.h"
 #include "core/status_macros.h"
+#include "protos/grpc_message_link.h"
 #include "protos/grpc_status.h"
 
 namespace moe {
@@ -39,7 +41,9 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
     return absl::Status(
         status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));
   }
-  return link;
+  if (!link.ok()) return link.status();
+  // The worker's death shows on a gRPC stream at once; NCCL would wait.
+  return WithLifeline(std::move(*link), OpenGrpcStreamLink(stub));
 }
 
 }  // namespace moe

@@ -13,7 +13,9 @@ namespace moe {
 // Opens an activation link to a GPU worker over NCCL: makes the unique ids
 // of its two communicators, hands them to the worker with ExpertLink.OpenNccl
 // and joins as rank 0 on `device` while the worker joins as rank 1. Fails
-// (naming the step) when either side could not join within `timeout`.
+// (naming the step) when either side could not join within `timeout`. The
+// link is watched over a gRPC stream to the worker (WithLifeline), so a
+// worker that dies fails the calls waiting for it at once.
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
     v1::ExpertLink::Stub& stub, int device, absl::Duration timeout);
 

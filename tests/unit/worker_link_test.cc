@@ -11,84 +11,23 @@
 #include <mutex>
 
 #include "tests/unit/expect_has_substr.h"
+#include "tests/unit/fake_message_link.h"
 
 namespace moe::testing {
 namespace {
 
-// An in-memory link whose far end the test plays: it reads what the router
-// sent and queues the worker's replies.
-class FakeLink : public MessageLink {
- public:
-  absl::Status Send(std::string_view message) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return absl::UnavailableError("closed");
-    sent_.emplace_back(message);
-    return absl::OkStatus();
+// The requests a fake worker received.
+std::vector<v1::LinkRequest> Requests(FakeLink& link) {
+  std::vector<v1::LinkRequest> requests;
+  for (const std::string& message : link.Sent()) {
+    EXPECT_TRUE(requests.emplace_back().ParseFromString(message));
   }
-  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const bool ready =
-        changed_.wait_until(lock, absl::ToChronoTime(deadline),
-                            [this] { return closed_ || !replies_.empty(); });
-    if (closed_) return absl::UnavailableError("the peer went away");
-    if (!ready) {
-      closed_ = true;
-      return absl::DeadlineExceededError("no reply");
-    }
-    std::string reply = std::move(replies_.front());
-    replies_.pop_front();
-    return reply;
-  }
-  void Close() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closed_ = true;
-    changed_.notify_all();
-  }
+  return requests;
+}
 
-  // The worker's side.
-  void Reply(const v1::LinkReply& reply) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    replies_.push_back(reply.SerializeAsString());
-    changed_.notify_all();
-  }
-  std::vector<v1::LinkRequest> Sent() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<v1::LinkRequest> requests(sent_.size());
-    for (size_t i = 0; i < sent_.size(); ++i) {
-      EXPECT_TRUE(requests[i].ParseFromString(sent_[i]));
-    }
-    return requests;
-  }
-  bool closed() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return closed_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<std::string> sent_;
-  std::deque<std::string> replies_;
-  bool closed_ = false;
-};
-
-// The WorkerLink's handle on a FakeLink the test keeps too: the WorkerLink
-// drops its links when they break.
-class SharedLink : public MessageLink {
- public:
-  explicit SharedLink(std::shared_ptr<FakeLink> link)
-      : link_(std::move(link)) {}
-  absl::Status Send(std::string_view message) override {
-    return link_->Send(message);
-  }
-  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
-    return link_->Receive(deadline);
-  }
-  void Close() override { link_->Close(); }
-
- private:
-  const std::shared_ptr<FakeLink> link_;
-};
+void Reply(FakeLink& link, const v1::LinkReply& reply) {
+  link.Deliver(reply.SerializeAsString());
+}
 
 // A WorkerLink whose opener hands out FakeLinks.
 class WorkerLinkTest : public ::testing::Test {
@@ -138,13 +77,13 @@ TEST_F(WorkerLinkTest, RepliesGoToTheirCallsInOrder) {
   std::vector<std::unique_ptr<Pending>> calls;
   for (int layer = 0; layer < 3; ++layer) calls.push_back(Call(*link, layer));
   FakeLink& fake = LinkNumber(0);
-  const std::vector<v1::LinkRequest> sent = fake.Sent();
+  const std::vector<v1::LinkRequest> sent = Requests(fake);
   ASSERT_EQ(sent.size(), 3u);
   for (int layer = 0; layer < 3; ++layer) {
     EXPECT_EQ(sent[layer].compute().layer(), layer);
     EXPECT_EQ(sent[layer].timeout_us(), 0);  // no deadline: no limit
   }
-  for (int layer = 0; layer < 3; ++layer) fake.Reply(ReplyWithWait(layer + 7));
+  for (int layer = 0; layer < 3; ++layer) Reply(fake, ReplyWithWait(layer + 7));
   for (int layer = 0; layer < 3; ++layer) {
     EXPECT_TRUE(calls[layer]->status.get_future().get().ok());
     EXPECT_EQ(calls[layer]->response.queue_wait_us(), layer + 7);
@@ -155,11 +94,11 @@ TEST_F(WorkerLinkTest, RepliesGoToTheirCallsInOrder) {
 TEST_F(WorkerLinkTest, TheDeadlineTravelsAsATimeout) {
   auto link = MakeLink(absl::Seconds(30));
   auto call = Call(*link, 0, absl::Now() + absl::Seconds(5));
-  const std::vector<v1::LinkRequest> sent = LinkNumber(0).Sent();
+  const std::vector<v1::LinkRequest> sent = Requests(LinkNumber(0));
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_GT(sent[0].timeout_us(), 4'000'000);
   EXPECT_LE(sent[0].timeout_us(), 5'000'000);
-  LinkNumber(0).Reply(ReplyWithWait(1));
+  Reply(LinkNumber(0), ReplyWithWait(1));
   EXPECT_TRUE(call->status.get_future().get().ok());
 }
 
@@ -171,8 +110,8 @@ TEST_F(WorkerLinkTest, AWorkerErrorFailsOnlyItsCall) {
   refused.set_status_code(
       static_cast<int>(absl::StatusCode::kFailedPrecondition));
   refused.set_status_message("expert 3 of layer 0 is not held");
-  LinkNumber(0).Reply(refused);
-  LinkNumber(0).Reply(ReplyWithWait(2));
+  Reply(LinkNumber(0), refused);
+  Reply(LinkNumber(0), ReplyWithWait(2));
   const absl::Status first_status = first->status.get_future().get();
   EXPECT_EQ(first_status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(first_status.message(), "expert 3 of layer 0 is not held");
@@ -194,8 +133,8 @@ TEST_F(WorkerLinkTest, ABrokenLinkFailsEveryCallInFlightAndIsOpenedAgain) {
   }
   auto third = Call(*link, 2);
   EXPECT_EQ(link->links_opened(), 2);
-  ASSERT_EQ(LinkNumber(1).Sent().size(), 1u);
-  LinkNumber(1).Reply(ReplyWithWait(3));
+  ASSERT_EQ(Requests(LinkNumber(1)).size(), 1u);
+  Reply(LinkNumber(1), ReplyWithWait(3));
   EXPECT_TRUE(third->status.get_future().get().ok());
   EXPECT_EQ(third->response.queue_wait_us(), 3);
 }
@@ -210,7 +149,7 @@ TEST_F(WorkerLinkTest, AnOverdueReplyBreaksTheLink) {
   // The late reply would belong to a call nobody waits for: a new link.
   auto next = Call(*link, 1);
   EXPECT_EQ(link->links_opened(), 2);
-  LinkNumber(1).Reply(ReplyWithWait(4));
+  Reply(LinkNumber(1), ReplyWithWait(4));
   EXPECT_TRUE(next->status.get_future().get().ok());
 }
 
