@@ -433,21 +433,14 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
   }
   status = cudaMemcpyAsync(header_host_, header_device_, kHeaderBytes,
                            cudaMemcpyDeviceToHost, receive_stream_);
-  if (status == cudaSuccess) {
-    status = cudaEventRecord(receive_event_, receive_stream_);
-  }
   if (status != cudaSuccess) {
     *error = cuda::CudaErrorText(status, "copying a header to the host");
     return Fail(ReceiveResult::kBroken);
   }
-  switch (Await(receive_event_, &receive_comm_, deadline,
-                "waiting for a message", error)) {
-    case WaitResult::kDone:
-      break;
-    case WaitResult::kTimeout:
-      return Fail(ReceiveResult::kTimeout);
-    case WaitResult::kFailed:
-      return Fail(ReceiveResult::kBroken);
+  if (const ReceiveResult waited =
+          AwaitReceived(deadline, "waiting for a message", error);
+      waited != ReceiveResult::kOk) {
+    return waited;
   }
   const uint64_t size = *header_host_;
   if (size == 0) {
@@ -482,19 +475,10 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
           Clock::now() + options_.connect_timeout, error)) {
     return Fail(ReceiveResult::kBroken);
   }
-  status = cudaEventRecord(receive_event_, receive_stream_);
-  if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "cudaEventRecord");
-    return Fail(ReceiveResult::kBroken);
-  }
-  switch (Await(receive_event_, &receive_comm_, deadline,
-                "waiting for the body of a message", error)) {
-    case WaitResult::kDone:
-      break;
-    case WaitResult::kTimeout:
-      return Fail(ReceiveResult::kTimeout);
-    case WaitResult::kFailed:
-      return Fail(ReceiveResult::kBroken);
+  if (const ReceiveResult waited =
+          AwaitReceived(deadline, "waiting for the body of a message", error);
+      waited != ReceiveResult::kOk) {
+    return waited;
   }
   // The body is complete on the device, so this copy waits for nothing
   // else. It goes straight into pageable memory: a pinned staging buffer
@@ -509,6 +493,25 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
     return Fail(ReceiveResult::kBroken);
   }
   return ReceiveResult::kOk;
+}
+
+NcclPipe::ReceiveResult NcclPipe::AwaitReceived(Clock::time_point deadline,
+                                                const char* what,
+                                                std::string* error) {
+  const cudaError_t status = cudaEventRecord(receive_event_, receive_stream_);
+  if (status != cudaSuccess) {
+    *error = cuda::CudaErrorText(status, "cudaEventRecord");
+    return Fail(ReceiveResult::kBroken);
+  }
+  switch (Await(receive_event_, &receive_comm_, deadline, what, error)) {
+    case WaitResult::kDone:
+      return ReceiveResult::kOk;
+    case WaitResult::kTimeout:
+      return Fail(ReceiveResult::kTimeout);
+    case WaitResult::kFailed:
+      break;
+  }
+  return Fail(ReceiveResult::kBroken);
 }
 
 NcclPipe::ReceiveResult NcclPipe::Fail(ReceiveResult result) {

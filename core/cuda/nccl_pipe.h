@@ -104,6 +104,10 @@ class NcclPipe {
   WaitResult Await(cudaEvent_t event, ncclComm_t* comm,
                    Clock::time_point deadline, const char* what,
                    std::string* error);
+  // Waits (until `deadline`) for the receive stream's work so far; kOk, or
+  // the pipe broken and how (kTimeout, kBroken).
+  ReceiveResult AwaitReceived(Clock::time_point deadline, const char* what,
+                              std::string* error);
   void Close();
   ReceiveResult Fail(ReceiveResult result);
 
