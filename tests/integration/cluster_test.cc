@@ -22,6 +22,7 @@
 #include "protos/tensor_codec.h"
 #include "router_service/cpu_model_runner.h"
 #include "router_service/generation.h"
+#include "router_service/gpu_model_runner.h"
 #include "router_service/grpc_expert_dispatch.h"
 #include "router_service/local_expert_dispatch.h"
 #include "tests/integration/child_process.h"
@@ -749,6 +750,22 @@ TEST_P(GpuClusterTest, LogitsStayCloseToTheCpuEngine) {
                                    LogitsFor::kAllTokens);
   EXPECT_LE(error, fp8() ? 1e-1 : 2e-2);
   EXPECT_GT(error, 0.0);  // the GPU did compute them
+}
+
+// The whole cluster on the GPU: the router's forward pass on GPU 0 (BF16
+// products and KV cache) with the GPU workers' experts, against the CPU
+// engine.
+TEST_P(GpuClusterTest, RouterOnTheGpuStaysCloseToTheCpuEngine) {
+  auto remote = GrpcExpertDispatch::Connect(cluster_.plan, spec_.hidden,
+                                            cluster_.Endpoints(), {});
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_TRUE((*remote)->AwaitWorkers(kStartTimeout).ok());
+  auto on_gpu = NewGpuModelRunner(*weights_, **remote, /*device=*/0);
+  ASSERT_TRUE(on_gpu.ok()) << on_gpu.status();
+  const double error =
+      LogitsError(*embedded_, **on_gpu, Prompt(24, 4), LogitsFor::kAllTokens);
+  EXPECT_LE(error, fp8() ? 1e-1 : 5e-2);
+  EXPECT_GT(error, 0.0);
 }
 
 // Greedy generation through the router with BF16 GPU experts gives the CPU
