@@ -25,7 +25,7 @@ if [[ -n "${GTEST_SOURCE:-}" ]]; then
 fi
 # NCCL for nccl_pipe_test: beside the CUDA toolkit, or PyTorch's wheel.
 if [[ ! -e /usr/local/cuda/include/nccl.h ]]; then
-  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)
+  nccl=$(python3 -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
   if [[ -n "$nccl" && -e "$nccl/include/nccl.h" ]]; then
     flags+=("-DMOE_NCCL_INCLUDE_DIR=$nccl/include"
             "-DMOE_NCCL_LIBRARY=$(ls "$nccl"/lib/libnccl.so* | head -1)")
