@@ -97,6 +97,9 @@ class GpuModelRunner : public ModelRunner {
         routed_counts_(static_cast<size_t>(weights.config().num_layers) *
                        weights.config().num_experts) {}
 
+  // Its device memory is freed on its device.
+  ~GpuModelRunner() override { cudaSetDevice(device_); }
+
   // Checks the memory, then copies the weights and makes the KV pools.
   absl::Status Init();
 
@@ -179,7 +182,7 @@ absl::Status GpuModelRunner::Init() {
   cuda::DeviceMemory memory;
   std::string error;
   if (!cuda::QueryDeviceMemory(device_, &memory, &error)) {
-    return absl::FailedPreconditionError(error);
+    return absl::InternalError(error);
   }
   if (static_cast<size_t>(weight_bytes + kv_bytes) > memory.free_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -234,7 +237,7 @@ absl::Status GpuModelRunner::EnsureLayer(int64_t rows) {
   std::string error;
   layer_ = cuda::RouterLayer::Create(shape_, static_cast<int>(rows), &error);
   if (layer_ == nullptr) {
-    return absl::FailedPreconditionError(
+    return absl::InvalidArgumentError(
         absl::StrCat("--router-device ", device_, ": ", error));
   }
   layer_rows_ = rows;
@@ -335,6 +338,9 @@ absl::Status GpuModelRunner::Run(std::span<const SequenceStep> steps,
     for (size_t r = rows.first_row[v]; r < end; ++r) row_step[r] = v;
   }
   for (int layer = 0; layer < c.num_layers; ++layer) {
+    // The expert dispatch may have made another GPU current (an NCCL link
+    // on --nccl-device).
+    MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
     const auto start = std::chrono::steady_clock::now();
     std::string error;
     MOE_RETURN_IF_ERROR(
@@ -345,8 +351,10 @@ absl::Status GpuModelRunner::Run(std::span<const SequenceStep> steps,
                       expert_weights_.get<float>()},
                      nullptr, &error),
                  error));
+    // The legacy stream only: a device-wide wait would also wait for NCCL
+    // receives parked on other streams.
     MOE_RETURN_IF_ERROR(
-        CudaStatus(cudaDeviceSynchronize(), "attention and gating"));
+        CudaStatus(cudaStreamSynchronize(nullptr), "attention and gating"));
     counters_.attention_us += MicrosSince(start);
     MOE_RETURN_IF_ERROR(RunExperts(layer, rows, row_step, failed));
   }
@@ -365,6 +373,7 @@ absl::Status GpuModelRunner::Run(std::span<const SequenceStep> steps,
   }
   const int64_t m = static_cast<int64_t>(wanted.size());
   if (m == 0) return absl::OkStatus();
+  MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
   MOE_RETURN_IF_ERROR(CudaStatus(normed_.Reserve(n * hidden * 2), "norm"));
   MOE_RETURN_IF_ERROR(CudaStatus(
       cuda::RmsNorm(x_.get<float>(), static_cast<int>(n), c.hidden_size,
@@ -418,6 +427,12 @@ absl::Status GpuModelRunner::RunExperts(int layer, const Rows& rows,
     if (!failed[row_step[r]].ok()) continue;
     for (int j = 0; j < c.top_k; ++j) {
       const int32_t expert = ids[r * c.top_k + j];
+      // NaN gate logits have no order: the selection is then meaningless.
+      if (expert < 0 || expert >= c.num_experts) {
+        return absl::InternalError(
+            absl::StrCat("layer ", layer, ": the GPU gate chose expert ",
+                         expert, " (non-finite gate logits?)"));
+      }
       assignments.push_back(
           {static_cast<int32_t>(r), expert, weights[r * c.top_k + j]});
       ++routed_counts_[static_cast<size_t>(layer) * c.num_experts + expert];

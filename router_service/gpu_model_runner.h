@@ -20,6 +20,7 @@ namespace moe {
 // options.kv_cache's budget gives the CPU runner.
 //
 // FAILED_PRECONDITION in a build without CUDA, or without that GPU;
+// INVALID_ARGUMENT for a model shape the GPU layer cannot run;
 // RESOURCE_EXHAUSTED when the weights and cache do not fit in its memory.
 absl::StatusOr<std::unique_ptr<ModelRunner>> NewGpuModelRunner(
     const ModelWeights& weights, ExpertDispatch& experts, int device,

@@ -126,6 +126,7 @@ std::unique_ptr<GpuExperts> GpuExperts::Create(const Options& options,
 
 GpuExperts::~GpuExperts() {
   cudaSetDevice(options_.device);
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   experts_.clear();
   matmul_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -310,6 +311,13 @@ bool GpuExperts::Compute(int layer, const float* x, int64_t n,
   const int64_t h = options_.hidden, i = options_.intermediate;
   std::lock_guard<std::mutex> lock(mutex_);
   cudaSetDevice(options_.device);
+  // However this returns, nothing it enqueued is still running after: its
+  // buffers are freed and regrown in the legacy stream's order, which does
+  // not wait for stream_.
+  struct DrainOnReturn {
+    cudaStream_t stream;
+    ~DrainOnReturn() { cudaStreamSynchronize(stream); }
+  } drain{stream_};
   // Group the routes by expert (counting sort, rows in order within one).
   std::map<int, std::vector<int64_t>> by_expert;
   for (size_t r = 0; r < routes.size(); ++r) {

@@ -27,17 +27,21 @@ std::unique_ptr<RouterLayer> RouterLayer::Create(const RouterLayerShape& shape,
   // BF16 products need rows of a multiple of 16 bytes.
   if (shape.hidden < 1 || shape.heads < 1 || shape.kv_heads < 1 ||
       shape.heads % shape.kv_heads != 0 || shape.head_dim < 2 ||
-      shape.head_dim > kMaxAttentionHeadDim || shape.hidden % 8 != 0 ||
-      q_width % 8 != 0 || shape.sliding_window < 0 || max_rows < 1) {
+      shape.head_dim % 2 != 0 || shape.head_dim > kMaxAttentionHeadDim ||
+      shape.hidden % 8 != 0 || q_width % 8 != 0 || shape.sliding_window < 0 ||
+      max_rows < 1) {
     *error =
         "router layer: hidden and heads * head_dim must be multiples of 8, "
-        "heads a multiple of kv_heads, head_dim in [2, 256], max_rows >= 1";
+        "heads a multiple of kv_heads, head_dim even and in [2, 256], "
+        "max_rows >= 1";
     return nullptr;
   }
   if (shape.gating.experts < 1 || shape.gating.experts > kMaxGatingExperts ||
-      shape.gating.top_k < 1 || shape.gating.top_k > shape.gating.experts) {
+      shape.gating.top_k < 1 || shape.gating.top_k > shape.gating.experts ||
+      shape.gating.top_k > kMaxGatingTopK) {
     *error =
-        "router layer: experts must be in [1, 64] and top_k in [1, experts]";
+        "router layer: experts must be in [1, 64] and top_k in [1, "
+        "min(experts, 32)]";
     return nullptr;
   }
   std::unique_ptr<LtMatmul> matmul = LtMatmul::Create(error);
@@ -76,6 +80,13 @@ bool RouterLayer::AttendAndRoute(const RouterLayerWeights& weights, float* x,
   const int rows = batch.rows;
   if (rows > max_rows_) {
     *error = "router layer: the batch has more rows than the layer's max_rows";
+    return false;
+  }
+  if (layout.kv_heads != shape_.kv_heads ||
+      layout.head_dim != shape_.head_dim) {
+    *error =
+        "router layer: the KV cache's kv_heads and head_dim are not the "
+        "layer's";
     return false;
   }
   if (rows == 0) return true;
