@@ -61,31 +61,23 @@ CpuModelRunner::CpuModelRunner(const ModelWeights& weights,
 
 std::vector<CpuModelRunner::MicroBatch> CpuModelRunner::Split(
     std::span<const SequenceStep> steps, std::vector<size_t> valid) const {
-  int64_t total_rows = 0;
-  for (size_t s : valid)
-    total_rows += static_cast<int64_t>(steps[s].tokens.size());
-  const int parts =
-      std::min<int>(options_.micro_batches, static_cast<int>(valid.size()));
-  std::vector<MicroBatch> batches(std::max(parts, 1));
-  int64_t rows_so_far = 0;
-  for (size_t s : valid) {
-    const SequenceStep& step = steps[s];
-    // The next micro-batch starts once this one has its share of the rows.
-    const size_t part = std::min<size_t>(
-        batches.size() - 1, rows_so_far * batches.size() / total_rows);
-    MicroBatch& batch = batches[part];
-    const int64_t n = static_cast<int64_t>(step.tokens.size());
-    const int64_t start = step.cache->length();
-    const int32_t member = static_cast<int32_t>(batch.members.size());
-    batch.members.push_back({s, batch.rows(), n, start, step.cache, {}});
-    for (int64_t i = 0; i < n; ++i) {
-      batch.row_member.push_back(member);
-      batch.positions.push_back(static_cast<int32_t>(start + i));
-      batch.row_deadlines.push_back(step.deadline);
+  std::vector<MicroBatch> batches;
+  for (const std::vector<size_t>& group :
+       SplitSteps(steps, valid, options_.micro_batches)) {
+    MicroBatch& batch = batches.emplace_back();
+    for (size_t s : group) {
+      const SequenceStep& step = steps[s];
+      const int64_t n = static_cast<int64_t>(step.tokens.size());
+      const int64_t start = step.cache->length();
+      const int32_t member = static_cast<int32_t>(batch.members.size());
+      batch.members.push_back({s, batch.rows(), n, start, step.cache, {}});
+      for (int64_t i = 0; i < n; ++i) {
+        batch.row_member.push_back(member);
+        batch.positions.push_back(static_cast<int32_t>(start + i));
+        batch.row_deadlines.push_back(step.deadline);
+      }
     }
-    rows_so_far += n;
   }
-  std::erase_if(batches, [](const MicroBatch& b) { return b.members.empty(); });
   return batches;
 }
 

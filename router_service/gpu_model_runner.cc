@@ -90,12 +90,14 @@ class GpuModelRunner : public ModelRunner {
       : weights_(weights),
         experts_(experts),
         device_(device),
+        options_(options),
         kv_pool_(weights.config().num_layers,
                  static_cast<int64_t>(weights.config().num_kv_heads) *
                      weights.config().head_dim,
                  options.kv_cache),
         routed_counts_(static_cast<size_t>(weights.config().num_layers) *
-                       weights.config().num_experts) {}
+                       weights.config().num_experts),
+        batches_(2) {}
 
   // Its device memory is freed on its device.
   ~GpuModelRunner() override { cudaSetDevice(device_); }
@@ -113,12 +115,29 @@ class GpuModelRunner : public ModelRunner {
   const RunnerCounters& counters() const override { return counters_; }
 
  private:
-  // The rows of one pass: every valid step's tokens, in step order.
-  struct Rows {
+  // Some of the steps of a pass, moving through the layers together; with
+  // two, each one's attention runs while the other's rows are at the
+  // experts. Its buffers stay for the next pass.
+  struct MicroBatch {
+    std::vector<size_t> members;       // indices into the caller's steps
+    std::vector<absl::Status> failed;  // per member: its rows' first failure
+    std::vector<size_t> row_member;    // row -> index into members
+    std::vector<size_t> first_row;     // per member
     std::vector<int32_t> tokens, sequences, positions, offsets, tables;
     std::vector<absl::Time> deadlines;
-    std::vector<size_t> first_row;  // per valid step
-    int64_t count() const { return static_cast<int64_t>(tokens.size()); }
+    // The layer in flight: routed rows, their experts, where results land.
+    std::vector<float> expert_input, expert_out;
+    std::vector<ExpertAssignment> assignments;
+    std::unique_ptr<PendingExperts> pending;
+    // On the device.
+    cuda::PagedBatch batch;
+    std::unique_ptr<cuda::RouterLayer> layer;
+    int64_t layer_rows = 0;
+    DeviceBuffer tokens_d, sequences_d, positions_d, offsets_d, tables_d, x,
+        routed_input, routed_ids, routed_weights, routed_out, normed, wanted_d,
+        logit_input, logit_input_bf16, logits;
+
+    int64_t rows() const { return static_cast<int64_t>(tokens.size()); }
   };
 
   template <typename T>
@@ -126,21 +145,31 @@ class GpuModelRunner : public ModelRunner {
     storage_.emplace_back();
     return CopyToDevice(host, storage_.back(), what);
   }
-  absl::Status EnsureLayer(int64_t rows);
-  // Runs the pass; `failed` gets the steps whose expert rows failed. An
-  // error fails every step.
+  // Scratch for `rows` rows in `batch`'s RouterLayer.
+  absl::Status EnsureLayer(MicroBatch& batch, int64_t rows);
+  // Gathers the members' rows and block tables, copies them to the device
+  // and embeds the tokens.
+  absl::Status Prepare(std::span<const SequenceStep> steps, MicroBatch& batch);
+  // Attention and gating of `layer` on the device, then the routed rows off
+  // to the experts (without waiting for them).
+  absl::Status AttendAndSend(int layer, MicroBatch& batch);
+  // Waits for the layer's experts and adds their sums to the hidden rows;
+  // rows whose experts failed fail their steps.
+  absl::Status AddExperts(MicroBatch& batch);
+  // The final norm and the LM head over the rows whose logits are wanted,
+  // into each successful member's result.
+  absl::Status Logits(std::span<const SequenceStep> steps, MicroBatch& batch,
+                      std::vector<absl::StatusOr<std::vector<float>>>& results);
+  // The whole pass over `batches` (none of their experts still in flight
+  // when it returns). An error fails every step.
   absl::Status Run(std::span<const SequenceStep> steps,
-                   const std::vector<size_t>& valid, const Rows& rows,
-                   std::vector<absl::Status>& failed,
-                   std::vector<float>& logits);
-  // The layer's experts for the routed rows, added to the hidden rows.
-  absl::Status RunExperts(int layer, const Rows& rows,
-                          const std::vector<size_t>& row_step,
-                          std::vector<absl::Status>& failed);
+                   std::span<MicroBatch> batches,
+                   std::vector<absl::StatusOr<std::vector<float>>>& results);
 
   const ModelWeights& weights_;
   ExpertDispatch& experts_;
   const int device_;
+  const ModelRunnerOptions options_;
   KvBlockPool kv_pool_;  // block accounting; the data lives on the device
   std::vector<int64_t> routed_counts_;
   RunnerCounters counters_;
@@ -153,13 +182,8 @@ class GpuModelRunner : public ModelRunner {
   const __nv_bfloat16* lm_head_ = nullptr;
   cuda::PagedKvLayout layout_;
   cuda::RouterLayerShape shape_;
-  std::unique_ptr<cuda::RouterLayer> layer_;
-  int64_t layer_rows_ = 0;
   std::unique_ptr<cuda::LtMatmul> lm_matmul_;
-  // Per-pass scratch.
-  DeviceBuffer tokens_, sequences_, positions_, offsets_, tables_, x_,
-      expert_input_, expert_ids_, expert_weights_, expert_out_, normed_,
-      logit_rows_, logit_input_, logit_rows_bf16_, logits_;
+  std::vector<MicroBatch> batches_;
 };
 
 absl::Status GpuModelRunner::Init() {
@@ -229,202 +253,189 @@ absl::Status GpuModelRunner::Init() {
                    static_cast<float>(c.gate_norm_std)};
   lm_matmul_ = cuda::LtMatmul::Create(&error);
   if (lm_matmul_ == nullptr) return absl::InternalError(error);
-  return EnsureLayer(1);
+  // A model shape the layer cannot run is refused now, not at a request.
+  return EnsureLayer(batches_[0], 1);
 }
 
-absl::Status GpuModelRunner::EnsureLayer(int64_t rows) {
-  if (layer_ != nullptr && rows <= layer_rows_) return absl::OkStatus();
+absl::Status GpuModelRunner::EnsureLayer(MicroBatch& batch, int64_t rows) {
+  if (batch.layer != nullptr && rows <= batch.layer_rows) {
+    return absl::OkStatus();
+  }
   std::string error;
-  layer_ = cuda::RouterLayer::Create(shape_, static_cast<int>(rows), &error);
-  if (layer_ == nullptr) {
+  batch.layer =
+      cuda::RouterLayer::Create(shape_, static_cast<int>(rows), &error);
+  if (batch.layer == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("--router-device ", device_, ": ", error));
   }
-  layer_rows_ = rows;
+  batch.layer_rows = rows;
   return absl::OkStatus();
 }
 
 std::vector<absl::StatusOr<std::vector<float>>> GpuModelRunner::ForwardBatch(
     std::span<const SequenceStep> steps) {
-  const ModelConfig& c = config();
   std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
   std::vector<size_t> valid;
-  Rows rows;
   for (size_t s = 0; s < steps.size(); ++s) {
     if (absl::Status status = CheckStep(steps[s]); !status.ok()) {
       results[s] = status;
-      continue;
-    }
-    const SequenceStep& step = steps[s];
-    const int32_t sequence = static_cast<int32_t>(valid.size());
-    valid.push_back(s);
-    rows.first_row.push_back(rows.tokens.size());
-    rows.offsets.push_back(static_cast<int32_t>(rows.tables.size()));
-    const std::vector<int32_t>& blocks = step.cache->blocks();
-    rows.tables.insert(rows.tables.end(), blocks.begin(), blocks.end());
-    for (size_t i = 0; i < step.tokens.size(); ++i) {
-      rows.tokens.push_back(step.tokens[i]);
-      rows.sequences.push_back(sequence);
-      rows.positions.push_back(
-          static_cast<int32_t>(step.cache->length() + int64_t(i)));
-      rows.deadlines.push_back(step.deadline);
+    } else {
+      valid.push_back(s);
     }
   }
   if (valid.empty()) return results;
+  const std::vector<std::vector<size_t>> groups =
+      SplitSteps(steps, valid, options_.micro_batches);
   ++counters_.forward_passes;
-
-  std::vector<absl::Status> failed(valid.size());
-  std::vector<float> logits;
-  const absl::Status status = Run(steps, valid, rows, failed, logits);
-  const float* next = logits.data();
-  for (size_t v = 0; v < valid.size(); ++v) {
-    const SequenceStep& step = steps[valid[v]];
-    if (!status.ok() || !failed[v].ok()) {
-      results[valid[v]] = status.ok() ? failed[v] : status;
-      continue;
+  if (groups.size() > 1) ++counters_.split_passes;
+  for (size_t b = 0; b < groups.size(); ++b) batches_[b].members = groups[b];
+  const std::span<MicroBatch> batches(batches_.data(), groups.size());
+  const absl::Status status = Run(steps, batches, results);
+  for (MicroBatch& batch : batches) {
+    for (size_t m = 0; m < batch.members.size(); ++m) {
+      const SequenceStep& step = steps[batch.members[m]];
+      if (!status.ok() || !batch.failed[m].ok()) {
+        results[batch.members[m]] = status.ok() ? batch.failed[m] : status;
+        continue;
+      }
+      step.cache->SetLength(step.cache->length() +
+                            static_cast<int64_t>(step.tokens.size()));
     }
-    step.cache->SetLength(step.cache->length() +
-                          static_cast<int64_t>(step.tokens.size()));
-    const int64_t count = (step.logits_for == LogitsFor::kAllTokens
-                               ? static_cast<int64_t>(step.tokens.size())
-                           : step.logits_for == LogitsFor::kLastToken ? 1
-                                                                      : 0) *
-                          c.vocab_size;
-    results[valid[v]] = std::vector<float>(next, next + count);
-    next += count;
   }
   return results;
 }
 
-absl::Status GpuModelRunner::Run(std::span<const SequenceStep> steps,
-                                 const std::vector<size_t>& valid,
-                                 const Rows& rows,
-                                 std::vector<absl::Status>& failed,
-                                 std::vector<float>& logits) {
-  const ModelConfig& c = config();
-  const int64_t n = rows.count();
-  const int64_t hidden = c.hidden_size;
+absl::Status GpuModelRunner::Run(
+    std::span<const SequenceStep> steps, std::span<MicroBatch> batches,
+    std::vector<absl::StatusOr<std::vector<float>>>& results) {
+  // However the pass ends, no expert call still writes into a batch.
+  struct AwaitExperts {
+    std::span<MicroBatch> batches;
+    ~AwaitExperts() {
+      for (MicroBatch& batch : batches) batch.pending.reset();
+    }
+  } await_experts{batches};
   MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
-  MOE_RETURN_IF_ERROR(EnsureLayer(n));
-  cuda::PagedBatch batch;
-  batch.rows = static_cast<int>(n);
-  MOE_ASSIGN_OR_RETURN(batch.row_sequences,
-                       CopyToDevice(rows.sequences, sequences_, "rows"));
-  MOE_ASSIGN_OR_RETURN(batch.row_positions,
-                       CopyToDevice(rows.positions, positions_, "rows"));
-  MOE_ASSIGN_OR_RETURN(batch.block_table_offsets,
-                       CopyToDevice(rows.offsets, offsets_, "block tables"));
-  MOE_ASSIGN_OR_RETURN(batch.block_tables,
-                       CopyToDevice(rows.tables, tables_, "block tables"));
+  for (MicroBatch& batch : batches) {
+    MOE_RETURN_IF_ERROR(Prepare(steps, batch));
+  }
+  // The micro-batches take turns layer by layer, as on the CPU.
+  const int layers = config().num_layers;
+  for (MicroBatch& batch : batches) {
+    MOE_RETURN_IF_ERROR(AttendAndSend(0, batch));
+  }
+  for (int layer = 0; layer < layers; ++layer) {
+    for (MicroBatch& batch : batches) {
+      MOE_RETURN_IF_ERROR(AddExperts(batch));
+      if (layer + 1 < layers) {
+        MOE_RETURN_IF_ERROR(AttendAndSend(layer + 1, batch));
+      }
+    }
+  }
+  for (MicroBatch& batch : batches) {
+    MOE_RETURN_IF_ERROR(Logits(steps, batch, results));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GpuModelRunner::Prepare(std::span<const SequenceStep> steps,
+                                     MicroBatch& batch) {
+  const ModelConfig& c = config();
+  for (auto* v : {&batch.tokens, &batch.sequences, &batch.positions,
+                  &batch.offsets, &batch.tables}) {
+    v->clear();
+  }
+  batch.deadlines.clear();
+  batch.row_member.clear();
+  batch.first_row.clear();
+  batch.failed.assign(batch.members.size(), absl::OkStatus());
+  for (size_t m = 0; m < batch.members.size(); ++m) {
+    const SequenceStep& step = steps[batch.members[m]];
+    batch.first_row.push_back(batch.tokens.size());
+    batch.offsets.push_back(static_cast<int32_t>(batch.tables.size()));
+    const std::vector<int32_t>& blocks = step.cache->blocks();
+    batch.tables.insert(batch.tables.end(), blocks.begin(), blocks.end());
+    for (size_t i = 0; i < step.tokens.size(); ++i) {
+      batch.tokens.push_back(step.tokens[i]);
+      batch.sequences.push_back(static_cast<int32_t>(m));
+      batch.positions.push_back(
+          static_cast<int32_t>(step.cache->length() + int64_t(i)));
+      batch.deadlines.push_back(step.deadline);
+      batch.row_member.push_back(m);
+    }
+  }
+  const int64_t n = batch.rows();
+  const int64_t hidden = c.hidden_size;
+  MOE_RETURN_IF_ERROR(EnsureLayer(batch, n));
+  batch.batch.rows = static_cast<int>(n);
+  MOE_ASSIGN_OR_RETURN(
+      batch.batch.row_sequences,
+      CopyToDevice(batch.sequences, batch.sequences_d, "rows"));
+  MOE_ASSIGN_OR_RETURN(
+      batch.batch.row_positions,
+      CopyToDevice(batch.positions, batch.positions_d, "rows"));
+  MOE_ASSIGN_OR_RETURN(
+      batch.batch.block_table_offsets,
+      CopyToDevice(batch.offsets, batch.offsets_d, "block tables"));
+  MOE_ASSIGN_OR_RETURN(
+      batch.batch.block_tables,
+      CopyToDevice(batch.tables, batch.tables_d, "block tables"));
   MOE_ASSIGN_OR_RETURN(const int32_t* tokens,
-                       CopyToDevice(rows.tokens, tokens_, "tokens"));
-  for (DeviceBuffer* buffer : {&x_, &expert_input_, &expert_out_}) {
+                       CopyToDevice(batch.tokens, batch.tokens_d, "tokens"));
+  for (DeviceBuffer* buffer :
+       {&batch.x, &batch.routed_input, &batch.routed_out}) {
     MOE_RETURN_IF_ERROR(
         CudaStatus(buffer->Reserve(n * hidden * 4), "hidden rows"));
   }
   MOE_RETURN_IF_ERROR(
-      CudaStatus(expert_ids_.Reserve(n * c.top_k * 4), "expert ids"));
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(expert_weights_.Reserve(n * c.top_k * 4), "expert weights"));
-  MOE_RETURN_IF_ERROR(CudaStatus(
+      CudaStatus(batch.routed_ids.Reserve(n * c.top_k * 4), "expert ids"));
+  MOE_RETURN_IF_ERROR(CudaStatus(batch.routed_weights.Reserve(n * c.top_k * 4),
+                                 "expert weights"));
+  return CudaStatus(
       cuda::EmbedTokens(embed_tokens_, c.hidden_size, tokens,
-                        static_cast<int>(n), x_.get<float>(), nullptr),
-      "embeddings"));
-
-  std::vector<size_t> row_step(n);  // index into valid
-  for (size_t v = 0; v < valid.size(); ++v) {
-    const size_t end =
-        v + 1 < valid.size() ? rows.first_row[v + 1] : static_cast<size_t>(n);
-    for (size_t r = rows.first_row[v]; r < end; ++r) row_step[r] = v;
-  }
-  for (int layer = 0; layer < c.num_layers; ++layer) {
-    // The expert dispatch may have made another GPU current (an NCCL link
-    // on --nccl-device).
-    MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
-    const auto start = std::chrono::steady_clock::now();
-    std::string error;
-    MOE_RETURN_IF_ERROR(
-        Launched(layer_->AttendAndRoute(
-                     layer_weights_[layer], x_.get<float>(), batch, layout_,
-                     key_pools_[layer], value_pools_[layer],
-                     {expert_input_.get<float>(), expert_ids_.get<int32_t>(),
-                      expert_weights_.get<float>()},
-                     nullptr, &error),
-                 error));
-    // The legacy stream only: a device-wide wait would also wait for NCCL
-    // receives parked on other streams.
-    MOE_RETURN_IF_ERROR(
-        CudaStatus(cudaStreamSynchronize(nullptr), "attention and gating"));
-    counters_.attention_us += MicrosSince(start);
-    MOE_RETURN_IF_ERROR(RunExperts(layer, rows, row_step, failed));
-  }
-
-  // The LM head over the rows whose logits are wanted, gathered from the
-  // normalized rows (the embedding lookup gathers rows of any BF16 table).
-  std::vector<int32_t> wanted;
-  for (size_t v = 0; v < valid.size(); ++v) {
-    const SequenceStep& step = steps[valid[v]];
-    if (!failed[v].ok() || step.logits_for == LogitsFor::kNone) continue;
-    const int64_t count = static_cast<int64_t>(step.tokens.size());
-    for (int64_t i = step.logits_for == LogitsFor::kAllTokens ? 0 : count - 1;
-         i < count; ++i) {
-      wanted.push_back(static_cast<int32_t>(rows.first_row[v] + i));
-    }
-  }
-  const int64_t m = static_cast<int64_t>(wanted.size());
-  if (m == 0) return absl::OkStatus();
-  MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
-  MOE_RETURN_IF_ERROR(CudaStatus(normed_.Reserve(n * hidden * 2), "norm"));
-  MOE_RETURN_IF_ERROR(CudaStatus(
-      cuda::RmsNorm(x_.get<float>(), static_cast<int>(n), c.hidden_size,
-                    final_norm_, static_cast<float>(c.rms_norm_eps),
-                    normed_.get<__nv_bfloat16>(), nullptr),
-      "final norm"));
-  MOE_ASSIGN_OR_RETURN(const int32_t* wanted_rows,
-                       CopyToDevice(wanted, logit_rows_, "logit rows"));
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(logit_input_.Reserve(m * hidden * 4), "logit rows"));
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(logit_rows_bf16_.Reserve(m * hidden * 2), "logit rows"));
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(logits_.Reserve(m * int64_t{c.vocab_size} * 4), "logits"));
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(cuda::EmbedTokens(normed_.get<__nv_bfloat16>(), c.hidden_size,
-                                   wanted_rows, static_cast<int>(m),
-                                   logit_input_.get<float>(), nullptr),
-                 "gather logit rows"));
-  MOE_RETURN_IF_ERROR(CudaStatus(
-      cuda::ConvertToBf16(logit_input_.get<float>(), m * hidden,
-                          logit_rows_bf16_.get<__nv_bfloat16>(), nullptr),
-      "logit rows to BF16"));
-  std::string error;
-  MOE_RETURN_IF_ERROR(
-      Launched(lm_matmul_->Run(cuda::GemmInput::kBf16, lm_head_,
-                               logit_rows_bf16_.get(), logits_.get<float>(),
-                               c.vocab_size, m, hidden, nullptr, &error),
-               error));
-  return CopyToHost(logits_.get<float>(), m * c.vocab_size, logits, "logits");
+                        static_cast<int>(n), batch.x.get<float>(), nullptr),
+      "embeddings");
 }
 
-absl::Status GpuModelRunner::RunExperts(int layer, const Rows& rows,
-                                        const std::vector<size_t>& row_step,
-                                        std::vector<absl::Status>& failed) {
+absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
   const ModelConfig& c = config();
-  const int64_t n = rows.count();
+  const int64_t n = batch.rows();
   const int64_t hidden = c.hidden_size;
-  std::vector<float> input, weights;
+  // The expert dispatch may have made another GPU current (an NCCL link on
+  // --nccl-device).
+  MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+  const auto start = std::chrono::steady_clock::now();
+  std::string error;
+  MOE_RETURN_IF_ERROR(Launched(
+      batch.layer->AttendAndRoute(
+          layer_weights_[layer], batch.x.get<float>(), batch.batch, layout_,
+          key_pools_[layer], value_pools_[layer],
+          {batch.routed_input.get<float>(), batch.routed_ids.get<int32_t>(),
+           batch.routed_weights.get<float>()},
+          nullptr, &error),
+      error));
   std::vector<int32_t> ids;
-  MOE_RETURN_IF_ERROR(
-      CopyToHost(expert_input_.get<float>(), n * hidden, input, "expert rows"));
-  MOE_RETURN_IF_ERROR(
-      CopyToHost(expert_ids_.get<int32_t>(), n * c.top_k, ids, "expert ids"));
-  MOE_RETURN_IF_ERROR(CopyToHost(expert_weights_.get<float>(), n * c.top_k,
+  std::vector<float> weights;
+  // Synchronous copies on the legacy stream: they wait for the layer, and
+  // only for it (a device-wide wait would also wait for NCCL receives
+  // parked on other streams).
+  MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_input.get<float>(), n * hidden,
+                                 batch.expert_input, "expert rows"));
+  MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_ids.get<int32_t>(), n * c.top_k,
+                                 ids, "expert ids"));
+  MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_weights.get<float>(), n * c.top_k,
                                  weights, "expert weights"));
-  std::vector<ExpertAssignment> assignments;
-  assignments.reserve(ids.size());
+  const double us = MicrosSince(start);
+  counters_.attention_us += us;
+  const bool overlapped = std::any_of(
+      batches_.begin(), batches_.end(),
+      [](const MicroBatch& other) { return other.pending != nullptr; });
+  if (overlapped) counters_.overlapped_attention_us += us;
+
+  batch.assignments.clear();
   for (int64_t r = 0; r < n; ++r) {
     // A step whose rows failed at an earlier layer is not sent again.
-    if (!failed[row_step[r]].ok()) continue;
+    if (!batch.failed[batch.row_member[r]].ok()) continue;
     for (int j = 0; j < c.top_k; ++j) {
       const int32_t expert = ids[r * c.top_k + j];
       // NaN gate logits have no order: the selection is then meaningless.
@@ -433,29 +444,111 @@ absl::Status GpuModelRunner::RunExperts(int layer, const Rows& rows,
             absl::StrCat("layer ", layer, ": the GPU gate chose expert ",
                          expert, " (non-finite gate logits?)"));
       }
-      assignments.push_back(
+      batch.assignments.push_back(
           {static_cast<int32_t>(r), expert, weights[r * c.top_k + j]});
       ++routed_counts_[static_cast<size_t>(layer) * c.num_experts + expert];
     }
   }
-  std::vector<float> out(n * hidden, 0.0f);
+  batch.expert_out.resize(n * hidden);
+  batch.pending = experts_.Start(
+      {layer, batch.expert_input.data(), n, batch.assignments, batch.deadlines},
+      batch.expert_out.data());
+  return absl::OkStatus();
+}
+
+absl::Status GpuModelRunner::AddExperts(MicroBatch& batch) {
+  const int64_t count = batch.rows() * config().hidden_size;
   std::vector<RowFailure> failures;
   const auto start = std::chrono::steady_clock::now();
-  MOE_RETURN_IF_ERROR(
-      experts_.Compute({layer, input.data(), n, assignments, rows.deadlines},
-                       out.data(), failures));
+  std::unique_ptr<PendingExperts> pending = std::move(batch.pending);
+  const absl::Status status = pending->Wait(failures);
   counters_.expert_wait_us += MicrosSince(start);
-  for (const RowFailure& failure : failures) {
-    absl::Status& status = failed[row_step[failure.row]];
-    if (status.ok()) status = failure.status;
+  for (absl::Status& member : batch.failed) {
+    if (!status.ok() && member.ok()) member = status;
   }
+  for (const RowFailure& failure : failures) {
+    absl::Status& member = batch.failed[batch.row_member[failure.row]];
+    if (member.ok()) member = failure.status;
+  }
+  MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
   MOE_RETURN_IF_ERROR(
-      CudaStatus(cudaMemcpy(expert_out_.get(), out.data(),
-                            out.size() * sizeof(float), cudaMemcpyHostToDevice),
+      CudaStatus(cudaMemcpy(batch.routed_out.get(), batch.expert_out.data(),
+                            count * sizeof(float), cudaMemcpyHostToDevice),
                  "expert results"));
-  return CudaStatus(cuda::AddResidual(x_.get<float>(), expert_out_.get<float>(),
-                                      n * hidden, nullptr),
-                    "expert residual");
+  return CudaStatus(
+      cuda::AddResidual(batch.x.get<float>(), batch.routed_out.get<float>(),
+                        count, nullptr),
+      "expert residual");
+}
+
+absl::Status GpuModelRunner::Logits(
+    std::span<const SequenceStep> steps, MicroBatch& batch,
+    std::vector<absl::StatusOr<std::vector<float>>>& results) {
+  const ModelConfig& c = config();
+  const int64_t n = batch.rows();
+  const int64_t hidden = c.hidden_size;
+  // The rows whose logits are wanted, gathered from the normalized rows
+  // (the embedding lookup gathers rows of any BF16 table).
+  std::vector<int32_t> wanted;
+  for (size_t m = 0; m < batch.members.size(); ++m) {
+    const SequenceStep& step = steps[batch.members[m]];
+    if (!batch.failed[m].ok() || step.logits_for == LogitsFor::kNone) continue;
+    const int64_t count = static_cast<int64_t>(step.tokens.size());
+    for (int64_t i = step.logits_for == LogitsFor::kAllTokens ? 0 : count - 1;
+         i < count; ++i) {
+      wanted.push_back(static_cast<int32_t>(batch.first_row[m] + i));
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(wanted.size());
+  std::vector<float> logits;
+  if (rows > 0) {
+    MOE_RETURN_IF_ERROR(
+        CudaStatus(batch.normed.Reserve(n * hidden * 2), "final norm"));
+    MOE_RETURN_IF_ERROR(CudaStatus(
+        cuda::RmsNorm(batch.x.get<float>(), static_cast<int>(n), c.hidden_size,
+                      final_norm_, static_cast<float>(c.rms_norm_eps),
+                      batch.normed.get<__nv_bfloat16>(), nullptr),
+        "final norm"));
+    MOE_ASSIGN_OR_RETURN(const int32_t* wanted_rows,
+                         CopyToDevice(wanted, batch.wanted_d, "logit rows"));
+    MOE_RETURN_IF_ERROR(
+        CudaStatus(batch.logit_input.Reserve(rows * hidden * 4), "logit rows"));
+    MOE_RETURN_IF_ERROR(CudaStatus(
+        batch.logit_input_bf16.Reserve(rows * hidden * 2), "logit rows"));
+    MOE_RETURN_IF_ERROR(CudaStatus(
+        batch.logits.Reserve(rows * int64_t{c.vocab_size} * 4), "logits"));
+    MOE_RETURN_IF_ERROR(CudaStatus(
+        cuda::EmbedTokens(batch.normed.get<__nv_bfloat16>(), c.hidden_size,
+                          wanted_rows, static_cast<int>(rows),
+                          batch.logit_input.get<float>(), nullptr),
+        "gather logit rows"));
+    MOE_RETURN_IF_ERROR(CudaStatus(
+        cuda::ConvertToBf16(batch.logit_input.get<float>(), rows * hidden,
+                            batch.logit_input_bf16.get<__nv_bfloat16>(),
+                            nullptr),
+        "logit rows to BF16"));
+    std::string error;
+    MOE_RETURN_IF_ERROR(Launched(
+        lm_matmul_->Run(cuda::GemmInput::kBf16, lm_head_,
+                        batch.logit_input_bf16.get(), batch.logits.get<float>(),
+                        c.vocab_size, rows, hidden, nullptr, &error),
+        error));
+    MOE_RETURN_IF_ERROR(CopyToHost(batch.logits.get<float>(),
+                                   rows * c.vocab_size, logits, "logits"));
+  }
+  const float* next = logits.data();
+  for (size_t m = 0; m < batch.members.size(); ++m) {
+    const SequenceStep& step = steps[batch.members[m]];
+    if (!batch.failed[m].ok()) continue;
+    const int64_t count = (step.logits_for == LogitsFor::kAllTokens
+                               ? static_cast<int64_t>(step.tokens.size())
+                           : step.logits_for == LogitsFor::kLastToken ? 1
+                                                                      : 0) *
+                          c.vocab_size;
+    results[batch.members[m]] = std::vector<float>(next, next + count);
+    next += count;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -15,8 +15,9 @@ namespace moe {
 // each layer's attention and gating run there (cuda::RouterLayer), the rows
 // routed to experts go to the host and through `experts`, and their sums come
 // back; the final norm and the LM head run there and only the wanted logits
-// come back for sampling. The whole batch moves through the layers at once
-// (no micro-batches). The KV cache holds as many blocks as
+// come back for sampling. With options.micro_batches 2 the steps are split
+// in two that take turns, as on the CPU: one's attention runs while the
+// other's rows are at the experts. The KV cache holds as many blocks as
 // options.kv_cache's budget gives the CPU runner.
 //
 // FAILED_PRECONDITION in a build without CUDA, or without that GPU;

@@ -1,5 +1,7 @@
 #include "router_service/model_runner.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace moe {
@@ -28,6 +30,27 @@ absl::Status ModelRunner::CheckStep(const SequenceStep& step) const {
     }
   }
   return step.cache->Reserve(start + n);
+}
+
+std::vector<std::vector<size_t>> ModelRunner::SplitSteps(
+    std::span<const SequenceStep> steps, const std::vector<size_t>& valid,
+    int parts) {
+  int64_t total_rows = 0;
+  for (size_t s : valid) {
+    total_rows += static_cast<int64_t>(steps[s].tokens.size());
+  }
+  std::vector<std::vector<size_t>> groups(
+      std::max(1, std::min(parts, static_cast<int>(valid.size()))));
+  int64_t rows_so_far = 0;
+  for (size_t s : valid) {
+    // The next micro-batch starts once this one has its share of the rows.
+    const size_t part = std::min<size_t>(
+        groups.size() - 1, rows_so_far * groups.size() / total_rows);
+    groups[part].push_back(s);
+    rows_so_far += static_cast<int64_t>(steps[s].tokens.size());
+  }
+  std::erase_if(groups, [](const auto& group) { return group.empty(); });
+  return groups;
 }
 
 }  // namespace moe

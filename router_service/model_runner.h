@@ -86,6 +86,11 @@ class ModelRunner {
   // Checks a step's tokens and context length against the model and
   // reserves the cache blocks its positions need.
   absl::Status CheckStep(const SequenceStep& step) const;
+  // The steps `valid` (indices into `steps`, in order) divided into at most
+  // `parts` micro-batches of about equal rows, none empty, in order.
+  static std::vector<std::vector<size_t>> SplitSteps(
+      std::span<const SequenceStep> steps, const std::vector<size_t>& valid,
+      int parts);
 };
 
 }  // namespace moe

@@ -129,6 +129,47 @@ TEST_P(GpuModelRunnerTest, ABadStepFailsAlone) {
   }
 }
 
+// Two micro-batches (the steps split in two that take turns) give what one
+// batch gives.
+TEST_P(GpuModelRunnerTest, TwoMicroBatchesGiveWhatOneGives) {
+  ModelRunnerOptions options;
+  options.micro_batches = 2;
+  auto split = NewGpuModelRunner(*weights_, *dispatch_, /*device=*/0, options);
+  ASSERT_TRUE(split.ok()) << split.status();
+  const int vocab = GetParam().vocab;
+  const std::vector<int32_t> a = RandomTokens(7, vocab, 51);
+  const std::vector<int32_t> b = RandomTokens(4, vocab, 52);
+  std::vector<std::vector<float>> logits[2];
+  ModelRunner* runners[2] = {runner_.get(), split->get()};
+  for (int r = 0; r < 2; ++r) {
+    SequenceKvCache cache_a = runners[r]->NewCache();
+    SequenceKvCache cache_b = runners[r]->NewCache();
+    const SequenceStep steps[] = {{a, &cache_a, LogitsFor::kAllTokens},
+                                  {b, &cache_b, LogitsFor::kAllTokens}};
+    for (auto& result : runners[r]->ForwardBatch(steps)) {
+      ASSERT_TRUE(result.ok()) << result.status();
+      logits[r].push_back(*result);
+    }
+  }
+  EXPECT_EQ((*split)->counters().split_passes, 1);
+  EXPECT_EQ(runner_->counters().split_passes, 0);
+  for (int s = 0; s < 2; ++s) {
+    ASSERT_EQ(logits[0][s].size(), logits[1][s].size());
+    // The same arithmetic, though cuBLASLt may pick another algorithm for
+    // the other row count.
+    const std::vector<double> reference(logits[0][s].begin(),
+                                        logits[0][s].end());
+    for (size_t row = 0; row * vocab < reference.size(); ++row) {
+      EXPECT_LT(RelativeError(
+                    logits[1][s].data() + row * vocab,
+                    std::vector<double>(reference.begin() + row * vocab,
+                                        reference.begin() + (row + 1) * vocab)),
+                1e-3)
+          << "step " << s << " row " << row;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Models, GpuModelRunnerTest,
     ::testing::Values(TestModelSpec{.architecture = Architecture::kMixtral},
