@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -14,6 +15,11 @@
 #include "absl/time/clock.h"
 
 namespace moe::testing {
+
+std::string SiblingBinary(const std::string& name) {
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / name)
+      .string();
+}
 namespace {
 
 std::string ReadAll(const std::string& path) {

@@ -12,6 +12,11 @@
 
 namespace moe::testing {
 
+// The path of program `name` built beside this test's executable (the build
+// puts every program in one folder), so the tests also run from a copy of
+// that folder on another machine.
+std::string SiblingBinary(const std::string& name);
+
 // A service binary started by a test: stdout and stderr go to
 // `<log_prefix>.out` / `.err`. The destructor stops it (SIGTERM, then
 // SIGKILL), so a failing test leaves nothing running.

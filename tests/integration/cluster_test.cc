@@ -36,9 +36,9 @@ namespace moe {
 namespace {
 
 using testing::ChildProcess;
+using testing::SiblingBinary;
 using testing::TestModelSpec;
 
-constexpr char kBinDir[] = MOE_BIN_DIR;
 const absl::Duration kStartTimeout = absl::Seconds(30);
 
 TestModelSpec Fp8Spec(Architecture architecture) {
@@ -107,7 +107,7 @@ std::string LogPrefix(const std::string& name) {
 std::unique_ptr<ChildProcess> StartWorker(
     const Cluster& cluster, const std::string& id, const std::string& listen,
     const std::vector<std::string>& worker_flags = {}) {
-  std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-expert-worker"),
+  std::vector<std::string> args = {SiblingBinary("moe-expert-worker"),
                                    "--model",
                                    cluster.model_dir,
                                    "--plan",
@@ -143,7 +143,7 @@ void StartCluster(const TestModelSpec& spec,
     ASSERT_TRUE(address.ok()) << address.status();
     cluster.worker_addresses.push_back(*address);
   }
-  std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-router"),
+  std::vector<std::string> args = {SiblingBinary("moe-router"),
                                    "--model",
                                    cluster.model_dir,
                                    "--plan",
@@ -694,8 +694,8 @@ TEST(RouterDeviceTest, RefusesWhatItCannotUse) {
       {{"--router-device", "99"}, "--router-device 99"},
       {{"--activation-link", "nccl"}, "--nccl-device"}};
   for (const auto& [flags, message] : cases) {
-    std::vector<std::string> args = {absl::StrCat(kBinDir, "/moe-router"),
-                                     "--model", model_dir, "--threads", "1"};
+    std::vector<std::string> args = {SiblingBinary("moe-router"), "--model",
+                                     model_dir, "--threads", "1"};
     args.insert(args.end(), flags.begin(), flags.end());
     auto router = ChildProcess::Start(args, LogPrefix("router"));
     ASSERT_TRUE(router.ok()) << router.status();

@@ -11,9 +11,9 @@
 #include "core/model_weights.h"
 #include "core/thread_pool.h"
 #include "core/tokenizer.h"
+#include "router_service/cpu_model_runner.h"
 #include "router_service/generation.h"
 #include "router_service/local_expert_dispatch.h"
-#include "router_service/cpu_model_runner.h"
 #include "tests/unit/dense_llama_reference.h"
 #include "tools/upcycle.h"
 

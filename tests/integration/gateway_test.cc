@@ -30,7 +30,6 @@ namespace {
 
 using testing::ChildProcess;
 
-constexpr char kBinDir[] = MOE_BIN_DIR;
 const std::string kDemoModel =
     std::string(MOE_MODELS_DIR) + "/smollm2-moe-16x-fp8";
 const absl::Duration kStartTimeout = absl::Seconds(60);
@@ -44,7 +43,7 @@ struct Service {
 // (quoting its stderr) when it does not come up.
 Service Start(const std::string& binary, const std::vector<std::string>& flags,
               const std::string& log_name) {
-  std::vector<std::string> args = {absl::StrCat(kBinDir, "/", binary)};
+  std::vector<std::string> args = {testing::SiblingBinary(binary)};
   args.insert(args.end(), flags.begin(), flags.end());
   Service service;
   auto process = ChildProcess::Start(
