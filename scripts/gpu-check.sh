@@ -9,6 +9,8 @@
 #                      (default: .gtest in the checkout when present, e.g. a
 #                      copy of Debian's /usr/src/googletest)
 #   QUICK=1            the benchmark's small smoke shapes
+#   BUNDLE=DIR         also run the GPU tests that need gRPC, from a bundle
+#                      made by scripts/gpu-bundle.sh on a build machine
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,9 @@ status=0
 (cd "$build" && NCCL_DEBUG=WARN ctest --output-on-failure) >"$out/tests.log" 2>&1 ||
   status=$?
 grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/tests.log" || true
+if [[ -n "${BUNDLE:-}" ]]; then
+  "$BUNDLE/run-gpu-tests.sh" "$out/bundle" || status=$?
+fi
 
 benchmark_flags=()
 if [[ -n "${QUICK:-}" ]]; then benchmark_flags=(--quick); fi
