@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -97,7 +98,7 @@ class GpuModelRunner : public ModelRunner {
                  options.kv_cache),
         routed_counts_(static_cast<size_t>(weights.config().num_layers) *
                        weights.config().num_experts),
-        batches_(2) {}
+        batches_(std::max(1, options.micro_batches)) {}
 
   // Its device memory is freed on its device.
   ~GpuModelRunner() override { cudaSetDevice(device_); }

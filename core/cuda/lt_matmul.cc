@@ -37,7 +37,7 @@ std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error) {
     *error = CublasText(status, "cublasLtCreate");
     return nullptr;
   }
-  const cudaError_t alloc = cudaMalloc(&matmul->workspace_, kWorkspaceBytes);
+  const cudaError_t alloc = matmul->workspace_.Reserve(kWorkspaceBytes);
   if (alloc != cudaSuccess) {
     *error = CudaErrorText(alloc, "cuBLASLt workspace");
     return nullptr;
@@ -47,7 +47,6 @@ std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error) {
 
 LtMatmul::~LtMatmul() {
   plans_.clear();
-  cudaFree(workspace_);
   if (handle_ != nullptr) cublasLtDestroy(handle_);
 }
 
@@ -121,7 +120,7 @@ bool LtMatmul::Run(GemmInput input, const void* a, const void* b, float* d,
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t status = cublasLtMatmul(
       handle_, plan->desc, &alpha, a, plan->a, b, plan->b, &beta, d, plan->d, d,
-      plan->d, &plan->algo, workspace_, kWorkspaceBytes, stream);
+      plan->d, &plan->algo, workspace_.get(), kWorkspaceBytes, stream);
   if (status != CUBLAS_STATUS_SUCCESS) {
     *error = CublasText(status, "cublasLtMatmul");
     return false;

@@ -10,6 +10,8 @@
 #include <string>
 #include <tuple>
 
+#include "core/cuda/device_buffer.h"
+
 namespace moe::cuda {
 
 // The element type of a product's two inputs.
@@ -44,7 +46,7 @@ class LtMatmul {
   Plan* FindPlan(const ShapeKey& key, std::string* error);
 
   cublasLtHandle_t handle_ = nullptr;
-  void* workspace_ = nullptr;
+  DeviceBuffer workspace_;  // stream-ordered: no device-wide wait to free
   std::map<ShapeKey, std::unique_ptr<Plan>> plans_;
 };
 
