@@ -60,10 +60,10 @@ CpuModelRunner::CpuModelRunner(const ModelWeights& weights,
                      weights.config().num_experts) {}
 
 std::vector<CpuModelRunner::MicroBatch> CpuModelRunner::Split(
-    std::span<const SequenceStep> steps, std::vector<size_t> valid) const {
+    std::span<const SequenceStep> steps,
+    const std::vector<std::vector<size_t>>& groups) const {
   std::vector<MicroBatch> batches;
-  for (const std::vector<size_t>& group :
-       SplitSteps(steps, valid, options_.micro_batches)) {
+  for (const std::vector<size_t>& group : groups) {
     MicroBatch& batch = batches.emplace_back();
     for (size_t s : group) {
       const SequenceStep& step = steps[s];
@@ -86,16 +86,10 @@ std::vector<absl::StatusOr<std::vector<float>>> CpuModelRunner::ForwardBatch(
   const ModelConfig& c = config();
   const int64_t h = c.hidden_size;
   std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
-  std::vector<size_t> valid;
-  for (size_t s = 0; s < steps.size(); ++s) {
-    if (absl::Status status = CheckStep(steps[s]); !status.ok()) {
-      results[s] = status;
-    } else {
-      valid.push_back(s);
-    }
-  }
-  if (valid.empty()) return results;
-  std::vector<MicroBatch> batches = Split(steps, std::move(valid));
+  const std::vector<std::vector<size_t>> groups =
+      CheckAndSplit(steps, options_.micro_batches, results);
+  if (groups.empty()) return results;
+  std::vector<MicroBatch> batches = Split(steps, groups);
   ++counters_.forward_passes;
   if (batches.size() > 1) ++counters_.split_passes;
 

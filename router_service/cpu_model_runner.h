@@ -41,9 +41,10 @@ class CpuModelRunner : public ModelRunner {
 
  private:
   struct MicroBatch;
-  // The members of a batch split into micro-batches of about equal rows.
-  std::vector<MicroBatch> Split(std::span<const SequenceStep> steps,
-                                std::vector<size_t> valid) const;
+  // The micro-batches of CheckAndSplit's groups of steps.
+  std::vector<MicroBatch> Split(
+      std::span<const SequenceStep> steps,
+      const std::vector<std::vector<size_t>>& groups) const;
   // One layer up to the experts: attention with its residual, then the
   // normalized rows and their expert assignments for the dispatch.
   void AttendAndRoute(int layer, MicroBatch& batch);

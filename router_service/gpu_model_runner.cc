@@ -276,17 +276,9 @@ absl::Status GpuModelRunner::EnsureLayer(MicroBatch& batch, int64_t rows) {
 std::vector<absl::StatusOr<std::vector<float>>> GpuModelRunner::ForwardBatch(
     std::span<const SequenceStep> steps) {
   std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
-  std::vector<size_t> valid;
-  for (size_t s = 0; s < steps.size(); ++s) {
-    if (absl::Status status = CheckStep(steps[s]); !status.ok()) {
-      results[s] = status;
-    } else {
-      valid.push_back(s);
-    }
-  }
-  if (valid.empty()) return results;
   const std::vector<std::vector<size_t>> groups =
-      SplitSteps(steps, valid, options_.micro_batches);
+      CheckAndSplit(steps, options_.micro_batches, results);
+  if (groups.empty()) return results;
   ++counters_.forward_passes;
   if (groups.size() > 1) ++counters_.split_passes;
   for (size_t b = 0; b < groups.size(); ++b) batches_[b].members = groups[b];

@@ -32,12 +32,18 @@ absl::Status ModelRunner::CheckStep(const SequenceStep& step) const {
   return step.cache->Reserve(start + n);
 }
 
-std::vector<std::vector<size_t>> ModelRunner::SplitSteps(
-    std::span<const SequenceStep> steps, const std::vector<size_t>& valid,
-    int parts) {
+std::vector<std::vector<size_t>> ModelRunner::CheckAndSplit(
+    std::span<const SequenceStep> steps, int parts,
+    std::vector<absl::StatusOr<std::vector<float>>>& results) const {
+  std::vector<size_t> valid;
   int64_t total_rows = 0;
-  for (size_t s : valid) {
-    total_rows += static_cast<int64_t>(steps[s].tokens.size());
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (absl::Status status = CheckStep(steps[s]); !status.ok()) {
+      results[s] = status;
+    } else {
+      valid.push_back(s);
+      total_rows += static_cast<int64_t>(steps[s].tokens.size());
+    }
   }
   std::vector<std::vector<size_t>> groups(
       std::max(1, std::min(parts, static_cast<int>(valid.size()))));

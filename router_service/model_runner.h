@@ -83,14 +83,17 @@ class ModelRunner {
   virtual const RunnerCounters& counters() const = 0;
 
  protected:
-  // Checks a step's tokens and context length against the model and
-  // reserves the cache blocks its positions need.
+  // Checks every step's tokens and context length against the model and
+  // reserves the cache blocks its positions need; a step that fails gets
+  // its error in `results`. Divides the others into at most `parts`
+  // micro-batches of about equal rows, none empty, in order: indices into
+  // `steps`.
+  std::vector<std::vector<size_t>> CheckAndSplit(
+      std::span<const SequenceStep> steps, int parts,
+      std::vector<absl::StatusOr<std::vector<float>>>& results) const;
+
+ private:
   absl::Status CheckStep(const SequenceStep& step) const;
-  // The steps `valid` (indices into `steps`, in order) divided into at most
-  // `parts` micro-batches of about equal rows, none empty, in order.
-  static std::vector<std::vector<size_t>> SplitSteps(
-      std::span<const SequenceStep> steps, const std::vector<size_t>& valid,
-      int parts);
 };
 
 }  // namespace moe
