@@ -10,13 +10,13 @@ namespace moe {
 
 ExpertLinkService::~ExpertLinkService() {
   std::lock_guard<std::mutex> lock(nccl_mutex_);
-  RetireNcclLink();
+  for (auto& [router, link] : nccl_links_) Retire(link);
 }
 
-void ExpertLinkService::RetireNcclLink() {
-  if (nccl_link_) nccl_link_->Close();
-  if (nccl_server_.joinable()) nccl_server_.join();
-  nccl_link_.reset();
+void ExpertLinkService::Retire(NcclLink& link) {
+  if (link.link) link.link->Close();
+  if (link.server.joinable()) link.server.join();
+  link.link.reset();
 }
 
 grpc::Status ExpertLinkService::Stream(
@@ -37,7 +37,7 @@ grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext*,
                      "not NCCL")));
   }
   std::lock_guard<std::mutex> lock(nccl_mutex_);
-  // Joined first, while the router waits for it; the old link (the router
+  // Joined first, while the router waits for it; the router's old link (it
   // opens a new one only when it gave the old one up) is retired after,
   // which waits for the answers it still owes.
   absl::StatusOr<std::unique_ptr<MessageLink>> link =
@@ -45,9 +45,10 @@ grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext*,
                       request->router_to_worker_id(),
                       absl::Milliseconds(request->connect_timeout_ms()));
   if (!link.ok()) return ToGrpcStatus(link.status());
-  RetireNcclLink();
-  nccl_link_ = std::move(*link);
-  nccl_server_ = std::thread([this, link = nccl_link_.get()] {
+  NcclLink& served = nccl_links_[request->router_id()];
+  Retire(served);
+  served.link = std::move(*link);
+  served.server = std::thread([this, link = served.link.get()] {
     ServeLink(*link, config_, identity_, queue_);
   });
   reply->set_device(identity_.device);

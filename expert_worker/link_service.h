@@ -1,8 +1,10 @@
 #ifndef MOE_EXPERT_WORKER_LINK_SERVICE_H_
 #define MOE_EXPERT_WORKER_LINK_SERVICE_H_
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "core/message_link.h"
@@ -15,7 +17,7 @@ namespace moe {
 
 // moe.v1.ExpertLink: activation links to this worker. A Stream call is
 // served on its own handler thread for as long as it lasts; an NCCL link
-// (GPU workers only) on a thread of its own until it breaks or the router
+// (GPU workers only) on a thread of its own until it breaks or its router
 // opens a new one, which replaces it.
 class ExpertLinkService final : public v1::ExpertLink::Service {
  public:
@@ -36,16 +38,20 @@ class ExpertLinkService final : public v1::ExpertLink::Service {
                         v1::NcclLinkReply* reply) override;
 
  private:
-  // Closes the NCCL link, if any, and waits for its server to end.
-  void RetireNcclLink();
+  // An NCCL link and the thread that serves it.
+  struct NcclLink {
+    std::unique_ptr<MessageLink> link;
+    std::thread server;
+  };
+  // Closes the link and waits for its server to end.
+  static void Retire(NcclLink& link);
 
   const WorkerIdentity identity_;
   const ModelConfig& config_;
   ComputeQueue& queue_;
   const int device_;
-  std::mutex nccl_mutex_;  // one OpenNccl at a time
-  std::unique_ptr<MessageLink> nccl_link_;
-  std::thread nccl_server_;
+  std::mutex nccl_mutex_;                       // one OpenNccl at a time
+  std::map<std::string, NcclLink> nccl_links_;  // by router id
 };
 
 }  // namespace moe

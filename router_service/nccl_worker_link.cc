@@ -13,13 +13,15 @@
 namespace moe {
 
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
-    v1::ExpertLink::Stub& stub, int device, absl::Duration timeout) {
+    v1::ExpertLink::Stub& stub, const std::string& router_id, int device,
+    absl::Duration timeout) {
   MOE_ASSIGN_OR_RETURN(const std::string to_worker, NewNcclLinkId());
   MOE_ASSIGN_OR_RETURN(const std::string to_router, NewNcclLinkId());
   v1::NcclLinkRequest request;
   request.set_router_to_worker_id(to_worker);
   request.set_worker_to_router_id(to_router);
   request.set_connect_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  request.set_router_id(router_id);
   v1::NcclLinkReply reply;
   grpc::ClientContext context;
   context.set_deadline(

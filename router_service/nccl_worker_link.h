@@ -2,6 +2,7 @@
 #define MOE_ROUTER_SERVICE_NCCL_WORKER_LINK_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -16,8 +17,11 @@ namespace moe {
 // (naming the step) when either side could not join within `timeout`. The
 // link is watched over a gRPC stream to the worker (WithLifeline), so a
 // worker that dies fails the calls waiting for it at once.
+// `router_id` names this router to the worker, whose earlier link from the
+// same router the new one replaces.
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
-    v1::ExpertLink::Stub& stub, int device, absl::Duration timeout);
+    v1::ExpertLink::Stub& stub, const std::string& router_id, int device,
+    absl::Duration timeout);
 
 }  // namespace moe
 
