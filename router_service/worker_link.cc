@@ -43,17 +43,20 @@ void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
   absl::Status failed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!link_) {
-      absl::StatusOr<std::unique_ptr<MessageLink>> opened = open_();
-      if (opened.ok()) {
+    // A link that died while idle (its worker restarted, say) fails the
+    // send, which then goes once more on a new link: nothing was sent.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = link_ != nullptr;
+      if (!reused) {
+        absl::StatusOr<std::unique_ptr<MessageLink>> opened = open_();
+        if (!opened.ok()) {
+          failed = absl::UnavailableError(
+              absl::StrCat("no activation link: ", opened.status().message()));
+          break;
+        }
         link_ = std::move(*opened);
         ++links_opened_;
-      } else {
-        failed = absl::UnavailableError(
-            absl::StrCat("no activation link: ", opened.status().message()));
       }
-    }
-    if (failed.ok()) {
       // Timed from here: opening the link may have taken a while.
       const absl::Time now = absl::Now();
       if (deadline != absl::InfiniteFuture()) {
@@ -72,6 +75,7 @@ void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
       link_->Close();
       link_.reset();
       failed = LinkError(failed);
+      if (!reused) break;
     }
   }
   done(failed);

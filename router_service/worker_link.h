@@ -20,8 +20,9 @@ namespace moe {
 // Compute calls to one expert worker as messages on an activation link. The
 // worker answers in order, so each reply belongs to the oldest call in
 // flight. A link error (the worker lost, a reply overdue) fails every call in
-// flight on that link, and the next call opens a new link. Errors say what
-// happened to the link; the caller names the worker.
+// flight on that link, and the next call opens a new link (a call whose send
+// fails on a link that died while idle goes on a new one at once). Errors
+// say what happened to the link; the caller names the worker.
 class WorkerLink {
  public:
   using Opener = std::function<absl::StatusOr<std::unique_ptr<MessageLink>>()>;

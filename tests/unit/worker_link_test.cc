@@ -139,6 +139,23 @@ TEST_F(WorkerLinkTest, ABrokenLinkFailsEveryCallInFlightAndIsOpenedAgain) {
   EXPECT_EQ(third->response.queue_wait_us(), 3);
 }
 
+// A link that died while nothing was in flight (the worker restarted) costs
+// no call: the send fails and goes on a new link.
+TEST_F(WorkerLinkTest, ALinkThatDiedIdleIsReplacedWithoutAFailure) {
+  auto link = MakeLink(absl::Seconds(30));
+  auto first = Call(*link, 0);
+  Reply(LinkNumber(0), ReplyWithWait(1));
+  EXPECT_TRUE(first->status.get_future().get().ok());
+  LinkNumber(0).Close();
+  auto second = Call(*link, 1);
+  EXPECT_EQ(link->links_opened(), 2);
+  ASSERT_EQ(Requests(LinkNumber(1)).size(), 1u);
+  EXPECT_EQ(Requests(LinkNumber(1))[0].compute().layer(), 1);
+  Reply(LinkNumber(1), ReplyWithWait(2));
+  EXPECT_TRUE(second->status.get_future().get().ok());
+  EXPECT_EQ(second->response.queue_wait_us(), 2);
+}
+
 TEST_F(WorkerLinkTest, AnOverdueReplyBreaksTheLink) {
   auto link = MakeLink(absl::Milliseconds(100));
   auto call = Call(*link, 0);
