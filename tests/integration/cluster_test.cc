@@ -265,9 +265,11 @@ class ClusterTest : public ::testing::TestWithParam<Architecture>,
                     protected ClusterWithReference {
  protected:
   // Two micro-batches: each layer's worker calls of one overlap the other's
-  // attention.
+  // attention; the router process sends them over activation links (the
+  // in-process dispatches below choose their own way).
   void SetUp() override {
-    Start(Fp8Spec(GetParam()), {"--micro-batches", "2"}, {});
+    Start(Fp8Spec(GetParam()),
+          {"--micro-batches", "2", "--activation-link", "stream"}, {});
   }
 
   // The router's forward pass with its experts on the workers, reached as
