@@ -48,16 +48,10 @@ struct CpuModelRunner::MicroBatch {
 CpuModelRunner::CpuModelRunner(const ModelWeights& weights,
                                ExpertDispatch& experts, ThreadPool& pool,
                                const ModelRunnerOptions& options)
-    : weights_(weights),
+    : ModelRunner(weights.config(), options),
+      weights_(weights),
       experts_(experts),
-      pool_(pool),
-      options_(options),
-      kv_pool_(weights.config().num_layers,
-               static_cast<int64_t>(weights.config().num_kv_heads) *
-                   weights.config().head_dim,
-               options.kv_cache),
-      routed_counts_(static_cast<size_t>(weights.config().num_layers) *
-                     weights.config().num_experts) {}
+      pool_(pool) {}
 
 std::vector<CpuModelRunner::MicroBatch> CpuModelRunner::Split(
     std::span<const SequenceStep> steps,
@@ -86,12 +80,11 @@ std::vector<absl::StatusOr<std::vector<float>>> CpuModelRunner::ForwardBatch(
   const ModelConfig& c = config();
   const int64_t h = c.hidden_size;
   std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
-  const std::vector<std::vector<size_t>> groups =
-      CheckAndSplit(steps, options_.micro_batches, results);
+  const std::vector<std::vector<size_t>> groups = CheckAndSplit(steps, results);
   if (groups.empty()) return results;
   std::vector<MicroBatch> batches = Split(steps, groups);
-  ++counters_.forward_passes;
-  if (batches.size() > 1) ++counters_.split_passes;
+  ++mutable_counters().forward_passes;
+  if (batches.size() > 1) ++mutable_counters().split_passes;
 
   for (MicroBatch& batch : batches) {
     batch.hidden.resize(batch.rows() * h);
@@ -110,11 +103,11 @@ std::vector<absl::StatusOr<std::vector<float>>> CpuModelRunner::ForwardBatch(
     const auto start = std::chrono::steady_clock::now();
     AttendAndRoute(layer, batches[b]);
     const double us = MicrosSince(start);
-    counters_.attention_us += us;
+    mutable_counters().attention_us += us;
     const bool overlapped =
         std::any_of(in_flight.begin(), in_flight.end(),
                     [](const auto& pending) { return pending != nullptr; });
-    if (overlapped) counters_.overlapped_attention_us += us;
+    if (overlapped) mutable_counters().overlapped_attention_us += us;
     const ExpertBatch experts{layer, batches[b].normed.data(),
                               batches[b].rows(), batches[b].assignments,
                               batches[b].row_deadlines};
@@ -236,8 +229,8 @@ void CpuModelRunner::AttendAndRoute(int layer, MicroBatch& batch) {
     const int32_t row = static_cast<int32_t>(i / c.top_k);
     if (!batch.members[batch.row_member[row]].status.ok()) continue;
     batch.assignments.push_back({row, expert_ids[i], expert_weights[i]});
-    ++routed_counts_[static_cast<size_t>(layer) * c.num_experts +
-                     expert_ids[i]];
+    ++mutable_routed_counts()[static_cast<size_t>(layer) * c.num_experts +
+                              expert_ids[i]];
   }
   batch.expert_out.resize(n * h);
 }
@@ -246,7 +239,7 @@ void CpuModelRunner::AddExperts(MicroBatch& batch, PendingExperts& pending) {
   std::vector<RowFailure> failures;
   const auto start = std::chrono::steady_clock::now();
   const absl::Status status = pending.Wait(failures);
-  counters_.expert_wait_us += MicrosSince(start);
+  mutable_counters().expert_wait_us += MicrosSince(start);
   for (MicroBatch::Member& m : batch.members) {
     if (!status.ok() && m.status.ok()) m.status = status;
   }

@@ -28,16 +28,8 @@ class CpuModelRunner : public ModelRunner {
   CpuModelRunner(const ModelWeights& weights, ExpertDispatch& experts,
                  ThreadPool& pool, const ModelRunnerOptions& options = {});
 
-  const ModelConfig& config() const override { return weights_.config(); }
-
-  KvBlockPool& kv_pool() override { return kv_pool_; }
   std::vector<absl::StatusOr<std::vector<float>>> ForwardBatch(
       std::span<const SequenceStep> steps) override;
-
-  const std::vector<int64_t>& routed_counts() const override {
-    return routed_counts_;
-  }
-  const RunnerCounters& counters() const override { return counters_; }
 
  private:
   struct MicroBatch;
@@ -54,10 +46,6 @@ class CpuModelRunner : public ModelRunner {
   const ModelWeights& weights_;
   ExpertDispatch& experts_;
   ThreadPool& pool_;
-  const ModelRunnerOptions options_;
-  KvBlockPool kv_pool_;
-  std::vector<int64_t> routed_counts_;
-  RunnerCounters counters_;
 };
 
 }  // namespace moe

@@ -88,16 +88,10 @@ class GpuModelRunner : public ModelRunner {
  public:
   GpuModelRunner(const ModelWeights& weights, ExpertDispatch& experts,
                  int device, const ModelRunnerOptions& options)
-      : weights_(weights),
+      : ModelRunner(weights.config(), options),
+        weights_(weights),
         experts_(experts),
         device_(device),
-        options_(options),
-        kv_pool_(weights.config().num_layers,
-                 static_cast<int64_t>(weights.config().num_kv_heads) *
-                     weights.config().head_dim,
-                 options.kv_cache),
-        routed_counts_(static_cast<size_t>(weights.config().num_layers) *
-                       weights.config().num_experts),
         batches_(std::max(1, options.micro_batches)) {}
 
   // Its device memory is freed on its device.
@@ -106,14 +100,8 @@ class GpuModelRunner : public ModelRunner {
   // Checks the memory, then copies the weights and makes the KV pools.
   absl::Status Init();
 
-  const ModelConfig& config() const override { return weights_.config(); }
-  KvBlockPool& kv_pool() override { return kv_pool_; }
   std::vector<absl::StatusOr<std::vector<float>>> ForwardBatch(
       std::span<const SequenceStep> steps) override;
-  const std::vector<int64_t>& routed_counts() const override {
-    return routed_counts_;
-  }
-  const RunnerCounters& counters() const override { return counters_; }
 
  private:
   // Some of the steps of a pass, moving through the layers together; with
@@ -170,10 +158,6 @@ class GpuModelRunner : public ModelRunner {
   const ModelWeights& weights_;
   ExpertDispatch& experts_;
   const int device_;
-  const ModelRunnerOptions options_;
-  KvBlockPool kv_pool_;  // block accounting; the data lives on the device
-  std::vector<int64_t> routed_counts_;
-  RunnerCounters counters_;
 
   std::vector<DeviceBuffer> storage_;  // weights and KV pools
   std::vector<cuda::RouterLayerWeights> layer_weights_;
@@ -197,7 +181,7 @@ absl::Status GpuModelRunner::Init() {
   const int64_t layer_elements = 2 * hidden + 2 * q_width * hidden +
                                  2 * kv_width * hidden +
                                  int64_t{c.num_experts} * hidden;
-  layout_ = {static_cast<int>(kv_pool_.total_blocks()), kv_pool_.block_size(),
+  layout_ = {static_cast<int>(kv_pool().total_blocks()), kv_pool().block_size(),
              c.num_kv_heads, c.head_dim};
   const int64_t weight_bytes =
       2 * (c.num_layers * layer_elements + 2 * int64_t{c.vocab_size} * hidden +
@@ -276,11 +260,10 @@ absl::Status GpuModelRunner::EnsureLayer(MicroBatch& batch, int64_t rows) {
 std::vector<absl::StatusOr<std::vector<float>>> GpuModelRunner::ForwardBatch(
     std::span<const SequenceStep> steps) {
   std::vector<absl::StatusOr<std::vector<float>>> results(steps.size());
-  const std::vector<std::vector<size_t>> groups =
-      CheckAndSplit(steps, options_.micro_batches, results);
+  const std::vector<std::vector<size_t>> groups = CheckAndSplit(steps, results);
   if (groups.empty()) return results;
-  ++counters_.forward_passes;
-  if (groups.size() > 1) ++counters_.split_passes;
+  ++mutable_counters().forward_passes;
+  if (groups.size() > 1) ++mutable_counters().split_passes;
   for (size_t b = 0; b < groups.size(); ++b) batches_[b].members = groups[b];
   const std::span<MicroBatch> batches(batches_.data(), groups.size());
   const absl::Status status = Run(steps, batches, results);
@@ -419,11 +402,11 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_weights.get<float>(), n * c.top_k,
                                  weights, "expert weights"));
   const double us = MicrosSince(start);
-  counters_.attention_us += us;
+  mutable_counters().attention_us += us;
   const bool overlapped = std::any_of(
       batches_.begin(), batches_.end(),
       [](const MicroBatch& other) { return other.pending != nullptr; });
-  if (overlapped) counters_.overlapped_attention_us += us;
+  if (overlapped) mutable_counters().overlapped_attention_us += us;
 
   batch.assignments.clear();
   for (int64_t r = 0; r < n; ++r) {
@@ -439,7 +422,8 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
       }
       batch.assignments.push_back(
           {static_cast<int32_t>(r), expert, weights[r * c.top_k + j]});
-      ++routed_counts_[static_cast<size_t>(layer) * c.num_experts + expert];
+      ++mutable_routed_counts()[static_cast<size_t>(layer) * c.num_experts +
+                                expert];
     }
   }
   batch.expert_out.resize(n * hidden);
@@ -455,7 +439,7 @@ absl::Status GpuModelRunner::AddExperts(MicroBatch& batch) {
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<PendingExperts> pending = std::move(batch.pending);
   const absl::Status status = pending->Wait(failures);
-  counters_.expert_wait_us += MicrosSince(start);
+  mutable_counters().expert_wait_us += MicrosSince(start);
   for (absl::Status& member : batch.failed) {
     if (!status.ok() && member.ok()) member = status;
   }

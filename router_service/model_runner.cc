@@ -6,6 +6,16 @@
 
 namespace moe {
 
+ModelRunner::ModelRunner(const ModelConfig& config,
+                         const ModelRunnerOptions& options)
+    : config_(config),
+      options_(options),
+      kv_pool_(config.num_layers,
+               static_cast<int64_t>(config.num_kv_heads) * config.head_dim,
+               options.kv_cache),
+      routed_counts_(static_cast<size_t>(config.num_layers) *
+                     config.num_experts) {}
+
 absl::StatusOr<std::vector<float>> ModelRunner::Forward(
     std::span<const int32_t> tokens, SequenceKvCache& cache, LogitsFor which) {
   const SequenceStep step[] = {{tokens, &cache, which}};
@@ -33,8 +43,9 @@ absl::Status ModelRunner::CheckStep(const SequenceStep& step) const {
 }
 
 std::vector<std::vector<size_t>> ModelRunner::CheckAndSplit(
-    std::span<const SequenceStep> steps, int parts,
+    std::span<const SequenceStep> steps,
     std::vector<absl::StatusOr<std::vector<float>>>& results) const {
+  const int parts = options_.micro_batches;
   std::vector<size_t> valid;
   int64_t total_rows = 0;
   for (size_t s = 0; s < steps.size(); ++s) {

@@ -56,12 +56,12 @@ class ModelRunner {
  public:
   virtual ~ModelRunner() = default;
 
-  virtual const ModelConfig& config() const = 0;
+  const ModelConfig& config() const { return config_; }
 
   // The KV cache's blocks, shared by every sequence of this runner.
-  virtual KvBlockPool& kv_pool() = 0;
+  KvBlockPool& kv_pool() { return kv_pool_; }
   // An empty cache that takes its blocks from kv_pool().
-  SequenceKvCache NewCache() { return SequenceKvCache(kv_pool()); }
+  SequenceKvCache NewCache() { return SequenceKvCache(kv_pool_); }
 
   // Runs `tokens` at positions [cache.length(), cache.length() + n) and
   // extends the cache (taking blocks from the pool as needed). Returns
@@ -79,21 +79,35 @@ class ModelRunner {
       std::span<const SequenceStep> steps) = 0;
 
   // Rows routed to each (layer, expert) since construction, [layers x experts].
-  virtual const std::vector<int64_t>& routed_counts() const = 0;
-  virtual const RunnerCounters& counters() const = 0;
+  const std::vector<int64_t>& routed_counts() const { return routed_counts_; }
+  const RunnerCounters& counters() const { return counters_; }
 
  protected:
+  // A KV cache of options.kv_cache's size for `config` (which must outlive
+  // the runner).
+  ModelRunner(const ModelConfig& config, const ModelRunnerOptions& options);
+
+  const ModelRunnerOptions& options() const { return options_; }
+  std::vector<int64_t>& mutable_routed_counts() { return routed_counts_; }
+  RunnerCounters& mutable_counters() { return counters_; }
+
   // Checks every step's tokens and context length against the model and
   // reserves the cache blocks its positions need; a step that fails gets
-  // its error in `results`. Divides the others into at most `parts`
-  // micro-batches of about equal rows, none empty, in order: indices into
-  // `steps`.
+  // its error in `results`. Divides the others into at most
+  // options().micro_batches micro-batches of about equal rows, none empty,
+  // in order: indices into `steps`.
   std::vector<std::vector<size_t>> CheckAndSplit(
-      std::span<const SequenceStep> steps, int parts,
+      std::span<const SequenceStep> steps,
       std::vector<absl::StatusOr<std::vector<float>>>& results) const;
 
  private:
   absl::Status CheckStep(const SequenceStep& step) const;
+
+  const ModelConfig& config_;
+  const ModelRunnerOptions options_;
+  KvBlockPool kv_pool_;
+  std::vector<int64_t> routed_counts_;
+  RunnerCounters counters_;
 };
 
 }  // namespace moe
