@@ -10,16 +10,6 @@
 #include "core/linear.h"
 
 namespace moe {
-namespace {
-
-double MicrosSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(
-             std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-}  // namespace
-
 // Rows of a batched forward pass that move through the layers together: the
 // tokens of some of the steps, concatenated.
 struct CpuModelRunner::MicroBatch {

@@ -34,12 +34,6 @@ absl::Status Launched(bool ok, const std::string& error) {
   return ok ? absl::OkStatus() : absl::InternalError(error);
 }
 
-double MicrosSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(
-             std::chrono::steady_clock::now() - start)
-      .count();
-}
-
 std::vector<__nv_bfloat16> ToBf16(const std::vector<float>& values) {
   std::vector<__nv_bfloat16> out(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
@@ -110,12 +104,14 @@ class GpuModelRunner : public ModelRunner {
   struct MicroBatch {
     std::vector<size_t> members;       // indices into the caller's steps
     std::vector<absl::Status> failed;  // per member: its rows' first failure
-    std::vector<size_t> row_member;    // row -> index into members
     std::vector<size_t> first_row;     // per member
+    // Per row: its token, its member (the sequence in the paged batch) and
+    // position; per member: where its block table starts; the tables.
     std::vector<int32_t> tokens, sequences, positions, offsets, tables;
     std::vector<absl::Time> deadlines;
     // The layer in flight: routed rows, their experts, where results land.
-    std::vector<float> expert_input, expert_out;
+    std::vector<float> expert_input, expert_out, expert_weights;
+    std::vector<int32_t> expert_ids;
     std::vector<ExpertAssignment> assignments;
     std::unique_ptr<PendingExperts> pending;
     // On the device.
@@ -174,6 +170,21 @@ class GpuModelRunner : public ModelRunner {
 absl::Status GpuModelRunner::Init() {
   const ModelConfig& c = config();
   MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+  shape_.hidden = c.hidden_size;
+  shape_.heads = c.num_heads;
+  shape_.kv_heads = c.num_kv_heads;
+  shape_.head_dim = c.head_dim;
+  shape_.sliding_window = c.sliding_window;
+  shape_.rope_theta = c.rope_theta;
+  shape_.rms_norm_eps = static_cast<float>(c.rms_norm_eps);
+  shape_.gating = {c.num_experts, c.top_k, c.use_logits_norm,
+                   static_cast<float>(c.gate_norm_std)};
+  // A model shape the layer cannot run is refused now, before any weight is
+  // copied, not at a request.
+  MOE_RETURN_IF_ERROR(EnsureLayer(batches_[0], 1));
+  std::string error;
+  lm_matmul_ = cuda::LtMatmul::Create(&error);
+  if (lm_matmul_ == nullptr) return absl::InternalError(error);
   // Everything the device will hold, checked before any of it is copied.
   const int64_t hidden = c.hidden_size;
   const int64_t q_width = int64_t{c.num_heads} * c.head_dim;
@@ -189,7 +200,6 @@ absl::Status GpuModelRunner::Init() {
   const int64_t kv_bytes =
       int64_t{c.num_layers} * 2 * layout_.PoolElements() * 2;
   cuda::DeviceMemory memory;
-  std::string error;
   if (!cuda::QueryDeviceMemory(device_, &memory, &error)) {
     return absl::InternalError(error);
   }
@@ -197,9 +207,7 @@ absl::Status GpuModelRunner::Init() {
     return absl::ResourceExhaustedError(absl::StrCat(
         "--router-device ", device_, ": the dense weights (", weight_bytes,
         " bytes as BF16) and the KV cache (", kv_bytes,
-        " bytes) need more "
-        "than the ",
-        memory.free_bytes, " bytes free"));
+        " bytes) need more than the ", memory.free_bytes, " bytes free"));
   }
 
   MOE_ASSIGN_OR_RETURN(embed_tokens_,
@@ -227,19 +235,7 @@ absl::Status GpuModelRunner::Init() {
       pools->push_back(storage_.back().get<__nv_bfloat16>());
     }
   }
-  shape_.hidden = c.hidden_size;
-  shape_.heads = c.num_heads;
-  shape_.kv_heads = c.num_kv_heads;
-  shape_.head_dim = c.head_dim;
-  shape_.sliding_window = c.sliding_window;
-  shape_.rope_theta = c.rope_theta;
-  shape_.rms_norm_eps = static_cast<float>(c.rms_norm_eps);
-  shape_.gating = {c.num_experts, c.top_k, c.use_logits_norm,
-                   static_cast<float>(c.gate_norm_std)};
-  lm_matmul_ = cuda::LtMatmul::Create(&error);
-  if (lm_matmul_ == nullptr) return absl::InternalError(error);
-  // A model shape the layer cannot run is refused now, not at a request.
-  return EnsureLayer(batches_[0], 1);
+  return absl::OkStatus();
 }
 
 absl::Status GpuModelRunner::EnsureLayer(MicroBatch& batch, int64_t rows) {
@@ -322,7 +318,6 @@ absl::Status GpuModelRunner::Prepare(std::span<const SequenceStep> steps,
     v->clear();
   }
   batch.deadlines.clear();
-  batch.row_member.clear();
   batch.first_row.clear();
   batch.failed.assign(batch.members.size(), absl::OkStatus());
   for (size_t m = 0; m < batch.members.size(); ++m) {
@@ -337,7 +332,6 @@ absl::Status GpuModelRunner::Prepare(std::span<const SequenceStep> steps,
       batch.positions.push_back(
           static_cast<int32_t>(step.cache->length() + int64_t(i)));
       batch.deadlines.push_back(step.deadline);
-      batch.row_member.push_back(m);
     }
   }
   const int64_t n = batch.rows();
@@ -390,8 +384,8 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
            batch.routed_weights.get<float>()},
           nullptr, &error),
       error));
-  std::vector<int32_t> ids;
-  std::vector<float> weights;
+  std::vector<int32_t>& ids = batch.expert_ids;
+  std::vector<float>& weights = batch.expert_weights;
   // Synchronous copies on the legacy stream: they wait for the layer, and
   // only for it (a device-wide wait would also wait for NCCL receives
   // parked on other streams).
@@ -411,7 +405,7 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
   batch.assignments.clear();
   for (int64_t r = 0; r < n; ++r) {
     // A step whose rows failed at an earlier layer is not sent again.
-    if (!batch.failed[batch.row_member[r]].ok()) continue;
+    if (!batch.failed[batch.sequences[r]].ok()) continue;
     for (int j = 0; j < c.top_k; ++j) {
       const int32_t expert = ids[r * c.top_k + j];
       // NaN gate logits have no order: the selection is then meaningless.
@@ -444,7 +438,7 @@ absl::Status GpuModelRunner::AddExperts(MicroBatch& batch) {
     if (!status.ok() && member.ok()) member = status;
   }
   for (const RowFailure& failure : failures) {
-    absl::Status& member = batch.failed[batch.row_member[failure.row]];
+    absl::Status& member = batch.failed[batch.sequences[failure.row]];
     if (member.ok()) member = failure.status;
   }
   MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));

@@ -16,6 +16,12 @@ ModelRunner::ModelRunner(const ModelConfig& config,
       routed_counts_(static_cast<size_t>(config.num_layers) *
                      config.num_experts) {}
 
+double ModelRunner::MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 absl::StatusOr<std::vector<float>> ModelRunner::Forward(
     std::span<const int32_t> tokens, SequenceKvCache& cache, LogitsFor which) {
   const SequenceStep step[] = {{tokens, &cache, which}};

@@ -1,6 +1,7 @@
 #ifndef MOE_ROUTER_SERVICE_MODEL_RUNNER_H_
 #define MOE_ROUTER_SERVICE_MODEL_RUNNER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -86,6 +87,9 @@ class ModelRunner {
   // A KV cache of options.kv_cache's size for `config` (which must outlive
   // the runner).
   ModelRunner(const ModelConfig& config, const ModelRunnerOptions& options);
+
+  // Microseconds since `start`, for the counters.
+  static double MicrosSince(std::chrono::steady_clock::time_point start);
 
   const ModelRunnerOptions& options() const { return options_; }
   std::vector<int64_t>& mutable_routed_counts() { return routed_counts_; }
