@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packs, for a GPU machine without gRPC or Abseil, the GPU tests that need
-# them (the router's forward pass on a GPU, the cluster on a GPU): the
-# programs, stripped, the shared libraries they load from outside the C
-# library and the CUDA toolkit, and run-gpu-tests.sh to run them there.
+# them (the router's forward pass on a GPU, the cluster on a GPU) and the
+# programs tests/gpu/torch_peer.py runs: stripped, with the shared libraries
+# they load from outside the C library and the CUDA toolkit, and
+# run-gpu-tests.sh to run the tests there.
 #   scripts/gpu-bundle.sh [OUT_DIR]   (default build/gpu-bundle; after a build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +11,8 @@ build=${BUILD_DIR:-$root/build}
 out=${1:-$build/gpu-bundle}
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-for program in gpu_model_runner_test cluster_test moe-router moe-expert-worker; do
+for program in gpu_model_runner_test cluster_test moe-router moe-expert-worker \
+  moe-generate moe-make-model moe-plan; do
   strip -o "$out/bin/$program" "$build/bin/$program"
 done
 cp "$build/bin/libmoe_sentencepiece_shim.so" "$out/bin/"

@@ -11,6 +11,9 @@
 #   QUICK=1            the benchmark's small smoke shapes
 #   BUNDLE=DIR         also run the GPU tests that need gRPC, from a bundle
 #                      made by scripts/gpu-bundle.sh on a build machine
+#   PEER=1             with BUNDLE, only tests/gpu/torch_peer.py (the bundled
+#                      programs against PyTorch's MixtralForCausalLM; needs
+#                      torch and transformers), instead of the rest
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +38,13 @@ if [[ ! -e /usr/local/cuda/include/nccl.h ]]; then
 fi
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
+
+if [[ -n "${PEER:-}" ]]; then
+  PYTHONUNBUFFERED=1 python3 "$root/tests/gpu/torch_peer.py" \
+    --bin "${BUNDLE:?PEER needs BUNDLE}/bin" --out "$out" 2>&1 |
+    tee "$out/torch_peer.log"
+  exit "${PIPESTATUS[0]}"
+fi
 
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem \
   --format=csv | tee "$out/device.txt" || true
