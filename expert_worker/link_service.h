@@ -5,9 +5,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
-#include "core/message_link.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/announced_link.h"
 #include "core/model_config.h"
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/compute_request.h"
@@ -15,10 +16,11 @@
 
 namespace moe {
 
-// moe.v1.ExpertLink: activation links to this worker. A Stream call is
-// served on its own handler thread for as long as it lasts; an NCCL link
-// (GPU workers only) on a thread of its own until it breaks or its router
-// opens a new one, which replaces it.
+// moe.v1.ExpertLink: activation links to this worker, each served on its
+// Stream call's handler thread for as long as the call lasts. OpenNccl (GPU
+// workers only) joins the NCCL pipe of a router's link and keeps it until
+// the router's Stream call that names it comes to announce its payloads; the
+// link ends with that call (the router closed it, or died).
 class ExpertLinkService final : public v1::ExpertLink::Service {
  public:
   // `device`: the worker's GPU, or -1 on the CPU.
@@ -28,7 +30,6 @@ class ExpertLinkService final : public v1::ExpertLink::Service {
         config_(config),
         queue_(queue),
         device_(device) {}
-  ~ExpertLinkService() override;
 
   grpc::Status Stream(
       grpc::ServerContext* context,
@@ -38,20 +39,21 @@ class ExpertLinkService final : public v1::ExpertLink::Service {
                         v1::NcclLinkReply* reply) override;
 
  private:
-  // An NCCL link and the thread that serves it.
-  struct NcclLink {
-    std::unique_ptr<MessageLink> link;
-    std::thread server;
+  struct JoinedPipe {
+    std::unique_ptr<PayloadPipe> pipe;
+    absl::Duration payload_timeout;  // the router's join timeout
   };
-  // Closes the link and waits for its server to end.
-  static void Retire(NcclLink& link);
+  // The NCCL pipe joined for `router_id`, now taken by its Stream call.
+  absl::StatusOr<JoinedPipe> TakeNcclPipe(const std::string& router_id);
 
   const WorkerIdentity identity_;
   const ModelConfig& config_;
   ComputeQueue& queue_;
   const int device_;
-  std::mutex nccl_mutex_;                       // one OpenNccl at a time
-  std::map<std::string, NcclLink> nccl_links_;  // by router id
+  std::mutex open_mutex_;  // one OpenNccl joins at a time
+  std::mutex pipes_mutex_;
+  // Joined, waiting for their Stream call; by router id.
+  std::map<std::string, JoinedPipe> nccl_pipes_;
 };
 
 }  // namespace moe

@@ -102,8 +102,9 @@ using ClientStream = grpc::ClientReaderWriter<v1::LinkFrame, v1::LinkFrame>;
 // then the stream is finished, then the context goes.
 class ClientStreamLink : public MessageLink {
  public:
-  explicit ClientStreamLink(v1::ExpertLink::Stub& stub)
-      : stream_(stub.Stream(&context_)),
+  ClientStreamLink(v1::ExpertLink::Stub& stub,
+                   const std::string& nccl_router_id)
+      : stream_(StartStream(stub, nccl_router_id)),
         link_(std::make_unique<GrpcStreamLink<ClientStream>>(
             *stream_, [this] { context_.TryCancel(); })) {}
   ~ClientStreamLink() override {
@@ -120,6 +121,14 @@ class ClientStreamLink : public MessageLink {
   void Close() override { link_->Close(); }
 
  private:
+  std::unique_ptr<ClientStream> StartStream(v1::ExpertLink::Stub& stub,
+                                            const std::string& nccl_router_id) {
+    if (!nccl_router_id.empty()) {
+      context_.AddMetadata(kNcclRouterIdKey, nccl_router_id);
+    }
+    return stub.Stream(&context_);
+  }
+
   grpc::ClientContext context_;
   std::unique_ptr<ClientStream> stream_;
   std::unique_ptr<MessageLink> link_;
@@ -127,8 +136,16 @@ class ClientStreamLink : public MessageLink {
 
 }  // namespace
 
-std::unique_ptr<MessageLink> OpenGrpcStreamLink(v1::ExpertLink::Stub& stub) {
-  return std::make_unique<ClientStreamLink>(stub);
+std::unique_ptr<MessageLink> OpenGrpcStreamLink(
+    v1::ExpertLink::Stub& stub, const std::string& nccl_router_id) {
+  return std::make_unique<ClientStreamLink>(stub, nccl_router_id);
+}
+
+std::string NcclRouterIdOf(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find(kNcclRouterIdKey);
+  if (found == metadata.end()) return "";
+  return std::string(found->second.data(), found->second.size());
 }
 
 std::unique_ptr<MessageLink> ServeGrpcStreamLink(

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/lifeline_link.h"
-#include "core/nccl_message_link.h"
+#include "core/announced_link.h"
+#include "core/nccl_payload_pipe.h"
 #include "core/status_macros.h"
 #include "protos/grpc_message_link.h"
 #include "protos/grpc_status.h"
@@ -32,20 +32,17 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
                          [&answered](grpc::Status status) {
                            answered.set_value(std::move(status));
                          });
-  absl::StatusOr<std::unique_ptr<MessageLink>> link =
-      ConnectNcclLink(device, /*rank=*/0, to_worker, to_router, timeout);
+  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe =
+      ConnectNcclPayloadPipe(device, /*rank=*/0, to_worker, to_router, timeout);
   const grpc::Status worker_joined = answered.get_future().get();
   if (!worker_joined.ok()) {
-    // Our end may have joined: abort it rather than wait for a clean close
-    // the worker will not make.
-    if (link.ok()) (*link)->Close();
     const absl::Status status = FromGrpcStatus(worker_joined);
     return absl::Status(
         status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));
   }
-  if (!link.ok()) return link.status();
-  // The worker's death shows on a gRPC stream at once; NCCL would wait.
-  return WithLifeline(std::move(*link), OpenGrpcStreamLink(stub));
+  if (!pipe.ok()) return pipe.status();
+  return NewAnnouncedLink(OpenGrpcStreamLink(stub, router_id), std::move(*pipe),
+                          timeout);
 }
 
 }  // namespace moe

@@ -13,12 +13,12 @@ namespace moe {
 
 // Opens an activation link to a GPU worker over NCCL: makes the unique ids
 // of its two communicators, hands them to the worker with ExpertLink.OpenNccl
-// and joins as rank 0 on `device` while the worker joins as rank 1. Fails
-// (naming the step) when either side could not join within `timeout`. The
-// link is watched over a gRPC stream to the worker (WithLifeline), so a
-// worker that dies fails the calls waiting for it at once.
-// `router_id` names this router to the worker, whose earlier link from the
-// same router the new one replaces.
+// and joins as rank 0 on `device` while the worker joins as rank 1, then
+// opens the gRPC stream that announces each payload (NewAnnouncedLink) and
+// on which the worker's death shows at once. Fails (naming the step) when
+// either side could not join within `timeout`, which also bounds how long an
+// announced payload may take. `router_id` names this router to the worker,
+// which pairs the stream with the NCCL link by it.
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
     v1::ExpertLink::Stub& stub, const std::string& router_id, int device,
     absl::Duration timeout);

@@ -13,11 +13,13 @@ WorkerLink::WorkerLink(Opener open, absl::Duration reply_timeout)
 }
 
 WorkerLink::~WorkerLink() {
+  std::shared_ptr<MessageLink> link;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
-    if (link_) link_->Close();
+    link = link_;
   }
+  if (link) link->Close();
   sent_.notify_all();
   receiver_.join();
 }
@@ -41,6 +43,9 @@ void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
                       v1::ComputeResponse* response,
                       std::function<void(absl::Status)> done) {
   absl::Status failed;
+  // Links whose send failed, closed once unlocked: closing an NCCL link
+  // aborts its communicators, which may wait for the worker's side.
+  std::vector<std::shared_ptr<MessageLink>> broken;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // A link that died while idle (its worker restarted, say) fails the
@@ -68,17 +73,18 @@ void WorkerLink::Call(v1::LinkRequest& request, absl::Time deadline,
         in_flight_.push_back(
             {link_, now + reply_timeout_, response, std::move(done)});
         sent_.notify_all();
-        return;
+        break;
       }
       // The receiver fails the calls already sent when its Receive sees the
       // closed link.
-      link_->Close();
+      broken.push_back(std::move(link_));
       link_.reset();
       failed = LinkError(failed);
       if (!reused) break;
     }
   }
-  done(failed);
+  for (const std::shared_ptr<MessageLink>& link : broken) link->Close();
+  if (!failed.ok()) done(failed);
 }
 
 absl::Status WorkerLink::Finish(
@@ -101,10 +107,12 @@ void WorkerLink::ReceiveReplies() {
   while (true) {
     sent_.wait(lock, [this] { return stopping_ || !in_flight_.empty(); });
     if (in_flight_.empty()) return;  // stopping, nothing owed
-    const std::shared_ptr<MessageLink> link = in_flight_.front().link;
+    std::shared_ptr<MessageLink> link = in_flight_.front().link;
     const absl::Time reply_by = in_flight_.front().reply_by;
     lock.unlock();
     const absl::StatusOr<std::string> reply = link->Receive(reply_by);
+    // Unlocked: an NCCL link's abort may wait for the worker's side.
+    if (!reply.ok()) link->Close();
     lock.lock();
     std::vector<InFlight> ended;
     ended.push_back(std::move(in_flight_.front()));
@@ -113,7 +121,6 @@ void WorkerLink::ReceiveReplies() {
     if (!reply.ok()) {
       // Every call sent on this link is lost with it.
       error = LinkError(reply.status());
-      link->Close();
       if (link_ == link) link_.reset();
       while (!in_flight_.empty() && in_flight_.front().link == link) {
         ended.push_back(std::move(in_flight_.front()));
@@ -124,6 +131,10 @@ void WorkerLink::ReceiveReplies() {
     for (const InFlight& call : ended) {
       call.done(error.ok() ? Finish(call, reply) : error);
     }
+    // The last references may go here, unlocked: a link's destructor joins
+    // its threads.
+    ended.clear();
+    link.reset();
     lock.lock();
   }
 }

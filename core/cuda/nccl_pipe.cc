@@ -11,7 +11,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kHeaderBytes = sizeof(uint64_t);
+// Connect's first payload each way.
+constexpr size_t kWarmUpBytes = 8;
 
 std::string NcclErrorText(ncclResult_t result, const char* what) {
   std::string text = std::string(what) + ": " + ncclGetErrorString(result);
@@ -163,17 +164,6 @@ bool NcclPipe::CreateResources(std::string* error) {
       return cudaMemPoolSetAccess(pool_, &access, 1);
     });
   }
-  step("cudaMallocFromPoolAsync", [&] {
-    return cudaMallocFromPoolAsync(reinterpret_cast<void**>(&header_device_),
-                                   kHeaderBytes, pool_, receive_stream_);
-  });
-  step("cudaMemsetAsync", [&] {
-    return cudaMemsetAsync(header_device_, 0, kHeaderBytes, receive_stream_);
-  });
-  step("cudaStreamSynchronize",
-       [&] { return cudaStreamSynchronize(receive_stream_); });
-  step("cudaMallocHost",
-       [&] { return cudaMallocHost(&header_host_, kHeaderBytes); });
   if (status != cudaSuccess) {
     *error = cuda::CudaErrorText(status, (std::string(what) + " on device " +
                                           std::to_string(options_.device))
@@ -222,22 +212,30 @@ bool NcclPipe::WarmUp(ncclComm_t* comm, Clock::time_point deadline,
   cudaStream_t stream = sending ? send_stream_ : receive_stream_;
   cudaEvent_t event = sending ? send_event_ : receive_event_;
   const char* what = sending ? "ncclSend" : "ncclRecv";
+  void* buffer = nullptr;
+  cudaError_t status =
+      cudaMallocFromPoolAsync(&buffer, kWarmUpBytes, pool_, stream);
+  if (status != cudaSuccess) {
+    *error = cuda::CudaErrorText(status, "cudaMallocFromPoolAsync");
+    return false;
+  }
   const bool launched = Launch(
       comm, what,
       [&](ncclComm_t c) {
-        return sending ? ncclSend(header_device_, kHeaderBytes, ncclUint8, peer,
-                                  c, stream)
-                       : ncclRecv(header_device_, kHeaderBytes, ncclUint8, peer,
-                                  c, stream);
+        return sending
+                   ? ncclSend(buffer, kWarmUpBytes, ncclUint8, peer, c, stream)
+                   : ncclRecv(buffer, kWarmUpBytes, ncclUint8, peer, c, stream);
       },
       deadline, error);
+  // Stream-ordered: the buffer returns to the pool after the transfer.
+  cudaFreeAsync(buffer, stream);
   if (!launched) return false;
-  const cudaError_t status = cudaEventRecord(event, stream);
+  status = cudaEventRecord(event, stream);
   if (status != cudaSuccess) {
     *error = cuda::CudaErrorText(status, "cudaEventRecord");
     return false;
   }
-  switch (Await(event, comm, deadline, what, error)) {
+  switch (Await(event, deadline, what, error)) {
     case WaitResult::kDone:
       return true;
     case WaitResult::kTimeout:
@@ -292,13 +290,17 @@ NcclPipe::WaitResult NcclPipe::AwaitStateLocked(ncclComm_t comm,
   return WaitResult::kDone;
 }
 
-NcclPipe::WaitResult NcclPipe::Await(cudaEvent_t event, ncclComm_t* comm,
+NcclPipe::WaitResult NcclPipe::Await(cudaEvent_t event,
                                      Clock::time_point deadline,
                                      const char* what, std::string* error) {
   Backoff backoff;
   while (true) {
     const cudaError_t query = cudaEventQuery(event);
-    if (query != cudaSuccess && query != cudaErrorNotReady) {
+    if (query == cudaErrorNotReady) {
+      // Not an error, but CUDA keeps it as the thread's last error, which a
+      // later kernel launch on this thread would report as its own.
+      cudaGetLastError();
+    } else if (query != cudaSuccess) {
       *error = cuda::CudaErrorText(query, what);
       return WaitResult::kFailed;
     }
@@ -308,12 +310,16 @@ NcclPipe::WaitResult NcclPipe::Await(cudaEvent_t event, ncclComm_t* comm,
         *error = std::string(what) + ": the pipe was aborted";
         return WaitResult::kFailed;
       }
-      ncclResult_t state = ncclSuccess;
-      const ncclResult_t result = ncclCommGetAsyncError(*comm, &state);
-      if (result != ncclSuccess) state = result;
-      if (state != ncclSuccess && state != ncclInProgress) {
-        *error = NcclErrorText(state, what);
-        return WaitResult::kFailed;
+      // Either direction's failure (a network error, the peer's abort)
+      // breaks the pipe.
+      for (ncclComm_t comm : {send_comm_, receive_comm_}) {
+        ncclResult_t state = ncclSuccess;
+        const ncclResult_t result = ncclCommGetAsyncError(comm, &state);
+        if (result != ncclSuccess) state = result;
+        if (state != ncclSuccess && state != ncclInProgress) {
+          *error = NcclErrorText(state, what);
+          return WaitResult::kFailed;
+        }
       }
     }
     if (query == cudaSuccess) {
@@ -339,23 +345,18 @@ bool NcclPipe::Send(const void* data, size_t size, std::string* error) {
     *error = "the pipe is broken";
     return false;
   }
-  // The message gets a device buffer of its own on the copy stream, which
+  if (size == 0) return true;
+  // The payload gets a device buffer of its own on the copy stream, which
   // never waits for NCCL: staging it does not wait for earlier sends, which
   // wait for the peer.
-  const uint64_t header = size;
-  char* buffer = nullptr;
+  void* buffer = nullptr;
   cudaError_t status = cudaSetDevice(options_.device);
   if (status == cudaSuccess) {
-    status = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&buffer),
-                                     kHeaderBytes + size, pool_, copy_stream_);
+    status = cudaMallocFromPoolAsync(&buffer, size, pool_, copy_stream_);
   }
   if (status == cudaSuccess) {
-    status = cudaMemcpyAsync(buffer, &header, kHeaderBytes,
-                             cudaMemcpyHostToDevice, copy_stream_);
-  }
-  if (status == cudaSuccess && size > 0) {
-    status = cudaMemcpyAsync(buffer + kHeaderBytes, data, size,
-                             cudaMemcpyHostToDevice, copy_stream_);
+    status = cudaMemcpyAsync(buffer, data, size, cudaMemcpyHostToDevice,
+                             copy_stream_);
   }
   if (status == cudaSuccess) {
     status = cudaEventRecord(send_event_, copy_stream_);
@@ -364,7 +365,7 @@ bool NcclPipe::Send(const void* data, size_t size, std::string* error) {
     status = cudaStreamWaitEvent(send_stream_, send_event_, 0);
   }
   if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "staging a message on the device");
+    *error = cuda::CudaErrorText(status, "staging a payload on the device");
     Abort();
     if (buffer != nullptr) cudaFreeAsync(buffer, copy_stream_);
     cudaStreamSynchronize(copy_stream_);  // no copy reads `data` after return
@@ -372,41 +373,29 @@ bool NcclPipe::Send(const void* data, size_t size, std::string* error) {
   }
 
   const int peer = 1 - options_.rank;
-  const Clock::time_point launch_deadline =
-      Clock::now() + options_.connect_timeout;
-  bool sent = Launch(
-      &send_comm_, "ncclSend of the header",
+  const bool sent = Launch(
+      &send_comm_, "ncclSend",
       [&](ncclComm_t comm) {
-        return ncclSend(buffer, kHeaderBytes, ncclUint8, peer, comm,
-                        send_stream_);
+        return ncclSend(buffer, size, ncclUint8, peer, comm, send_stream_);
       },
-      launch_deadline, error);
-  if (sent && size > 0) {
-    sent = Launch(
-        &send_comm_, "ncclSend of the body",
-        [&](ncclComm_t comm) {
-          return ncclSend(buffer + kHeaderBytes, size, ncclUint8, peer, comm,
-                          send_stream_);
-        },
-        launch_deadline, error);
-  }
+      Clock::now() + options_.connect_timeout, error);
   // The abort first: it waits for a launch NCCL may still be making on the
   // send stream, which must come before the free.
   if (!sent) Abort();
-  // Stream-ordered: the memory returns to the pool once the sends read it.
+  // Stream-ordered: the memory returns to the pool once the send read it.
   cudaFreeAsync(buffer, send_stream_);
   // `data` may be reused once its copy to the device is done.
   status = cudaStreamSynchronize(copy_stream_);
   if (!sent) return false;
   if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "copying a message to the device");
+    *error = cuda::CudaErrorText(status, "copying a payload to the device");
     Abort();
     return false;
   }
   return true;
 }
 
-NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
+NcclPipe::ReceiveResult NcclPipe::Receive(size_t size, std::string* payload,
                                           Clock::time_point deadline,
                                           std::string* error) {
   std::lock_guard<std::mutex> lock(receive_mutex_);
@@ -414,42 +403,15 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
     *error = "the pipe is broken";
     return ReceiveResult::kBroken;
   }
-  const int peer = 1 - options_.rank;
+  payload->clear();
+  if (size == 0) return ReceiveResult::kOk;
   cudaError_t status = cudaSetDevice(options_.device);
   if (status != cudaSuccess) {
     *error = cuda::CudaErrorText(status, "cudaSetDevice");
     return Fail(ReceiveResult::kBroken);
   }
-
-  // The length header: into device memory, then to pinned host memory.
-  if (!Launch(
-          &receive_comm_, "ncclRecv of a header",
-          [&](ncclComm_t comm) {
-            return ncclRecv(header_device_, kHeaderBytes, ncclUint8, peer, comm,
-                            receive_stream_);
-          },
-          Clock::now() + options_.connect_timeout, error)) {
-    return Fail(ReceiveResult::kBroken);
-  }
-  status = cudaMemcpyAsync(header_host_, header_device_, kHeaderBytes,
-                           cudaMemcpyDeviceToHost, receive_stream_);
-  if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "copying a header to the host");
-    return Fail(ReceiveResult::kBroken);
-  }
-  if (const ReceiveResult waited =
-          AwaitReceived(deadline, "waiting for a message", error);
-      waited != ReceiveResult::kOk) {
-    return waited;
-  }
-  const uint64_t size = *header_host_;
-  if (size == 0) {
-    message->clear();
-    return ReceiveResult::kOk;
-  }
-
-  // The body, into a device buffer that grows on demand (stream-ordered, so
-  // the old one goes once the receives before have written it).
+  // Into a device buffer that grows on demand (stream-ordered, so the old
+  // one goes once the receives before have written it).
   if (size > receive_capacity_) {
     if (receive_buffer_ != nullptr) {
       cudaFreeAsync(receive_buffer_, receive_stream_);
@@ -460,14 +422,15 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
         cudaMallocFromPoolAsync(&receive_buffer_, size, pool_, receive_stream_);
     if (status != cudaSuccess) {
       const std::string what =
-          "allocating " + std::to_string(size) + " device bytes for a message";
+          "allocating " + std::to_string(size) + " device bytes for a payload";
       *error = cuda::CudaErrorText(status, what.c_str());
       return Fail(ReceiveResult::kBroken);
     }
     receive_capacity_ = size;
   }
+  const int peer = 1 - options_.rank;
   if (!Launch(
-          &receive_comm_, "ncclRecv of a body",
+          &receive_comm_, "ncclRecv",
           [&](ncclComm_t comm) {
             return ncclRecv(receive_buffer_, size, ncclUint8, peer, comm,
                             receive_stream_);
@@ -475,43 +438,31 @@ NcclPipe::ReceiveResult NcclPipe::Receive(std::string* message,
           Clock::now() + options_.connect_timeout, error)) {
     return Fail(ReceiveResult::kBroken);
   }
-  if (const ReceiveResult waited =
-          AwaitReceived(deadline, "waiting for the body of a message", error);
-      waited != ReceiveResult::kOk) {
-    return waited;
-  }
-  // The body is complete on the device, so this copy waits for nothing
-  // else. It goes straight into pageable memory: a pinned staging buffer
-  // would have to grow, and cudaFreeHost synchronizes the device, which
-  // would wait for a pending ncclSend and so for the peer.
-  message->resize(size);
-  status = cudaMemcpyAsync(message->data(), receive_buffer_, size,
-                           cudaMemcpyDeviceToHost, receive_stream_);
-  if (status == cudaSuccess) status = cudaStreamSynchronize(receive_stream_);
-  if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "copying a message to the host");
-    return Fail(ReceiveResult::kBroken);
-  }
-  return ReceiveResult::kOk;
-}
-
-NcclPipe::ReceiveResult NcclPipe::AwaitReceived(Clock::time_point deadline,
-                                                const char* what,
-                                                std::string* error) {
-  const cudaError_t status = cudaEventRecord(receive_event_, receive_stream_);
+  status = cudaEventRecord(receive_event_, receive_stream_);
   if (status != cudaSuccess) {
     *error = cuda::CudaErrorText(status, "cudaEventRecord");
     return Fail(ReceiveResult::kBroken);
   }
-  switch (Await(receive_event_, &receive_comm_, deadline, what, error)) {
+  switch (Await(receive_event_, deadline, "waiting for a payload", error)) {
     case WaitResult::kDone:
-      return ReceiveResult::kOk;
+      break;
     case WaitResult::kTimeout:
       return Fail(ReceiveResult::kTimeout);
     case WaitResult::kFailed:
-      break;
+      return Fail(ReceiveResult::kBroken);
   }
-  return Fail(ReceiveResult::kBroken);
+  // The payload is complete on the device, so this copy waits for nothing
+  // else. It goes straight into pageable memory: a pinned staging buffer
+  // would have to grow, and cudaFreeHost synchronizes the device.
+  payload->resize(size);
+  status = cudaMemcpyAsync(payload->data(), receive_buffer_, size,
+                           cudaMemcpyDeviceToHost, receive_stream_);
+  if (status == cudaSuccess) status = cudaStreamSynchronize(receive_stream_);
+  if (status != cudaSuccess) {
+    *error = cuda::CudaErrorText(status, "copying a payload to the host");
+    return Fail(ReceiveResult::kBroken);
+  }
+  return ReceiveResult::kOk;
 }
 
 NcclPipe::ReceiveResult NcclPipe::Fail(ReceiveResult result) {
@@ -527,41 +478,17 @@ void NcclPipe::Abort() {
   cudaSetDevice(options_.device);
   // Blocking even on non-blocking communicators; it ends NCCL's kernels, so
   // the streams drain.
-  ncclCommAbort(send_comm_);
-  ncclCommAbort(receive_comm_);
+  if (send_comm_ != nullptr) ncclCommAbort(send_comm_);
+  if (receive_comm_ != nullptr) ncclCommAbort(receive_comm_);
   send_comm_ = nullptr;
   receive_comm_ = nullptr;
 }
 
-void NcclPipe::Close() {
-  std::lock_guard<std::mutex> lock(nccl_mutex_);
-  if (closed_) return;
-  // Finalizing flushes what was sent and meets the peer's finalize, so both
-  // sides go through the communicators in the same order.
-  const Clock::time_point deadline = Clock::now() + options_.connect_timeout;
-  for (ncclComm_t* comm : CommsInPeerOrder()) {
-    ncclResult_t state = ncclCommFinalize(*comm);
-    if (state == ncclInProgress &&
-        AwaitStateLocked(*comm, deadline, &state) != WaitResult::kDone) {
-      return;  // the peer is gone or stuck: the caller aborts
-    }
-    if (state != ncclSuccess) return;
-  }
-  for (ncclComm_t* comm : CommsInPeerOrder()) {
-    ncclCommDestroy(*comm);
-    *comm = nullptr;
-  }
-  closed_ = true;
-}
-
 NcclPipe::~NcclPipe() {
-  cudaSetDevice(options_.device);
-  if (!broken_.load()) Close();
-  Abort();  // whatever Close could not finish
+  Abort();
   if (receive_buffer_ != nullptr) {
     cudaFreeAsync(receive_buffer_, receive_stream_);
   }
-  if (header_device_ != nullptr) cudaFreeAsync(header_device_, receive_stream_);
   if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (send_stream_ != nullptr) cudaStreamDestroy(send_stream_);
   if (receive_stream_ != nullptr) cudaStreamDestroy(receive_stream_);
@@ -569,7 +496,6 @@ NcclPipe::~NcclPipe() {
   if (receive_event_ != nullptr) cudaEventDestroy(receive_event_);
   // Returns at once; memory still in use is released when freed.
   if (pool_ != nullptr) cudaMemPoolDestroy(pool_);
-  cudaFreeHost(header_host_);
 }
 
 }  // namespace moe

@@ -20,12 +20,14 @@ namespace moe {
 // live until both sides have connected.
 bool NewNcclUniqueId(std::string* id, std::string* error);
 
-// An ordered, reliable byte-message pipe between two processes (or threads
-// on two GPUs) over NCCL point-to-point. Two 2-rank communicators, one per
-// direction, each with its own CUDA stream, so a send never waits behind a
-// receive (a worker can answer message A while the router is already sending
-// message B). Each message is an 8-byte length header, then the body, staged
-// through device buffers (NCCL moves device memory).
+// An ordered, reliable pipe of byte payloads between two processes (or
+// threads on two GPUs) over NCCL point-to-point, whose sizes the receiver
+// learns elsewhere (core/announced_link.h: a receive is posted only for a
+// payload that was sent, so no NCCL kernel waits for one that may never
+// come). Two 2-rank communicators, one per direction, each with its own CUDA
+// stream, so a send never waits behind a receive (a worker can answer
+// payload A while the router is already sending payload B). Payloads are
+// staged through device buffers (NCCL moves device memory).
 //
 // One thread may Send while another Receives; Abort may come from any
 // thread. NCCL refuses two ranks of one communicator on one device, so the
@@ -44,31 +46,31 @@ class NcclPipe {
   };
 
   // Joins both communicators (non-blocking NCCL, one after the other in an
-  // order both sides share) and exchanges a first message each way, which
-  // sets up NCCL's connections and proves the peer is there. Gives up at
-  // connect_timeout, aborting them: the peer never came. nullptr + *error
+  // order both sides share) and exchanges a first 8-byte payload each way,
+  // which sets up NCCL's connections and proves the peer is there. Gives up
+  // at connect_timeout, aborting them: the peer never came. nullptr + *error
   // naming the step on failure.
   static std::unique_ptr<NcclPipe> Connect(const Options& options,
                                            std::string* error);
 
   NcclPipe(const NcclPipe&) = delete;
   NcclPipe& operator=(const NcclPipe&) = delete;
-  // Aborts the communicators when broken; else flushes and destroys them,
-  // which waits (up to connect_timeout) for the peer to close its side too.
+  // Aborts the communicators. Both sides abort (a link ends when either
+  // side gives it up), which NCCL needs of every rank on one node.
   ~NcclPipe();
 
-  // Sends one message; returns once `data` may be reused (the bytes are
+  // Sends one payload; returns once `data` may be reused (the bytes are
   // copied to the device) without waiting for the peer to receive it or any
-  // earlier message. false + *error when the pipe is broken; a failing Send
-  // breaks it.
+  // earlier payload. false + *error when the pipe is broken; a failing Send
+  // breaks it. An empty payload moves nothing.
   bool Send(const void* data, size_t size, std::string* error);
 
   enum class ReceiveResult { kOk, kTimeout, kBroken };
-  // Receives the next message into *message, waiting until `deadline`
-  // (steady clock). On timeout or an NCCL/CUDA error it aborts both
-  // communicators: the pipe is broken for good (a half-received message
+  // Receives the next payload, of `size` bytes, into *payload, waiting until
+  // `deadline` (steady clock). On timeout or an NCCL/CUDA error it aborts
+  // both communicators: the pipe is broken for good (a half-received payload
   // leaves the stream out of step), and later calls return kBroken / false.
-  ReceiveResult Receive(std::string* message,
+  ReceiveResult Receive(size_t size, std::string* payload,
                         std::chrono::steady_clock::time_point deadline,
                         std::string* error);
 
@@ -100,15 +102,9 @@ class NcclPipe {
   // Polls *comm's state until it leaves ncclInProgress; nccl_mutex_ held.
   WaitResult AwaitStateLocked(ncclComm_t comm, Clock::time_point deadline,
                               ncclResult_t* state);
-  // Polls `event` (recorded after NCCL work on *comm) and *comm's errors.
-  WaitResult Await(cudaEvent_t event, ncclComm_t* comm,
-                   Clock::time_point deadline, const char* what,
-                   std::string* error);
-  // Waits (until `deadline`) for the receive stream's work so far; kOk, or
-  // the pipe broken and how (kTimeout, kBroken).
-  ReceiveResult AwaitReceived(Clock::time_point deadline, const char* what,
-                              std::string* error);
-  void Close();
+  // Polls `event` (recorded after NCCL work) and both communicators' errors.
+  WaitResult Await(cudaEvent_t event, Clock::time_point deadline,
+                   const char* what, std::string* error);
   ReceiveResult Fail(ReceiveResult result);
 
   const Options options_;
@@ -124,21 +120,19 @@ class NcclPipe {
   ncclComm_t send_comm_ = nullptr;
   ncclComm_t receive_comm_ = nullptr;
 
-  // Send copies each message into a device buffer of its own, on
+  // Send copies each payload into a device buffer of its own, on
   // copy_stream_, and ncclSends it on send_stream_: the copy never queues
   // behind an earlier ncclSend that is still waiting for the peer.
   cudaStream_t copy_stream_ = nullptr;
   cudaStream_t send_stream_ = nullptr;
   cudaStream_t receive_stream_ = nullptr;
-  cudaEvent_t send_event_ = nullptr;     // a message is on the device
+  cudaEvent_t send_event_ = nullptr;     // a payload is on the device
   cudaEvent_t receive_event_ = nullptr;  // the receive stream's progress
   // Stream-ordered device memory: allocating and freeing it never
   // synchronizes the device, which would wait for an NCCL kernel that waits
   // for the peer. Peer devices may access it (NCCL within one process).
   cudaMemPool_t pool_ = nullptr;
-  uint64_t* header_device_ = nullptr;  // Receive's length header
-  uint64_t* header_host_ = nullptr;    // pinned
-  void* receive_buffer_ = nullptr;     // grows on demand
+  void* receive_buffer_ = nullptr;  // grows on demand
   size_t receive_capacity_ = 0;
 };
 

@@ -131,7 +131,7 @@ class NcclPipeTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    // An unbroken pipe's close meets the peer's, so both close at once.
+    // Both sides abort at once, as NCCL wants of the ranks of one node.
     std::thread side1([this] { pipes_[1].reset(); });
     pipes_[0].reset();
     side1.join();
@@ -140,7 +140,7 @@ class NcclPipeTest : public ::testing::Test {
   std::unique_ptr<NcclPipe> pipes_[2];
 };
 
-TEST_F(NcclPipeTest, MessagesArriveIntactAndInOrder) {
+TEST_F(NcclPipeTest, PayloadsArriveIntactAndInOrder) {
   const std::vector<size_t> sizes = {0, 1, 4097, size_t{64} << 20};
   // Both directions at once: each side sends from a thread of its own while
   // this thread receives what the other side sent.
@@ -170,7 +170,7 @@ TEST_F(NcclPipeTest, MessagesArriveIntactAndInOrder) {
     for (size_t i = 0; i < sizes.size(); ++i) {
       std::string message, error;
       const ReceiveResult result =
-          pipes_[1 - side]->Receive(&message, Deadline(), &error);
+          pipes_[1 - side]->Receive(sizes[i], &message, Deadline(), &error);
       EXPECT_TRUE(result == ReceiveResult::kOk)
           << "message " << i << " from side " << side << ": " << error;
       if (result != ReceiveResult::kOk) break;
@@ -190,7 +190,7 @@ TEST_F(NcclPipeTest, MessagesArriveIntactAndInOrder) {
   }
 }
 
-TEST_F(NcclPipeTest, EchoesHundredMessagesInOrder) {
+TEST_F(NcclPipeTest, EchoesHundredPayloadsInOrder) {
   constexpr int kCount = 100;
   std::vector<std::string> messages;
   for (int i = 0; i < kCount; ++i) {
@@ -203,8 +203,8 @@ TEST_F(NcclPipeTest, EchoesHundredMessagesInOrder) {
   std::thread echo([&] {
     for (int i = 0; i < kCount; ++i) {
       std::string message;
-      if (pipes_[1]->Receive(&message, Deadline(), &echo_error) !=
-              ReceiveResult::kOk ||
+      if (pipes_[1]->Receive(messages[i].size(), &message, Deadline(),
+                             &echo_error) != ReceiveResult::kOk ||
           !pipes_[1]->Send(message.data(), message.size(), &echo_error)) {
         echoed = false;
         return;
@@ -225,7 +225,7 @@ TEST_F(NcclPipeTest, EchoesHundredMessagesInOrder) {
   for (int i = 0; i < kCount; ++i) {
     std::string message, error;
     const ReceiveResult result =
-        pipes_[0]->Receive(&message, Deadline(), &error);
+        pipes_[0]->Receive(messages[i].size(), &message, Deadline(), &error);
     EXPECT_TRUE(result == ReceiveResult::kOk) << "echo " << i << ": " << error;
     if (result != ReceiveResult::kOk) break;
     echoes.push_back(std::move(message));
@@ -245,7 +245,7 @@ TEST_F(NcclPipeTest, ReceiveTimesOutAndBreaksThePipe) {
   std::string message, error;
   const Clock::time_point start = Clock::now();
   const ReceiveResult result =
-      pipes_[0]->Receive(&message, start + milliseconds(200), &error);
+      pipes_[0]->Receive(8, &message, start + milliseconds(200), &error);
   const Clock::duration took = Clock::now() - start;
   EXPECT_TRUE(result == ReceiveResult::kTimeout) << error;
   EXPECT_GE(took, milliseconds(200));
@@ -255,7 +255,7 @@ TEST_F(NcclPipeTest, ReceiveTimesOutAndBreaksThePipe) {
   error.clear();
   EXPECT_FALSE(pipes_[0]->Send("x", 1, &error));
   EXPECT_FALSE(error.empty());
-  EXPECT_TRUE(pipes_[0]->Receive(&message, Deadline(), &error) ==
+  EXPECT_TRUE(pipes_[0]->Receive(8, &message, Deadline(), &error) ==
               ReceiveResult::kBroken);
   // NCCL tells the peer nothing of an abort; its owner closes it.
   pipes_[1]->Abort();
@@ -270,7 +270,7 @@ TEST_F(NcclPipeTest, AbortFromAnotherThreadUnblocksReceive) {
     std::string message;
     const Clock::time_point start = Clock::now();
     receiving = true;
-    result = pipes_[0]->Receive(&message, start + seconds(60), &error);
+    result = pipes_[0]->Receive(8, &message, start + seconds(60), &error);
     took = Clock::now() - start;
   });
   while (!receiving) std::this_thread::yield();

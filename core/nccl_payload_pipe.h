@@ -1,12 +1,12 @@
-#ifndef MOE_CORE_NCCL_MESSAGE_LINK_H_
-#define MOE_CORE_NCCL_MESSAGE_LINK_H_
+#ifndef MOE_CORE_NCCL_PAYLOAD_PIPE_H_
+#define MOE_CORE_NCCL_PAYLOAD_PIPE_H_
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/message_link.h"
+#include "core/announced_link.h"
 
 namespace moe {
 
@@ -14,15 +14,15 @@ namespace moe {
 // without CUDA or NCCL answer FAILED_PRECONDITION.
 absl::StatusOr<std::string> NewNcclLinkId();
 
-// One end of a link between two GPUs over NCCL point-to-point (see
+// One end of a payload pipe between two GPUs over NCCL point-to-point (see
 // core/cuda/nccl_pipe.h): the router is rank 0 and the worker rank 1;
 // `send_id` names the communicator this end sends on, `receive_id` the one
 // it receives on (the other end passes them swapped). UNAVAILABLE when the
 // other end has not joined within `timeout` or NCCL fails.
-absl::StatusOr<std::unique_ptr<MessageLink>> ConnectNcclLink(
+absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
     int device, int rank, const std::string& send_id,
     const std::string& receive_id, absl::Duration timeout);
 
 }  // namespace moe
 
-#endif  // MOE_CORE_NCCL_MESSAGE_LINK_H_
+#endif  // MOE_CORE_NCCL_PAYLOAD_PIPE_H_

@@ -1,4 +1,4 @@
-#include "core/nccl_message_link.h"
+#include "core/nccl_payload_pipe.h"
 
 #include <algorithm>
 #include <chrono>
@@ -20,32 +20,32 @@ std::chrono::steady_clock::time_point SteadyDeadline(absl::Time deadline) {
   return now + absl::ToChronoNanoseconds(left);
 }
 
-class NcclMessageLink : public MessageLink {
+class NcclPayloadPipe : public PayloadPipe {
  public:
-  explicit NcclMessageLink(std::unique_ptr<NcclPipe> pipe)
+  explicit NcclPayloadPipe(std::unique_ptr<NcclPipe> pipe)
       : pipe_(std::move(pipe)) {}
 
-  absl::Status Send(std::string_view message) override {
+  absl::Status Send(std::string_view payload) override {
     std::string error;
-    if (!pipe_->Send(message.data(), message.size(), &error)) {
-      return absl::UnavailableError(absl::StrCat("NCCL link: ", error));
+    if (!pipe_->Send(payload.data(), payload.size(), &error)) {
+      return absl::UnavailableError(absl::StrCat("NCCL: ", error));
     }
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> Receive(absl::Time deadline) override {
-    std::string message;
+  absl::StatusOr<std::string> Receive(size_t size,
+                                      absl::Time deadline) override {
+    std::string payload;
     std::string error;
-    switch (pipe_->Receive(&message, SteadyDeadline(deadline), &error)) {
+    switch (pipe_->Receive(size, &payload, SteadyDeadline(deadline), &error)) {
       case NcclPipe::ReceiveResult::kOk:
-        return message;
+        return payload;
       case NcclPipe::ReceiveResult::kTimeout:
-        return absl::DeadlineExceededError(
-            absl::StrCat("NCCL link: nothing arrived by the deadline ", error));
+        return absl::DeadlineExceededError(absl::StrCat("NCCL: ", error));
       case NcclPipe::ReceiveResult::kBroken:
         break;
     }
-    return absl::UnavailableError(absl::StrCat("NCCL link: ", error));
+    return absl::UnavailableError(absl::StrCat("NCCL: ", error));
   }
 
   void Close() override { pipe_->Abort(); }
@@ -65,7 +65,7 @@ absl::StatusOr<std::string> NewNcclLinkId() {
   return id;
 }
 
-absl::StatusOr<std::unique_ptr<MessageLink>> ConnectNcclLink(
+absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
     int device, int rank, const std::string& send_id,
     const std::string& receive_id, absl::Duration timeout) {
   NcclPipe::Options options;
@@ -78,10 +78,10 @@ absl::StatusOr<std::unique_ptr<MessageLink>> ConnectNcclLink(
   std::string error;
   std::unique_ptr<NcclPipe> pipe = NcclPipe::Connect(options, &error);
   if (!pipe) {
-    return absl::UnavailableError(absl::StrCat("NCCL link on cuda:", device,
+    return absl::UnavailableError(absl::StrCat("NCCL pipe on cuda:", device,
                                                " as rank ", rank, ": ", error));
   }
-  return std::make_unique<NcclMessageLink>(std::move(pipe));
+  return std::make_unique<NcclPayloadPipe>(std::move(pipe));
 }
 
 }  // namespace moe

@@ -1,0 +1,207 @@
+// A link whose payloads move apart from their announcements (as over NCCL):
+// each message is its payload plus an 8-byte announcement of its size, a
+// payload is received only once announced, and a broken or lying peer breaks
+// the link with an error instead of a hang.
+#include "core/announced_link.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "tests/unit/expect_has_substr.h"
+#include "tests/unit/fake_message_link.h"
+
+namespace moe::testing {
+namespace {
+
+// An in-memory payload pipe whose far end the test plays.
+class FakePipe {
+ public:
+  void Deliver(std::string payload) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    inbox_.push_back(std::move(payload));
+    changed_.notify_all();
+  }
+  std::vector<std::string> Sent() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return sent_;
+  }
+  // The sizes Receive was asked for.
+  std::vector<size_t> Asked() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return asked_;
+  }
+  bool closed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return closed_;
+  }
+
+  absl::Status Send(std::string_view payload) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return absl::UnavailableError("pipe closed");
+    sent_.emplace_back(payload);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Receive(size_t size, absl::Time deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    asked_.push_back(size);
+    const bool ready =
+        changed_.wait_until(lock, absl::ToChronoTime(deadline),
+                            [this] { return closed_ || !inbox_.empty(); });
+    if (closed_) return absl::UnavailableError("pipe closed");
+    if (!ready) return absl::DeadlineExceededError("no payload");
+    std::string payload = std::move(inbox_.front());
+    inbox_.pop_front();
+    if (payload.size() != size) return absl::DataLossError("wrong size");
+    return payload;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> sent_;
+  std::deque<std::string> inbox_;
+  std::vector<size_t> asked_;
+  bool closed_ = false;
+};
+
+// The link's handle on a FakePipe the test keeps too.
+class SharedPipe : public PayloadPipe {
+ public:
+  explicit SharedPipe(std::shared_ptr<FakePipe> pipe)
+      : pipe_(std::move(pipe)) {}
+  absl::Status Send(std::string_view payload) override {
+    return pipe_->Send(payload);
+  }
+  absl::StatusOr<std::string> Receive(size_t size,
+                                      absl::Time deadline) override {
+    return pipe_->Receive(size, deadline);
+  }
+  void Close() override { pipe_->Close(); }
+
+ private:
+  const std::shared_ptr<FakePipe> pipe_;
+};
+
+// The announcement of `size`: 8 bytes, little-endian, written out here.
+std::string Announcement(uint64_t size) {
+  std::string bytes;
+  for (int i = 0; i < 8; ++i)
+    bytes.push_back(static_cast<char>(size >> (8 * i)));
+  return bytes;
+}
+
+struct Announced {
+  explicit Announced(absl::Duration payload_timeout = absl::Seconds(30))
+      : link(NewAnnouncedLink(std::make_unique<SharedLink>(announcements),
+                              std::make_unique<SharedPipe>(pipe),
+                              payload_timeout)) {}
+  std::shared_ptr<FakeLink> announcements = std::make_shared<FakeLink>();
+  std::shared_ptr<FakePipe> pipe = std::make_shared<FakePipe>();
+  std::unique_ptr<MessageLink> link;
+};
+
+absl::Time Soon() { return absl::Now() + absl::Seconds(30); }
+
+TEST(AnnouncedLinkTest, SendPutsThePayloadOnThePipeThenAnnouncesIt) {
+  Announced a;
+  const std::string big(70000, 'x');  // a size of three bytes
+  ASSERT_TRUE(a.link->Send("request").ok());
+  ASSERT_TRUE(a.link->Send(big).ok());
+  ASSERT_TRUE(a.link->Send("").ok());
+  EXPECT_EQ(a.pipe->Sent(), (std::vector<std::string>{"request", big, ""}));
+  EXPECT_EQ(a.announcements->Sent(),
+            (std::vector<std::string>{Announcement(7), Announcement(70000),
+                                      Announcement(0)}));
+}
+
+TEST(AnnouncedLinkTest, ReceiveTakesTheAnnouncedPayload) {
+  Announced a;
+  a.pipe->Deliver("reply");
+  a.pipe->Deliver("");
+  a.announcements->Deliver(Announcement(5));
+  a.announcements->Deliver(Announcement(0));
+  absl::StatusOr<std::string> first = a.link->Receive(Soon());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, "reply");
+  absl::StatusOr<std::string> second = a.link->Receive(Soon());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, "");
+  EXPECT_EQ(a.pipe->Asked(), (std::vector<size_t>{5, 0}));
+}
+
+// Nothing waits on the pipe for a payload nobody announced.
+TEST(AnnouncedLinkTest, NoAnnouncementNoPipeReceive) {
+  Announced a;
+  const absl::Status status =
+      a.link->Receive(absl::Now() + absl::Milliseconds(50)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(a.pipe->Asked().empty());
+  EXPECT_TRUE(a.pipe->closed());  // a timed-out link is broken
+}
+
+TEST(AnnouncedLinkTest, AnEndedAnnouncementStreamFailsAWaitingReceiveAtOnce) {
+  Announced a;
+  std::thread peer_dies([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    a.announcements->Close();
+  });
+  const absl::Time start = absl::Now();
+  const absl::Status status = a.link->Receive(absl::InfiniteFuture()).status();
+  peer_dies.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(a.pipe->closed());
+}
+
+TEST(AnnouncedLinkTest, AnnouncedPayloadThatNeverComesBreaksTheLink) {
+  Announced a(/*payload_timeout=*/absl::Milliseconds(50));
+  a.announcements->Deliver(Announcement(12));
+  const absl::Status status = a.link->Receive(absl::InfiniteFuture()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_HAS_SUBSTR(status.message(), "12 bytes announced");
+  EXPECT_TRUE(a.pipe->closed());
+  EXPECT_TRUE(a.announcements->closed());
+}
+
+TEST(AnnouncedLinkTest, BadAnnouncementsBreakTheLinkWithoutTouchingThePipe) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"short", "an announcement of 5 bytes"},
+      {Announcement(kMaxAnnouncedBytes + 1), "announced 1073741825 bytes"}};
+  for (const auto& [announcement, message] : cases) {
+    Announced a;
+    a.announcements->Deliver(announcement);
+    const absl::Status status = a.link->Receive(Soon()).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_HAS_SUBSTR(status.message(), message);
+    EXPECT_TRUE(a.pipe->Asked().empty());
+    EXPECT_TRUE(a.pipe->closed());
+  }
+}
+
+TEST(AnnouncedLinkTest, AFailedSendBreaksTheLink) {
+  Announced a;
+  a.announcements->Close();
+  EXPECT_EQ(a.link->Send("request").code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(a.pipe->closed());
+}
+
+TEST(AnnouncedLinkTest, ClosingClosesBoth) {
+  Announced a;
+  a.link->Close();
+  EXPECT_TRUE(a.announcements->closed());
+  EXPECT_TRUE(a.pipe->closed());
+  EXPECT_EQ(a.link->Receive(Soon()).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace moe::testing
