@@ -38,7 +38,7 @@ struct CpuModelRunner::MicroBatch {
 CpuModelRunner::CpuModelRunner(const ModelWeights& weights,
                                ExpertDispatch& experts, ThreadPool& pool,
                                const ModelRunnerOptions& options)
-    : ModelRunner(weights.config(), options),
+    : ModelRunner(weights.config(), options, KvStorage::kHostFloat32),
       weights_(weights),
       experts_(experts),
       pool_(pool) {}

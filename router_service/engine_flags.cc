@@ -7,7 +7,8 @@
 #include "router_service/gpu_model_runner.h"
 
 ABSL_FLAG(int64_t, kv_cache_mb, 1024,
-          "memory of the paged KV cache (float32 keys and values), MiB");
+          "memory of the paged KV cache (float32 keys and values on the CPU, "
+          "BF16 with --router-device), MiB");
 ABSL_FLAG(int, kv_block_size, 16, "positions per KV cache block");
 ABSL_FLAG(int, micro_batches, 1,
           "1, or 2: split each step into two micro-batches whose attention "
@@ -29,6 +30,7 @@ absl::StatusOr<ModelRunnerOptions> ModelRunnerOptionsFromFlags() {
   options.kv_cache.block_size = absl::GetFlag(FLAGS_kv_block_size);
   options.kv_cache.memory_bytes = mb << 20;
   options.micro_batches = absl::GetFlag(FLAGS_micro_batches);
+  options.max_step_tokens = absl::GetFlag(FLAGS_max_step_tokens);
   if (mb < 1) return absl::InvalidArgumentError("--kv-cache-mb must be >= 1");
   if (options.kv_cache.block_size < 1 || options.kv_cache.block_size > 4096) {
     return absl::InvalidArgumentError("--kv-block-size must be in [1, 4096]");

@@ -34,6 +34,18 @@ absl::Status Launched(bool ok, const std::string& error) {
   return ok ? absl::OkStatus() : absl::InternalError(error);
 }
 
+// Grows `buffer` to `bytes`: RESOURCE_EXHAUSTED naming the amount when the
+// device is out of memory (a pass too big for what the weights and cache
+// leave), INTERNAL for any other failure.
+absl::Status Reserve(DeviceBuffer& buffer, size_t bytes, const char* what) {
+  const cudaError_t status = buffer.Reserve(bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": out of device memory for ", bytes, " bytes"));
+  }
+  return CudaStatus(status, what);
+}
+
 std::vector<__nv_bfloat16> ToBf16(const std::vector<float>& values) {
   std::vector<__nv_bfloat16> out(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
@@ -60,8 +72,8 @@ std::vector<__nv_bfloat16> ToBf16(const LinearWeight& weight) {
 template <typename T>
 absl::StatusOr<T*> CopyToDevice(const std::vector<T>& host,
                                 DeviceBuffer& buffer, const char* what) {
-  MOE_RETURN_IF_ERROR(CudaStatus(
-      buffer.Reserve(std::max<size_t>(1, host.size() * sizeof(T))), what));
+  MOE_RETURN_IF_ERROR(
+      Reserve(buffer, std::max<size_t>(1, host.size() * sizeof(T)), what));
   MOE_RETURN_IF_ERROR(
       CudaStatus(cudaMemcpy(buffer.get(), host.data(), host.size() * sizeof(T),
                             cudaMemcpyHostToDevice),
@@ -82,7 +94,9 @@ class GpuModelRunner : public ModelRunner {
  public:
   GpuModelRunner(const ModelWeights& weights, ExpertDispatch& experts,
                  int device, const ModelRunnerOptions& options)
-      : ModelRunner(weights.config(), options),
+      // The keys and values are in the device pools Init makes; the base's
+      // pool only hands out their block ids.
+      : ModelRunner(weights.config(), options, KvStorage::kAccountingOnlyBf16),
         weights_(weights),
         experts_(experts),
         device_(device),
@@ -124,6 +138,18 @@ class GpuModelRunner : public ModelRunner {
 
     int64_t rows() const { return static_cast<int64_t>(tokens.size()); }
   };
+  // A micro-batch's own device buffer that grows with its rows, and its
+  // bytes per row.
+  struct RowBuffer {
+    DeviceBuffer MicroBatch::*buffer;
+    int64_t row_bytes;
+    const char* what;
+  };
+  // Grown by Prepare for the pass's rows, and by Logits for the rows whose
+  // logits are wanted; Init budgets both for the most rows a pass runs.
+  // (The index arrays, a few bytes per row and block, are not listed.)
+  std::vector<RowBuffer> PassBuffers() const;
+  std::vector<RowBuffer> LogitBuffers() const;
 
   template <typename T>
   absl::StatusOr<const T*> Keep(const std::vector<T>& host, const char* what) {
@@ -167,6 +193,25 @@ class GpuModelRunner : public ModelRunner {
   std::vector<MicroBatch> batches_;
 };
 
+std::vector<GpuModelRunner::RowBuffer> GpuModelRunner::PassBuffers() const {
+  const ModelConfig& c = config();
+  const int64_t hidden = c.hidden_size;
+  return {{&MicroBatch::x, hidden * 4, "hidden rows"},
+          {&MicroBatch::routed_input, hidden * 4, "hidden rows"},
+          {&MicroBatch::routed_out, hidden * 4, "hidden rows"},
+          {&MicroBatch::routed_ids, int64_t{c.top_k} * 4, "expert ids"},
+          {&MicroBatch::routed_weights, int64_t{c.top_k} * 4, "expert weights"},
+          {&MicroBatch::normed, hidden * 2, "final norm"}};
+}
+
+std::vector<GpuModelRunner::RowBuffer> GpuModelRunner::LogitBuffers() const {
+  const ModelConfig& c = config();
+  const int64_t hidden = c.hidden_size;
+  return {{&MicroBatch::logit_input, hidden * 4, "logit rows"},
+          {&MicroBatch::logit_input_bf16, hidden * 2, "logit rows"},
+          {&MicroBatch::logits, int64_t{c.vocab_size} * 4, "logits"}};
+}
+
 absl::Status GpuModelRunner::Init() {
   const ModelConfig& c = config();
   MOE_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
@@ -192,21 +237,40 @@ absl::Status GpuModelRunner::Init() {
   const int64_t layer_elements = 2 * hidden + 2 * q_width * hidden +
                                  2 * kv_width * hidden +
                                  int64_t{c.num_experts} * hidden;
+  // One key and one value pool per layer, BF16: kv_pool() counted its
+  // blocks at that size, so together they take at most the KV budget.
   layout_ = {static_cast<int>(kv_pool().total_blocks()), kv_pool().block_size(),
              c.num_kv_heads, c.head_dim};
+  const int64_t pool_bytes = layout_.PoolElements() * kv_pool().element_bytes();
   const int64_t weight_bytes =
       2 * (c.num_layers * layer_elements + 2 * int64_t{c.vocab_size} * hidden +
            hidden);
-  const int64_t kv_bytes =
-      int64_t{c.num_layers} * 2 * layout_.PoolElements() * 2;
+  const int64_t kv_bytes = int64_t{c.num_layers} * 2 * pool_bytes;
+  // The scratch every micro-batch grows to over passes of up to
+  // max_step_tokens rows: its RouterLayer (with its cuBLASLt workspace) and
+  // its own buffers, as if every row wanted logits. Batch 0's one-row layer
+  // and the LM head's workspace, made above, are already out of the free
+  // bytes (growing, a layer frees its old scratch first).
+  const int rows = std::max(1, options().max_step_tokens);
+  int64_t row_bytes = 0;
+  for (const auto& buffers : {PassBuffers(), LogitBuffers()}) {
+    for (const RowBuffer& b : buffers) row_bytes += b.row_bytes;
+  }
+  const int64_t scratch_bytes =
+      static_cast<int64_t>(batches_.size()) *
+          (static_cast<int64_t>(cuda::RouterLayer::DeviceBytes(shape_, rows)) +
+           rows * row_bytes) -
+      static_cast<int64_t>(cuda::RouterLayer::DeviceBytes(shape_, 1));
   cuda::DeviceMemory memory;
   if (!cuda::QueryDeviceMemory(device_, &memory, &error)) {
     return absl::InternalError(error);
   }
-  if (static_cast<size_t>(weight_bytes + kv_bytes) > memory.free_bytes) {
+  if (static_cast<size_t>(weight_bytes + kv_bytes + scratch_bytes) >
+      memory.free_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "--router-device ", device_, ": the dense weights (", weight_bytes,
-        " bytes as BF16) and the KV cache (", kv_bytes,
+        " bytes as BF16), the KV cache (", kv_bytes, " bytes) and the scratch",
+        " for ", rows, " rows per pass (", scratch_bytes,
         " bytes) need more than the ", memory.free_bytes, " bytes free"));
   }
 
@@ -230,8 +294,7 @@ absl::Status GpuModelRunner::Init() {
     layer_weights_.push_back(w);
     for (auto* pools : {&key_pools_, &value_pools_}) {
       storage_.emplace_back();
-      MOE_RETURN_IF_ERROR(CudaStatus(
-          storage_.back().Reserve(layout_.PoolElements() * 2), "KV pool"));
+      MOE_RETURN_IF_ERROR(Reserve(storage_.back(), pool_bytes, "KV pool"));
       pools->push_back(storage_.back().get<__nv_bfloat16>());
     }
   }
@@ -243,9 +306,22 @@ absl::Status GpuModelRunner::EnsureLayer(MicroBatch& batch, int64_t rows) {
     return absl::OkStatus();
   }
   std::string error;
-  batch.layer =
-      cuda::RouterLayer::Create(shape_, static_cast<int>(rows), &error);
+  cudaError_t cuda_status = cudaSuccess;
+  // The old scratch goes first: the new one needs no room beside it.
+  batch.layer.reset();
+  batch.layer = cuda::RouterLayer::Create(shape_, static_cast<int>(rows),
+                                          &error, &cuda_status);
   if (batch.layer == nullptr) {
+    if (cuda_status == cudaErrorMemoryAllocation) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "--router-device ", device_, ": out of device memory for the ",
+          cuda::RouterLayer::DeviceBytes(shape_, static_cast<int>(rows)),
+          " bytes of scratch of ", rows, " rows: ", error));
+    }
+    if (cuda_status != cudaSuccess) {
+      return absl::InternalError(
+          absl::StrCat("--router-device ", device_, ": ", error));
+    }
     return absl::InvalidArgumentError(
         absl::StrCat("--router-device ", device_, ": ", error));
   }
@@ -335,7 +411,6 @@ absl::Status GpuModelRunner::Prepare(std::span<const SequenceStep> steps,
     }
   }
   const int64_t n = batch.rows();
-  const int64_t hidden = c.hidden_size;
   MOE_RETURN_IF_ERROR(EnsureLayer(batch, n));
   batch.batch.rows = static_cast<int>(n);
   MOE_ASSIGN_OR_RETURN(
@@ -352,15 +427,9 @@ absl::Status GpuModelRunner::Prepare(std::span<const SequenceStep> steps,
       CopyToDevice(batch.tables, batch.tables_d, "block tables"));
   MOE_ASSIGN_OR_RETURN(const int32_t* tokens,
                        CopyToDevice(batch.tokens, batch.tokens_d, "tokens"));
-  for (DeviceBuffer* buffer :
-       {&batch.x, &batch.routed_input, &batch.routed_out}) {
-    MOE_RETURN_IF_ERROR(
-        CudaStatus(buffer->Reserve(n * hidden * 4), "hidden rows"));
+  for (const RowBuffer& b : PassBuffers()) {
+    MOE_RETURN_IF_ERROR(Reserve(batch.*b.buffer, n * b.row_bytes, b.what));
   }
-  MOE_RETURN_IF_ERROR(
-      CudaStatus(batch.routed_ids.Reserve(n * c.top_k * 4), "expert ids"));
-  MOE_RETURN_IF_ERROR(CudaStatus(batch.routed_weights.Reserve(n * c.top_k * 4),
-                                 "expert weights"));
   return CudaStatus(
       cuda::EmbedTokens(embed_tokens_, c.hidden_size, tokens,
                         static_cast<int>(n), batch.x.get<float>(), nullptr),
@@ -402,18 +471,28 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
       [](const MicroBatch& other) { return other.pending != nullptr; });
   if (overlapped) mutable_counters().overlapped_attention_us += us;
 
+  // NaN gate logits have no order: the selection is then meaningless. It
+  // fails the row's step only, before any of that step's rows is sent.
+  for (int64_t r = 0; r < n; ++r) {
+    absl::Status& member = batch.failed[batch.sequences[r]];
+    if (!member.ok()) continue;
+    for (int j = 0; j < c.top_k; ++j) {
+      const int32_t expert = ids[r * c.top_k + j];
+      if (expert < 0 || expert >= c.num_experts) {
+        member = absl::InternalError(
+            absl::StrCat("layer ", layer, ": the GPU gate chose expert ",
+                         expert, " (non-finite gate logits?)"));
+        break;
+      }
+    }
+  }
   batch.assignments.clear();
   for (int64_t r = 0; r < n; ++r) {
-    // A step whose rows failed at an earlier layer is not sent again.
+    // A step whose rows failed (at this layer or an earlier one) is not
+    // sent again.
     if (!batch.failed[batch.sequences[r]].ok()) continue;
     for (int j = 0; j < c.top_k; ++j) {
       const int32_t expert = ids[r * c.top_k + j];
-      // NaN gate logits have no order: the selection is then meaningless.
-      if (expert < 0 || expert >= c.num_experts) {
-        return absl::InternalError(
-            absl::StrCat("layer ", layer, ": the GPU gate chose expert ",
-                         expert, " (non-finite gate logits?)"));
-      }
       batch.assignments.push_back(
           {static_cast<int32_t>(r), expert, weights[r * c.top_k + j]});
       ++mutable_routed_counts()[static_cast<size_t>(layer) * c.num_experts +
@@ -473,8 +552,6 @@ absl::Status GpuModelRunner::Logits(
   const int64_t rows = static_cast<int64_t>(wanted.size());
   std::vector<float> logits;
   if (rows > 0) {
-    MOE_RETURN_IF_ERROR(
-        CudaStatus(batch.normed.Reserve(n * hidden * 2), "final norm"));
     MOE_RETURN_IF_ERROR(CudaStatus(
         cuda::RmsNorm(batch.x.get<float>(), static_cast<int>(n), c.hidden_size,
                       final_norm_, static_cast<float>(c.rms_norm_eps),
@@ -482,12 +559,9 @@ absl::Status GpuModelRunner::Logits(
         "final norm"));
     MOE_ASSIGN_OR_RETURN(const int32_t* wanted_rows,
                          CopyToDevice(wanted, batch.wanted_d, "logit rows"));
-    MOE_RETURN_IF_ERROR(
-        CudaStatus(batch.logit_input.Reserve(rows * hidden * 4), "logit rows"));
-    MOE_RETURN_IF_ERROR(CudaStatus(
-        batch.logit_input_bf16.Reserve(rows * hidden * 2), "logit rows"));
-    MOE_RETURN_IF_ERROR(CudaStatus(
-        batch.logits.Reserve(rows * int64_t{c.vocab_size} * 4), "logits"));
+    for (const RowBuffer& b : LogitBuffers()) {
+      MOE_RETURN_IF_ERROR(Reserve(batch.*b.buffer, rows * b.row_bytes, b.what));
+    }
     MOE_RETURN_IF_ERROR(CudaStatus(
         cuda::EmbedTokens(batch.normed.get<__nv_bfloat16>(), c.hidden_size,
                           wanted_rows, static_cast<int>(rows),

@@ -7,12 +7,13 @@
 namespace moe {
 
 ModelRunner::ModelRunner(const ModelConfig& config,
-                         const ModelRunnerOptions& options)
+                         const ModelRunnerOptions& options,
+                         KvStorage kv_storage)
     : config_(config),
       options_(options),
       kv_pool_(config.num_layers,
                static_cast<int64_t>(config.num_kv_heads) * config.head_dim,
-               options.kv_cache),
+               options.kv_cache, kv_storage),
       routed_counts_(static_cast<size_t>(config.num_layers) *
                      config.num_experts) {}
 

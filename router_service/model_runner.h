@@ -24,6 +24,10 @@ struct ModelRunnerOptions {
   // or 2) that take turns: while one's rows are at the expert workers, the
   // other's attention runs. Useful only when the experts run elsewhere.
   int micro_batches = 1;
+  // The most rows one pass runs (the engine's --max-step-tokens): the GPU
+  // runner checks at start that their scratch fits beside the weights and
+  // the KV cache.
+  int max_step_tokens = 512;
 };
 
 // Where the router's time went, summed over forward passes.
@@ -85,8 +89,9 @@ class ModelRunner {
 
  protected:
   // A KV cache of options.kv_cache's size for `config` (which must outlive
-  // the runner).
-  ModelRunner(const ModelConfig& config, const ModelRunnerOptions& options);
+  // the runner), its keys and values held as `kv_storage` says.
+  ModelRunner(const ModelConfig& config, const ModelRunnerOptions& options,
+              KvStorage kv_storage);
 
   // Microseconds since `start`, for the counters.
   static double MicrosSince(std::chrono::steady_clock::time_point start);

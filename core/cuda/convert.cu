@@ -1,4 +1,5 @@
 #include "core/cuda/convert.h"
+#include "core/cuda/cuda_check.h"
 
 namespace moe::cuda {
 namespace {
@@ -21,9 +22,10 @@ cudaError_t ConvertToBf16(const float* x, int64_t count, __nv_bfloat16* out,
   if (count == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   const int64_t blocks = (count + kThreads - 1) / kThreads;
-  ConvertToBf16Kernel<<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536),
-                        kThreads, 0, stream>>>(x, count, out);
-  return cudaGetLastError();
+  const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+  return LaunchError([&] {
+    ConvertToBf16Kernel<<<grid, kThreads, 0, stream>>>(x, count, out);
+  });
 }
 
 }  // namespace moe::cuda

@@ -27,7 +27,8 @@ class DeviceBuffer {
     if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
   }
 
-  // Makes room for at least `bytes`.
+  // Makes room for at least `bytes`. A failure is returned, not left as the
+  // thread's pending CUDA error (see LaunchError in cuda_check.h).
   cudaError_t Reserve(size_t bytes) {
     if (bytes <= bytes_) return cudaSuccess;
     if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
@@ -36,7 +37,11 @@ class DeviceBuffer {
     cudaError_t status = cudaMallocAsync(&data_, bytes, nullptr);
     // Other streams may use the memory once the allocation has happened.
     if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
-    if (status == cudaSuccess) bytes_ = bytes;
+    if (status == cudaSuccess) {
+      bytes_ = bytes;
+    } else {
+      (void)cudaGetLastError();
+    }
     return status;
   }
 

@@ -1,3 +1,4 @@
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/embedding.h"
 
 namespace moe::cuda {
@@ -27,8 +28,9 @@ cudaError_t EmbedTokens(const __nv_bfloat16* table, int hidden,
   if (table == nullptr || ids == nullptr || out == nullptr) {
     return cudaErrorInvalidValue;
   }
-  EmbedTokensKernel<<<n, kThreads, 0, stream>>>(table, hidden, ids, out);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    EmbedTokensKernel<<<n, kThreads, 0, stream>>>(table, hidden, ids, out);
+  });
 }
 
 }  // namespace moe::cuda

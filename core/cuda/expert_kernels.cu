@@ -1,6 +1,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/expert_kernels.h"
 #include "core/cuda/warp_reduce.cuh"
 
@@ -127,14 +128,15 @@ cudaError_t QuantizeRows(GemmInput format, const float* x,
                          void* q, float* scales, cudaStream_t stream) {
   if (slots < 0 || cols <= 0) return cudaErrorInvalidValue;
   if (slots == 0) return cudaSuccess;
-  if (format == GemmInput::kFp8E4M3) {
-    QuantizeRowsKernel<<<slots, kThreads, 0, stream>>>(
-        x, src_rows, cols, static_cast<__nv_fp8_e4m3*>(q), scales);
-  } else {
-    QuantizeRowsKernel<<<slots, kThreads, 0, stream>>>(
-        x, src_rows, cols, static_cast<__nv_bfloat16*>(q), scales);
-  }
-  return cudaGetLastError();
+  return LaunchError([&] {
+    if (format == GemmInput::kFp8E4M3) {
+      QuantizeRowsKernel<<<slots, kThreads, 0, stream>>>(
+          x, src_rows, cols, static_cast<__nv_fp8_e4m3*>(q), scales);
+    } else {
+      QuantizeRowsKernel<<<slots, kThreads, 0, stream>>>(
+          x, src_rows, cols, static_cast<__nv_bfloat16*>(q), scales);
+    }
+  });
 }
 
 cudaError_t SwiGluQuantize(GemmInput format, const float* g13,
@@ -144,16 +146,17 @@ cudaError_t SwiGluQuantize(GemmInput format, const float* g13,
                            cudaStream_t stream) {
   if (slots < 0 || intermediate <= 0) return cudaErrorInvalidValue;
   if (slots == 0) return cudaSuccess;
-  if (format == GemmInput::kFp8E4M3) {
-    SwiGluQuantizeKernel<<<slots, kThreads, 0, stream>>>(
-        g13, x_scales, w13_scales, intermediate,
-        static_cast<__nv_fp8_e4m3*>(h_q), h_scales);
-  } else {
-    SwiGluQuantizeKernel<<<slots, kThreads, 0, stream>>>(
-        g13, x_scales, w13_scales, intermediate,
-        static_cast<__nv_bfloat16*>(h_q), h_scales);
-  }
-  return cudaGetLastError();
+  return LaunchError([&] {
+    if (format == GemmInput::kFp8E4M3) {
+      SwiGluQuantizeKernel<<<slots, kThreads, 0, stream>>>(
+          g13, x_scales, w13_scales, intermediate,
+          static_cast<__nv_fp8_e4m3*>(h_q), h_scales);
+    } else {
+      SwiGluQuantizeKernel<<<slots, kThreads, 0, stream>>>(
+          g13, x_scales, w13_scales, intermediate,
+          static_cast<__nv_bfloat16*>(h_q), h_scales);
+    }
+  });
 }
 
 cudaError_t CombineSlots(const float* y, const float* h_scales,
@@ -163,9 +166,10 @@ cudaError_t CombineSlots(const float* y, const float* h_scales,
                          cudaStream_t stream) {
   if (n < 0 || cols <= 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  CombineSlotsKernel<<<n, kThreads, 0, stream>>>(
-      y, h_scales, w2_scales, weights, row_offsets, row_slots, cols, out);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    CombineSlotsKernel<<<n, kThreads, 0, stream>>>(
+        y, h_scales, w2_scales, weights, row_offsets, row_slots, cols, out);
+  });
 }
 
 }  // namespace moe::cuda

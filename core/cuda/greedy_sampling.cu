@@ -1,5 +1,6 @@
 #include <climits>
 
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/greedy_sampling.h"
 #include "core/cuda/warp_reduce.cuh"
 
@@ -54,8 +55,9 @@ cudaError_t GreedySample(const float* logits, int n, int vocab,
   if (n < 0 || vocab < 1) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   if (logits == nullptr || token_ids == nullptr) return cudaErrorInvalidValue;
-  GreedySampleKernel<<<n, kThreads, 0, stream>>>(logits, vocab, token_ids);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    GreedySampleKernel<<<n, kThreads, 0, stream>>>(logits, vocab, token_ids);
+  });
 }
 
 }  // namespace moe::cuda

@@ -1,5 +1,6 @@
 #include "core/cuda/lt_matmul.h"
 
+#include <cstdint>
 #include <string>
 
 #include "core/cuda/cuda_check.h"
@@ -7,12 +8,18 @@
 namespace moe::cuda {
 namespace {
 
-// Enough for cuBLASLt's split-K and stream-K kernels at these shapes.
-constexpr size_t kWorkspaceBytes = 32 << 20;
-
 std::string CublasText(cublasStatus_t status, const char* what) {
   return std::string(what) + ": " + cublasLtGetStatusName(status) + " (" +
          cublasLtGetStatusString(status) + ")";
+}
+
+// The largest power of two that divides `pointer`'s address, at most 256
+// (cuBLASLt's default assumption, which offset pointers may not meet).
+uint32_t Alignment(const void* pointer) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
 }
 
 }  // namespace
@@ -30,7 +37,9 @@ struct LtMatmul::Plan {
   }
 };
 
-std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error) {
+std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error,
+                                           cudaError_t* cuda_status) {
+  if (cuda_status != nullptr) *cuda_status = cudaSuccess;
   std::unique_ptr<LtMatmul> matmul(new LtMatmul());
   const cublasStatus_t status = cublasLtCreate(&matmul->handle_);
   if (status != CUBLAS_STATUS_SUCCESS) {
@@ -40,6 +49,7 @@ std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error) {
   const cudaError_t alloc = matmul->workspace_.Reserve(kWorkspaceBytes);
   if (alloc != cudaSuccess) {
     *error = CudaErrorText(alloc, "cuBLASLt workspace");
+    if (cuda_status != nullptr) *cuda_status = alloc;
     return nullptr;
   }
   return matmul;
@@ -53,7 +63,7 @@ LtMatmul::~LtMatmul() {
 LtMatmul::Plan* LtMatmul::FindPlan(const ShapeKey& key, std::string* error) {
   auto found = plans_.find(key);
   if (found != plans_.end()) return found->second.get();
-  const auto [input, m, n, k] = key;
+  const auto [input, m, n, k, align_a, align_b, align_d] = key;
   const cudaDataType_t in_type =
       input == GemmInput::kFp8E4M3 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
   auto plan = std::make_unique<Plan>();
@@ -88,6 +98,22 @@ LtMatmul::Plan* LtMatmul::FindPlan(const ShapeKey& key, std::string* error) {
         preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
         sizeof(workspace));
   }
+  // Only algorithms that work at the pointers' actual alignment (c is d).
+  const struct {
+    cublasLtMatmulPreferenceAttributes_t attribute;
+    uint32_t bytes;
+  } alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d},
+  };
+  for (const auto& [attribute, bytes] : alignments) {
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasLtMatmulPreferenceSetAttribute(preference, attribute,
+                                                    &bytes, sizeof(bytes));
+    }
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found_count = 0;
   if (status == CUBLAS_STATUS_SUCCESS) {
@@ -115,7 +141,8 @@ bool LtMatmul::Run(GemmInput input, const void* a, const void* b, float* d,
     *error = "matmul: empty shape";
     return false;
   }
-  Plan* plan = FindPlan({input, m, n, k}, error);
+  Plan* plan = FindPlan(
+      {input, m, n, k, Alignment(a), Alignment(b), Alignment(d)}, error);
   if (plan == nullptr) return false;
   const float alpha = 1.0f, beta = 0.0f;
   const cublasStatus_t status = cublasLtMatmul(

@@ -4,6 +4,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,19 +29,31 @@ enum class GemmInput {
 // only the launch. Not thread-safe: one user (and stream) at a time.
 class LtMatmul {
  public:
-  static std::unique_ptr<LtMatmul> Create(std::string* error);
+  // Device memory each LtMatmul holds for cuBLASLt: enough for its split-K
+  // and stream-K kernels at these shapes.
+  static constexpr size_t kWorkspaceBytes = 32 << 20;
+
+  // nullptr + *error on failure; *cuda_status (when given) is then the CUDA
+  // error of the workspace's allocation (cudaErrorMemoryAllocation: out of
+  // device memory), or cudaSuccess when something else failed.
+  static std::unique_ptr<LtMatmul> Create(std::string* error,
+                                          cudaError_t* cuda_status = nullptr);
   ~LtMatmul();
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
   // Enqueues the product on `stream`. FP8 needs k, and the rows' strides,
-  // to be multiples of 16 bytes, and 16-byte aligned pointers.
+  // to be multiples of 16 bytes, and 16-byte aligned pointers. Pointers
+  // into a buffer (a group's rows) need not be 256-byte aligned: the
+  // algorithm is chosen for the alignment they have.
   bool Run(GemmInput input, const void* a, const void* b, float* d, int64_t m,
            int64_t n, int64_t k, cudaStream_t stream, std::string* error);
 
  private:
   struct Plan;
-  using ShapeKey = std::tuple<GemmInput, int64_t, int64_t, int64_t>;
+  // The input type, m, n, k, and the alignments (bytes) of a, b and d.
+  using ShapeKey = std::tuple<GemmInput, int64_t, int64_t, int64_t, uint32_t,
+                              uint32_t, uint32_t>;
 
   LtMatmul() = default;
   Plan* FindPlan(const ShapeKey& key, std::string* error);

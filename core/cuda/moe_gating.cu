@@ -1,3 +1,4 @@
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/moe_gating.h"
 #include "core/cuda/warp_reduce.cuh"
 
@@ -102,9 +103,10 @@ cudaError_t SelectExperts(const float* logits, int n,
     return cudaErrorInvalidValue;
   }
   const int blocks = (n - 1) / kWarps + 1;
-  SelectExpertsKernel<<<blocks, kThreads, 0, stream>>>(logits, n, options,
-                                                       expert_ids, weights);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    SelectExpertsKernel<<<blocks, kThreads, 0, stream>>>(logits, n, options,
+                                                         expert_ids, weights);
+  });
 }
 
 }  // namespace moe::cuda

@@ -1,5 +1,6 @@
 #include <cstdint>
 
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/paged_attention.h"
 #include "core/cuda/warp_reduce.cuh"
 
@@ -117,9 +118,10 @@ cudaError_t Launch(const float* q, int heads, int sliding_window,
                    const __nv_bfloat16* value_pool, float* out,
                    cudaStream_t stream) {
   const dim3 grid(batch.rows, heads);
-  PagedAttentionKernel<kChunks><<<grid, kThreads, 0, stream>>>(
-      q, heads, sliding_window, batch, layout, key_pool, value_pool, out);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    PagedAttentionKernel<kChunks><<<grid, kThreads, 0, stream>>>(
+        q, heads, sliding_window, batch, layout, key_pool, value_pool, out);
+  });
 }
 
 }  // namespace

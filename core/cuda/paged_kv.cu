@@ -1,3 +1,4 @@
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/paged_kv.h"
 
 namespace moe::cuda {
@@ -44,9 +45,10 @@ cudaError_t WritePagedKv(const float* keys, const float* values,
       value_pool == nullptr) {
     return cudaErrorInvalidValue;
   }
-  WritePagedKvKernel<<<batch.rows, kThreads, 0, stream>>>(
-      keys, values, batch, layout, key_pool, value_pool);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    WritePagedKvKernel<<<batch.rows, kThreads, 0, stream>>>(
+        keys, values, batch, layout, key_pool, value_pool);
+  });
 }
 
 }  // namespace moe::cuda

@@ -1,3 +1,4 @@
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/residual.h"
 
 namespace moe::cuda {
@@ -20,9 +21,9 @@ cudaError_t AddResidual(float* x, const float* y, int64_t count,
   if (count == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   const int64_t blocks = (count + kThreads - 1) / kThreads;
-  AddResidualKernel<<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536),
-                      kThreads, 0, stream>>>(x, y, count);
-  return cudaGetLastError();
+  const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+  return LaunchError(
+      [&] { AddResidualKernel<<<grid, kThreads, 0, stream>>>(x, y, count); });
 }
 
 }  // namespace moe::cuda

@@ -1,5 +1,6 @@
 #include <cstdint>
 
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/rms_norm.h"
 #include "core/cuda/warp_reduce.cuh"
 
@@ -46,8 +47,9 @@ cudaError_t LaunchRmsNorm(const float* x, int n, int hidden,
   if (x == nullptr || weight == nullptr || out == nullptr) {
     return cudaErrorInvalidValue;
   }
-  RmsNormKernel<<<n, kThreads, 0, stream>>>(x, hidden, weight, eps, out);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    RmsNormKernel<<<n, kThreads, 0, stream>>>(x, hidden, weight, eps, out);
+  });
 }
 
 }  // namespace

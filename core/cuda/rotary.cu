@@ -1,3 +1,4 @@
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/rotary.h"
 
 namespace moe::cuda {
@@ -45,9 +46,10 @@ cudaError_t ApplyRotary(float* x, int n, int heads, int head_dim,
   }
   if (n == 0) return cudaSuccess;
   if (x == nullptr || positions == nullptr) return cudaErrorInvalidValue;
-  RotaryKernel<<<n, kThreads, 0, stream>>>(x, heads, head_dim, positions,
-                                           rope_theta);
-  return cudaGetLastError();
+  return LaunchError([&] {
+    RotaryKernel<<<n, kThreads, 0, stream>>>(x, heads, head_dim, positions,
+                                             rope_theta);
+  });
 }
 
 }  // namespace moe::cuda

@@ -1,5 +1,7 @@
 #include "core/cuda/router_layer.h"
 
+#include <array>
+
 #include "core/cuda/convert.h"
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/paged_attention.h"
@@ -17,13 +19,38 @@ bool Launched(cudaError_t status, const char* what, std::string* error) {
   return false;
 }
 
+// Bytes per row of each scratch buffer, in Create's order. Shared by
+// Create and DeviceBytes, so that what a caller budgets is what is taken.
+std::array<size_t, 8> ScratchRowBytes(const RouterLayerShape& shape) {
+  const size_t hidden = shape.hidden;
+  const size_t q_width = size_t{1} * shape.heads * shape.head_dim;
+  const size_t kv_width = size_t{1} * shape.kv_heads * shape.head_dim;
+  return {
+      hidden * 2,                        // normed_ (BF16)
+      q_width * 4,                       // q_
+      kv_width * 4,                      // k_
+      kv_width * 4,                      // v_
+      q_width * 4,                       // attention_
+      q_width * 2,                       // attention_bf16_
+      hidden * 4,                        // o_
+      size_t{4} * shape.gating.experts,  // logits_
+  };
+}
+
 }  // namespace
+
+size_t RouterLayer::DeviceBytes(const RouterLayerShape& shape, int max_rows) {
+  size_t row_bytes = 0;
+  for (size_t bytes : ScratchRowBytes(shape)) row_bytes += bytes;
+  return static_cast<size_t>(max_rows) * row_bytes + LtMatmul::kWorkspaceBytes;
+}
 
 std::unique_ptr<RouterLayer> RouterLayer::Create(const RouterLayerShape& shape,
                                                  int max_rows,
-                                                 std::string* error) {
+                                                 std::string* error,
+                                                 cudaError_t* cuda_status) {
+  if (cuda_status != nullptr) *cuda_status = cudaSuccess;
   const int q_width = shape.heads * shape.head_dim;
-  const int kv_width = shape.kv_heads * shape.head_dim;
   // BF16 products need rows of a multiple of 16 bytes.
   if (shape.hidden < 1 || shape.heads < 1 || shape.kv_heads < 1 ||
       shape.heads % shape.kv_heads != 0 || shape.head_dim < 2 ||
@@ -44,26 +71,21 @@ std::unique_ptr<RouterLayer> RouterLayer::Create(const RouterLayerShape& shape,
         "min(experts, 32)]";
     return nullptr;
   }
-  std::unique_ptr<LtMatmul> matmul = LtMatmul::Create(error);
+  std::unique_ptr<LtMatmul> matmul = LtMatmul::Create(error, cuda_status);
   if (!matmul) return nullptr;
   auto layer = std::unique_ptr<RouterLayer>(
       new RouterLayer(shape, max_rows, std::move(matmul)));
-  const size_t rows = static_cast<size_t>(max_rows);
-  const struct {
-    DeviceBuffer* buffer;
-    size_t bytes;
-  } scratch[] = {
-      {&layer->normed_, rows * shape.hidden * 2},
-      {&layer->q_, rows * q_width * 4},
-      {&layer->k_, rows * kv_width * 4},
-      {&layer->v_, rows * kv_width * 4},
-      {&layer->attention_, rows * q_width * 4},
-      {&layer->attention_bf16_, rows * q_width * 2},
-      {&layer->o_, rows * shape.hidden * 4},
-      {&layer->logits_, rows * shape.gating.experts * 4},
+  DeviceBuffer* const scratch[] = {
+      &layer->normed_, &layer->q_,         &layer->k_,
+      &layer->v_,      &layer->attention_, &layer->attention_bf16_,
+      &layer->o_,      &layer->logits_,
   };
-  for (const auto& [buffer, bytes] : scratch) {
-    if (!Launched(buffer->Reserve(bytes), "router layer scratch", error)) {
+  const std::array<size_t, 8> row_bytes = ScratchRowBytes(shape);
+  for (size_t i = 0; i < row_bytes.size(); ++i) {
+    const cudaError_t status =
+        scratch[i]->Reserve(static_cast<size_t>(max_rows) * row_bytes[i]);
+    if (!Launched(status, "router layer scratch", error)) {
+      if (cuda_status != nullptr) *cuda_status = status;
       return nullptr;
     }
   }

@@ -55,8 +55,17 @@ struct RoutedRows {
 // for up to `max_rows` rows; not thread-safe (one stream at a time).
 class RouterLayer {
  public:
-  static std::unique_ptr<RouterLayer> Create(const RouterLayerShape& shape,
-                                             int max_rows, std::string* error);
+  // nullptr + *error for a shape it cannot run or a failed allocation;
+  // *cuda_status (when given) is then the allocation's CUDA error
+  // (cudaErrorMemoryAllocation: out of device memory), cudaSuccess for a
+  // refused shape.
+  static std::unique_ptr<RouterLayer> Create(
+      const RouterLayerShape& shape, int max_rows, std::string* error,
+      cudaError_t* cuda_status = nullptr);
+
+  // The device memory Create allocates for `max_rows` rows: the scratch and
+  // the cuBLASLt workspace.
+  static size_t DeviceBytes(const RouterLayerShape& shape, int max_rows);
 
   const RouterLayerShape& shape() const { return shape_; }
 

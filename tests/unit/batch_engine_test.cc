@@ -2,19 +2,24 @@
 // prefill over a paged KV cache, preemption when blocks run out, and
 // cancellation in every phase. Every request's greedy tokens are checked
 // against the same request generated alone, and the KV pool must be whole
-// again once the engine is idle.
+// again once the engine is idle. Then the KV pool by itself: its block
+// count for a budget, host or accounting-only (the GPU runner's).
 #include "router_service/batch_engine.h"
-#include "router_service/cpu_model_runner.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "core/model_weights.h"
+#include "router_service/cpu_model_runner.h"
+#include "router_service/kv_block_pool.h"
+#include "router_service/kv_cache.h"
 #include "router_service/local_expert_dispatch.h"
 #include "tests/unit/test_models.h"
 
@@ -73,7 +78,8 @@ class BatchEngineTest : public ::testing::Test {
                                     c.num_kv_heads * c.head_dim *
                                     static_cast<int64_t>(sizeof(float));
     options.micro_batches = micro_batches;
-    return std::make_unique<CpuModelRunner>(*weights_, *dispatch_, pool_, options);
+    return std::make_unique<CpuModelRunner>(*weights_, *dispatch_, pool_,
+                                            options);
   }
 
   // The request generated alone, one sequence at a time.
@@ -379,6 +385,96 @@ TEST_F(BatchEngineTest, TwoMicroBatchesGetTheSameTokens) {
   }
   EXPECT_GT(runner->counters().split_passes, 0);
   ExpectIdleAndWhole(engine);
+}
+
+// The pool the engine's caches draw from, by itself: 2 layers, kv_dim 8,
+// blocks of 4 positions, so a block is 2 * 2 * 4 * 8 = 128 elements.
+constexpr int kPoolLayers = 2;
+constexpr int64_t kPoolKvDim = 8;
+constexpr int64_t kBlockElements = 2 * kPoolLayers * 4 * kPoolKvDim;
+
+KvCacheOptions PoolOptions(int64_t memory_bytes) {
+  KvCacheOptions options;
+  options.block_size = 4;
+  options.memory_bytes = memory_bytes;
+  return options;
+}
+
+TEST(KvBlockPoolTest, HostPoolCountsFloat32Blocks) {
+  // Ten float32 blocks and a bit: the bit is not a block.
+  KvBlockPool pool(kPoolLayers, kPoolKvDim,
+                   PoolOptions(10 * kBlockElements * 4 + 100));
+  EXPECT_EQ(pool.storage(), KvStorage::kHostFloat32);
+  EXPECT_EQ(pool.element_bytes(), 4);
+  EXPECT_EQ(pool.total_blocks(), 10);
+  // Every block's keys and values are distinct host memory.
+  EXPECT_EQ(pool.values(0, 0) - pool.keys(0, 0), 4 * kPoolKvDim);
+  EXPECT_EQ(pool.keys(9, 1) - pool.keys(0, 0),
+            (9 * 2 + 1) * 2 * 4 * kPoolKvDim);
+}
+
+TEST(KvBlockPoolTest, AccountingOnlyPoolCountsBf16Blocks) {
+  const int64_t budget = 10 * kBlockElements * 2 + 100;
+  KvBlockPool pool(kPoolLayers, kPoolKvDim, PoolOptions(budget),
+                   KvStorage::kAccountingOnlyBf16);
+  EXPECT_EQ(pool.storage(), KvStorage::kAccountingOnlyBf16);
+  EXPECT_EQ(pool.element_bytes(), 2);
+  // Twice the float32 pool's blocks for the same budget, and the device
+  // pools of that many blocks fit in it.
+  EXPECT_EQ(pool.total_blocks(), 10);
+  EXPECT_EQ(
+      KvBlockPool(kPoolLayers, kPoolKvDim, PoolOptions(budget)).total_blocks(),
+      5);
+  EXPECT_LE(pool.total_blocks() * kBlockElements * pool.element_bytes(),
+            budget);
+  EXPECT_EQ(pool.free_blocks(), 10);
+
+  // Blocks come and go as in a host pool: all or none, distinct ids.
+  std::optional<std::vector<int32_t>> taken = pool.Allocate(4);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(pool.free_blocks(), 6);
+  EXPECT_FALSE(pool.Allocate(7).has_value());
+  EXPECT_EQ(pool.free_blocks(), 6);
+  std::optional<std::vector<int32_t>> rest = pool.Allocate(6);
+  ASSERT_TRUE(rest.has_value());
+  std::vector<int32_t> all = *taken;
+  all.insert(all.end(), rest->begin(), rest->end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(pool.free_blocks(), 0);
+  pool.Free(*taken);
+  pool.Free(*rest);
+  EXPECT_EQ(pool.free_blocks(), 10);
+
+  // A sequence's cache takes and gives back its blocks the same way.
+  {
+    SequenceKvCache cache(pool);
+    ASSERT_TRUE(cache.Reserve(4 * 3 + 1).ok());
+    EXPECT_EQ(cache.num_blocks(), 4);
+    EXPECT_EQ(pool.free_blocks(), 6);
+    EXPECT_EQ(cache.Reserve(4 * 11).code(),
+              absl::StatusCode::kResourceExhausted);
+  }
+  EXPECT_EQ(pool.free_blocks(), 10);
+}
+
+TEST(KvBlockPoolTest, AccountingOnlyPoolOfAGpuSizedBudgetHoldsNoHostMemory) {
+  // 240 GiB for 32 layers of 8 KV heads of 128: float32 host storage of
+  // that size would not be allocatable here.
+  KvCacheOptions options;
+  options.block_size = 16;
+  options.memory_bytes = int64_t{240} << 30;
+  KvBlockPool pool(32, 8 * 128, options, KvStorage::kAccountingOnlyBf16);
+  EXPECT_EQ(pool.total_blocks(),
+            options.memory_bytes / (int64_t{2} * 32 * 16 * 8 * 128 * 2));
+}
+
+TEST(KvBlockPoolDeathTest, AccountingOnlyPoolHasNoKeysOrValues) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  KvBlockPool pool(kPoolLayers, kPoolKvDim, PoolOptions(1 << 20),
+                   KvStorage::kAccountingOnlyBf16);
+  EXPECT_DEATH(pool.keys(0, 0), "kAccountingOnlyBf16");
+  EXPECT_DEATH(pool.values(0, 0), "kAccountingOnlyBf16");
 }
 
 }  // namespace
