@@ -813,5 +813,86 @@ TEST_P(GpuClusterTest, GreedyTokensMatchTheCpuEngineWithBf16) {
   }
 }
 
+// The NCCL data plane between processes on two GPUs: the router's rows go
+// from GPU 0 to workers on GPU 1 (NCCL refuses both ranks of a link on one
+// GPU), their sizes announced over gRPC streams.
+class NcclClusterTest : public ::testing::Test, protected ClusterWithReference {
+ protected:
+  const std::vector<std::string> kWorkerFlags = {"--device", "1",
+                                                 "--expert-precision", "bf16"};
+
+  void SetUp() override {
+    if (GpuCount() < 2) {
+      GTEST_SKIP() << "needs two GPUs: NCCL refuses both ranks of a link on "
+                      "one device";
+    }
+    Start(Fp8Spec(Architecture::kMixtral),
+          {"--activation-link", "nccl", "--nccl-device", "0",
+           "--worker-timeout-ms", "5000"},
+          kWorkerFlags);
+  }
+
+  std::vector<int32_t> Expected(const GenerationRequest& request) {
+    auto expected = Generate(*embedded_, request);
+    EXPECT_TRUE(expected.ok()) << expected.status();
+    return expected.ok() ? expected->tokens : std::vector<int32_t>{};
+  }
+};
+
+TEST_F(NcclClusterTest, GreedyTokensMatchTheCpuEngine) {
+  auto stub = RouterStub(cluster_);
+  for (int r = 0; r < 3; ++r) {
+    GenerationRequest request;
+    request.prompt = Prompt(5 + 9 * r, r);
+    request.max_tokens = 10;
+    const StreamResult result =
+        RunGenerate(*stub, GreedyRequest(request.prompt, 10));
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_EQ(result.tokens, Expected(request)) << "request " << r;
+  }
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &status).ok());
+  for (const auto& worker : status.workers()) {
+    EXPECT_EQ(worker.links_opened(), 1) << worker.worker_id();
+  }
+}
+
+// A killed worker's stream ends, which fails its requests at once (NCCL
+// alone would wait for it); restarted, it gets a new NCCL link.
+TEST_F(NcclClusterTest, KilledWorkerFailsAtOnceAndARestartedOneIsUsedAgain) {
+  auto stub = RouterStub(cluster_);
+  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
+  request.set_ignore_eos(true);
+  StreamResult result = RunGenerate(*stub, request, absl::Seconds(20), [&] {
+    cluster_.workers[1]->Signal(SIGKILL);
+  });
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w1");
+  EXPECT_LT(result.elapsed, absl::Seconds(5));  // the reply timeout
+
+  cluster_.workers[1]->Wait();
+  cluster_.workers[1] =
+      StartWorker(cluster_, "w1", cluster_.worker_addresses[1], kWorkerFlags);
+  ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
+  GenerationRequest again;
+  again.prompt = Prompt(5, 3);
+  again.max_tokens = 8;
+  StreamResult after;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    after = RunGenerate(*stub, GreedyRequest(again.prompt, 8));
+    if (after.status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.tokens, Expected(again));
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &status).ok());
+  ASSERT_EQ(status.workers_size(), 3);
+  EXPECT_GE(status.workers(1).links_opened(), 2);
+}
+
 }  // namespace
 }  // namespace moe
