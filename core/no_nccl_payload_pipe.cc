@@ -14,7 +14,8 @@ absl::Status NoNccl() {
 absl::StatusOr<std::string> NewNcclLinkId() { return NoNccl(); }
 
 absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
-    int, int, const std::string&, const std::string&, absl::Duration) {
+    int, int, const std::string&, const std::string&, absl::Duration,
+    const std::atomic<bool>*) {
   return NoNccl();
 }
 

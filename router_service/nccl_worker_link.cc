@@ -1,5 +1,6 @@
 #include "router_service/nccl_worker_link.h"
 
+#include <atomic>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -26,14 +27,17 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
   grpc::ClientContext context;
   context.set_deadline(
       absl::ToChronoTime(absl::Now() + timeout + absl::Seconds(5)));
-  // Both ends join at once: NCCL's join returns only when every rank came.
+  // Both ends join at once: NCCL's join returns only when every rank came,
+  // and the worker answers once it joined, so a failed answer means it will
+  // not.
   std::promise<grpc::Status> answered;
-  stub.async()->OpenNccl(&context, &request, &reply,
-                         [&answered](grpc::Status status) {
-                           answered.set_value(std::move(status));
-                         });
-  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe =
-      ConnectNcclPayloadPipe(device, /*rank=*/0, to_worker, to_router, timeout);
+  std::atomic<bool> worker_failed{false};
+  stub.async()->OpenNccl(&context, &request, &reply, [&](grpc::Status status) {
+    if (!status.ok()) worker_failed = true;
+    answered.set_value(std::move(status));
+  });
+  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe = ConnectNcclPayloadPipe(
+      device, /*rank=*/0, to_worker, to_router, timeout, &worker_failed);
   const grpc::Status worker_joined = answered.get_future().get();
   if (!worker_joined.ok()) {
     const absl::Status status = FromGrpcStatus(worker_joined);

@@ -57,8 +57,9 @@ bool NewNcclUniqueId(std::string* id, std::string* error) {
   return true;
 }
 
-std::unique_ptr<NcclPipe> NcclPipe::Connect(const Options& options,
-                                            std::string* error) {
+std::unique_ptr<NcclPipe> NcclPipe::Connect(
+    const Options& options, std::string* error,
+    const std::atomic<bool>* abandoned) {
   if (options.rank != 0 && options.rank != 1) {
     *error = "rank must be 0 or 1, not " + std::to_string(options.rank);
     return nullptr;
@@ -76,6 +77,7 @@ std::unique_ptr<NcclPipe> NcclPipe::Connect(const Options& options,
   }
   const Clock::time_point deadline = Clock::now() + options.connect_timeout;
   std::unique_ptr<NcclPipe> pipe(new NcclPipe(options));
+  pipe->abandoned_ = abandoned;
   if (!pipe->CreateResources(error)) {
     pipe->Abort();
     return nullptr;
@@ -99,6 +101,7 @@ std::unique_ptr<NcclPipe> NcclPipe::Connect(const Options& options,
       return nullptr;
     }
   }
+  pipe->abandoned_ = nullptr;  // the caller's flag may go now
   return pipe;
 }
 
@@ -192,11 +195,18 @@ bool NcclPipe::Join(ncclComm_t* comm, const std::string& id,
   std::lock_guard<std::mutex> lock(nccl_mutex_);
   ncclResult_t state = ncclCommInitRankConfig(comm, /*nranks=*/2, unique_id,
                                               options_.rank, &config);
-  if (state == ncclInProgress &&
-      AwaitStateLocked(*comm, deadline, &state) == WaitResult::kTimeout) {
-    *error = "timed out after " + Milliseconds(options_.connect_timeout) +
-             ": the peer never joined";
-    return false;
+  if (state == ncclInProgress) {
+    switch (AwaitStateLocked(*comm, deadline, &state)) {
+      case WaitResult::kDone:
+        break;
+      case WaitResult::kTimeout:
+        *error = "timed out after " + Milliseconds(options_.connect_timeout) +
+                 ": the peer never joined";
+        return false;
+      case WaitResult::kFailed:
+        *error = "the peer gave up joining";
+        return false;
+    }
   }
   if (state != ncclSuccess) {
     *error = NcclErrorText(state, "ncclCommInitRankConfig");
@@ -280,8 +290,9 @@ NcclPipe::WaitResult NcclPipe::AwaitStateLocked(ncclComm_t comm,
                                                 ncclResult_t* state) {
   Backoff backoff;
   while (*state == ncclInProgress) {
-    // Abort is waiting for nccl_mutex_: give it up.
-    if (broken_.load()) return WaitResult::kFailed;
+    // Abort is waiting for nccl_mutex_ (give it up), or the peer will not
+    // come.
+    if (broken_.load() || Abandoned()) return WaitResult::kFailed;
     if (Clock::now() >= deadline) return WaitResult::kTimeout;
     backoff.Pause();
     const ncclResult_t result = ncclCommGetAsyncError(comm, state);
@@ -302,6 +313,10 @@ NcclPipe::WaitResult NcclPipe::Await(cudaEvent_t event,
       cudaGetLastError();
     } else if (query != cudaSuccess) {
       *error = cuda::CudaErrorText(query, what);
+      return WaitResult::kFailed;
+    }
+    if (Abandoned()) {
+      *error = std::string(what) + ": the peer gave up";
       return WaitResult::kFailed;
     }
     {

@@ -48,10 +48,12 @@ class NcclPipe {
   // Joins both communicators (non-blocking NCCL, one after the other in an
   // order both sides share) and exchanges a first 8-byte payload each way,
   // which sets up NCCL's connections and proves the peer is there. Gives up
-  // at connect_timeout, aborting them: the peer never came. nullptr + *error
-  // naming the step on failure.
-  static std::unique_ptr<NcclPipe> Connect(const Options& options,
-                                           std::string* error);
+  // at connect_timeout, aborting them: the peer never came, or earlier when
+  // another thread sets *abandoned (the peer said it will not come). nullptr
+  // + *error naming the step on failure.
+  static std::unique_ptr<NcclPipe> Connect(
+      const Options& options, std::string* error,
+      const std::atomic<bool>* abandoned = nullptr);
 
   NcclPipe(const NcclPipe&) = delete;
   NcclPipe& operator=(const NcclPipe&) = delete;
@@ -107,7 +109,11 @@ class NcclPipe {
                    const char* what, std::string* error);
   ReceiveResult Fail(ReceiveResult result);
 
+  // Connect stops waiting for the peer once set; null after Connect.
+  bool Abandoned() const { return abandoned_ != nullptr && abandoned_->load(); }
+
   const Options options_;
+  const std::atomic<bool>* abandoned_ = nullptr;
   std::atomic<bool> broken_{false};
   std::mutex send_mutex_;     // one Send at a time
   std::mutex receive_mutex_;  // one Receive at a time
