@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/status_macros.h"
 
 namespace moe {
 namespace {
@@ -38,17 +39,12 @@ class AnnouncedLink : public MessageLink {
         payload_timeout_(payload_timeout) {}
   ~AnnouncedLink() override { Close(); }
 
+  // A failed Send leaves the closing to the owner (as MessageLink allows),
+  // which may hold a lock that NCCL's abort should not be made under.
   absl::Status Send(std::string_view message) override {
-    if (message.size() > kMaxAnnouncedBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("a message of ", message.size(),
-                       " bytes is over the link's ", kMaxAnnouncedBytes));
-    }
     // The payload first: the peer receives it only once announced.
-    absl::Status sent = payloads_->Send(message);
-    if (sent.ok()) sent = announcements_->Send(Announcement(message.size()));
-    if (!sent.ok()) Close();
-    return sent;
+    MOE_RETURN_IF_ERROR(payloads_->Send(message));
+    return announcements_->Send(Announcement(message.size()));
   }
 
   absl::StatusOr<std::string> Receive(absl::Time deadline) override {

@@ -29,19 +29,21 @@ class PayloadPipe {
   virtual void Close() = 0;
 };
 
-// The largest message an announced link carries (a 2048-row prefill of
-// Skywork-MoE's hidden rows in float32 is 38 MB).
+// The largest message an announced link receives (a 2048-row prefill of
+// Skywork-MoE's hidden rows in float32 is 38 MB); a larger announcement
+// breaks the link.
 inline constexpr size_t kMaxAnnouncedBytes = size_t{1} << 30;
 
-// A link that moves each message's bytes over `payloads` after announcing
+// A link that moves each message's bytes over `payloads`, then announces
 // its size over `announcements` (a gRPC stream). A receiver posts a receive
 // on the pipe only for a payload that was sent: an NCCL receive waiting for
 // a message that may never come would hold a kernel on the GPU, and a
 // device-wide synchronization (freeing pinned memory, NCCL's own abort)
-// would wait for it. The announcements are also the peer's lifeline: when
-// the peer's process dies its stream ends, which fails a Receive at once.
-// A payload that was announced but does not arrive within `payload_timeout`
-// breaks the link.
+// would wait for it. (A send's kernel waits only until the peer, told by
+// the announcement, receives.) The announcements are also the peer's
+// lifeline: when the peer's process dies its stream ends, which fails a
+// waiting Receive at once. A payload that was announced but does not arrive
+// within `payload_timeout` breaks the link.
 std::unique_ptr<MessageLink> NewAnnouncedLink(
     std::unique_ptr<MessageLink> announcements,
     std::unique_ptr<PayloadPipe> payloads, absl::Duration payload_timeout);

@@ -68,7 +68,7 @@ absl::StatusOr<std::string> NewNcclLinkId() {
 absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
     int device, int rank, const std::string& send_id,
     const std::string& receive_id, absl::Duration timeout,
-    const std::atomic<bool>* abandoned) {
+    std::function<bool()> abandoned) {
   NcclPipe::Options options;
   options.device = device;
   options.rank = rank;
@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
       std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)));
   std::string error;
   std::unique_ptr<NcclPipe> pipe =
-      NcclPipe::Connect(options, &error, abandoned);
+      NcclPipe::Connect(options, &error, std::move(abandoned));
   if (!pipe) {
     return absl::UnavailableError(absl::StrCat("NCCL pipe on cuda:", device,
                                                " as rank ", rank, ": ", error));

@@ -1,7 +1,7 @@
 #ifndef MOE_CORE_NCCL_PAYLOAD_PIPE_H_
 #define MOE_CORE_NCCL_PAYLOAD_PIPE_H_
 
-#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -19,12 +19,12 @@ absl::StatusOr<std::string> NewNcclLinkId();
 // core/cuda/nccl_pipe.h): the router is rank 0 and the worker rank 1;
 // `send_id` names the communicator this end sends on, `receive_id` the one
 // it receives on (the other end passes them swapped). UNAVAILABLE when the
-// other end has not joined within `timeout` (or before another thread set
-// *abandoned: it will not) or NCCL fails.
+// other end has not joined within `timeout`, or earlier once `abandoned`
+// (polled while waiting) says it will not, or NCCL fails.
 absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
     int device, int rank, const std::string& send_id,
     const std::string& receive_id, absl::Duration timeout,
-    const std::atomic<bool>* abandoned = nullptr);
+    std::function<bool()> abandoned = nullptr);
 
 }  // namespace moe
 

@@ -15,7 +15,7 @@ absl::StatusOr<std::string> NewNcclLinkId() { return NoNccl(); }
 
 absl::StatusOr<std::unique_ptr<PayloadPipe>> ConnectNcclPayloadPipe(
     int, int, const std::string&, const std::string&, absl::Duration,
-    const std::atomic<bool>*) {
+    std::function<bool()>) {
   return NoNccl();
 }
 

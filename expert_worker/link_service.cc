@@ -1,6 +1,7 @@
 #include "expert_worker/link_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/nccl_payload_pipe.h"
 #include "expert_worker/link_server.h"
 #include "protos/grpc_message_link.h"
@@ -11,15 +12,15 @@ namespace moe {
 grpc::Status ExpertLinkService::Stream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>* stream) {
-  const std::string router_id = NcclRouterIdOf(*context);
-  if (router_id.empty()) {
+  const std::string link_id = NcclLinkIdOf(*context);
+  if (link_id.empty()) {
     ServeLink(*ServeGrpcStreamLink(*context, *stream), config_, identity_,
               queue_);
     return grpc::Status::OK;
   }
   // Taken before the stream link exists: closing one cancels the call,
   // which would hide the error.
-  absl::StatusOr<JoinedPipe> joined = TakeNcclPipe(router_id);
+  absl::StatusOr<JoinedPipe> joined = TakeNcclPipe(link_id);
   if (!joined.ok()) return ToGrpcStatus(joined.status());
   ServeLink(*NewAnnouncedLink(ServeGrpcStreamLink(*context, *stream),
                               std::move(joined->pipe), joined->payload_timeout),
@@ -27,21 +28,36 @@ grpc::Status ExpertLinkService::Stream(
   return grpc::Status::OK;
 }
 
+void ExpertLinkService::DropOverdueLocked(std::vector<JoinedPipe>& dropped) {
+  const absl::Time now = absl::Now();
+  for (auto it = nccl_pipes_.begin(); it != nccl_pipes_.end();) {
+    if (it->second.take_by < now) {
+      dropped.push_back(std::move(it->second));
+      it = nccl_pipes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 absl::StatusOr<ExpertLinkService::JoinedPipe> ExpertLinkService::TakeNcclPipe(
-    const std::string& router_id) {
+    const std::string& link_id) {
+  std::vector<JoinedPipe> dropped;  // closed once unlocked
   std::lock_guard<std::mutex> lock(pipes_mutex_);
-  auto found = nccl_pipes_.find(router_id);
+  DropOverdueLocked(dropped);
+  auto found = nccl_pipes_.find(link_id);
   if (found == nccl_pipes_.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "expert worker ", identity_.id, " has no NCCL link joined for router ",
-        router_id, " (ExpertLink.OpenNccl comes first)"));
+        "expert worker ", identity_.id, " has no NCCL link joined as ", link_id,
+        " (ExpertLink.OpenNccl comes first, and the stream "
+        "within its join timeout)"));
   }
   JoinedPipe joined = std::move(found->second);
   nccl_pipes_.erase(found);
   return joined;
 }
 
-grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext*,
+grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext* context,
                                          const v1::NcclLinkRequest* request,
                                          v1::NcclLinkReply* reply) {
   if (device_ < 0) {
@@ -50,22 +66,25 @@ grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext*,
                      " computes on the CPU: it takes activations over gRPC, "
                      "not NCCL")));
   }
+  if (request->link_id().empty()) {
+    return ToGrpcStatus(
+        absl::InvalidArgumentError("NcclLinkRequest.link_id is empty"));
+  }
   const absl::Duration timeout =
       absl::Milliseconds(request->connect_timeout_ms());
-  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe;
-  {
-    std::lock_guard<std::mutex> lock(open_mutex_);
-    pipe = ConnectNcclPayloadPipe(device_, /*rank=*/1,
-                                  request->worker_to_router_id(),
-                                  request->router_to_worker_id(), timeout);
-  }
+  // A router that gave up (its call cancelled or past its deadline) will
+  // not join: stop waiting for it.
+  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe = ConnectNcclPayloadPipe(
+      device_, /*rank=*/1, request->worker_to_router_id(),
+      request->router_to_worker_id(), timeout,
+      [context] { return context->IsCancelled(); });
   if (!pipe.ok()) return ToGrpcStatus(pipe.status());
-  JoinedPipe replaced;  // a pipe whose Stream call never came; freed unlocked
+  std::vector<JoinedPipe> dropped;  // closed once unlocked
   {
     std::lock_guard<std::mutex> lock(pipes_mutex_);
-    JoinedPipe& joined = nccl_pipes_[request->router_id()];
-    replaced = std::move(joined);
-    joined = JoinedPipe{std::move(*pipe), timeout};
+    DropOverdueLocked(dropped);
+    nccl_pipes_[request->link_id()] =
+        JoinedPipe{std::move(*pipe), timeout, absl::Now() + timeout};
   }
   reply->set_device(identity_.device);
   return grpc::Status::OK;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -19,8 +20,9 @@ namespace moe {
 // moe.v1.ExpertLink: activation links to this worker, each served on its
 // Stream call's handler thread for as long as the call lasts. OpenNccl (GPU
 // workers only) joins the NCCL pipe of a router's link and keeps it until
-// the router's Stream call that names it comes to announce its payloads; the
-// link ends with that call (the router closed it, or died).
+// the router's Stream call that names the link comes to announce its
+// payloads (or, when none came within the join timeout, drops it); the link
+// ends with that call (the router closed it, or died).
 class ExpertLinkService final : public v1::ExpertLink::Service {
  public:
   // `device`: the worker's GPU, or -1 on the CPU.
@@ -42,17 +44,20 @@ class ExpertLinkService final : public v1::ExpertLink::Service {
   struct JoinedPipe {
     std::unique_ptr<PayloadPipe> pipe;
     absl::Duration payload_timeout;  // the router's join timeout
+    absl::Time take_by;              // dropped after, untaken
   };
-  // The NCCL pipe joined for `router_id`, now taken by its Stream call.
-  absl::StatusOr<JoinedPipe> TakeNcclPipe(const std::string& router_id);
+  // The NCCL pipe joined for `link_id`, now taken by its Stream call.
+  absl::StatusOr<JoinedPipe> TakeNcclPipe(const std::string& link_id);
+  // Moves the pipes whose Stream call never came out of nccl_pipes_, to be
+  // closed by the caller once unlocked (closing one aborts NCCL).
+  void DropOverdueLocked(std::vector<JoinedPipe>& dropped);
 
   const WorkerIdentity identity_;
   const ModelConfig& config_;
   ComputeQueue& queue_;
   const int device_;
-  std::mutex open_mutex_;  // one OpenNccl joins at a time
   std::mutex pipes_mutex_;
-  // Joined, waiting for their Stream call; by router id.
+  // Joined, waiting for their Stream call; by link id.
   std::map<std::string, JoinedPipe> nccl_pipes_;
 };
 

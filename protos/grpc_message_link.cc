@@ -102,9 +102,8 @@ using ClientStream = grpc::ClientReaderWriter<v1::LinkFrame, v1::LinkFrame>;
 // then the stream is finished, then the context goes.
 class ClientStreamLink : public MessageLink {
  public:
-  ClientStreamLink(v1::ExpertLink::Stub& stub,
-                   const std::string& nccl_router_id)
-      : stream_(StartStream(stub, nccl_router_id)),
+  ClientStreamLink(v1::ExpertLink::Stub& stub, const std::string& nccl_link_id)
+      : stream_(StartStream(stub, nccl_link_id)),
         link_(std::make_unique<GrpcStreamLink<ClientStream>>(
             *stream_, [this] { context_.TryCancel(); })) {}
   ~ClientStreamLink() override {
@@ -122,9 +121,9 @@ class ClientStreamLink : public MessageLink {
 
  private:
   std::unique_ptr<ClientStream> StartStream(v1::ExpertLink::Stub& stub,
-                                            const std::string& nccl_router_id) {
-    if (!nccl_router_id.empty()) {
-      context_.AddMetadata(kNcclRouterIdKey, nccl_router_id);
+                                            const std::string& nccl_link_id) {
+    if (!nccl_link_id.empty()) {
+      context_.AddMetadata(kNcclLinkIdKey, nccl_link_id);
     }
     return stub.Stream(&context_);
   }
@@ -137,13 +136,13 @@ class ClientStreamLink : public MessageLink {
 }  // namespace
 
 std::unique_ptr<MessageLink> OpenGrpcStreamLink(
-    v1::ExpertLink::Stub& stub, const std::string& nccl_router_id) {
-  return std::make_unique<ClientStreamLink>(stub, nccl_router_id);
+    v1::ExpertLink::Stub& stub, const std::string& nccl_link_id) {
+  return std::make_unique<ClientStreamLink>(stub, nccl_link_id);
 }
 
-std::string NcclRouterIdOf(const grpc::ServerContext& context) {
+std::string NcclLinkIdOf(const grpc::ServerContext& context) {
   const auto& metadata = context.client_metadata();
-  const auto found = metadata.find(kNcclRouterIdKey);
+  const auto found = metadata.find(kNcclLinkIdKey);
   if (found == metadata.end()) return "";
   return std::string(found->second.data(), found->second.size());
 }

@@ -11,21 +11,21 @@
 
 namespace moe {
 
-// The client metadata by which a Stream call names the router whose NCCL
-// link it carries the announcements of.
-inline constexpr char kNcclRouterIdKey[] = "moe-nccl-router-id";
+// The client metadata by which a Stream call names the NCCL link (its
+// NcclLinkRequest.link_id) it carries the announcements of.
+inline constexpr char kNcclLinkIdKey[] = "moe-nccl-link-id";
 
 // The router's end of a link over an ExpertLink.Stream call on `stub`'s
 // channel. The call starts at once; an unreachable worker shows as a failed
-// Send or Receive. With `nccl_router_id`, the stream carries the
-// announcements of the NCCL link that router opened with OpenNccl (see
+// Send or Receive. With `nccl_link_id`, the stream carries the
+// announcements of the NCCL link opened with that id by OpenNccl (see
 // core/announced_link.h) rather than whole messages.
 std::unique_ptr<MessageLink> OpenGrpcStreamLink(
-    v1::ExpertLink::Stub& stub, const std::string& nccl_router_id = "");
+    v1::ExpertLink::Stub& stub, const std::string& nccl_link_id = "");
 
-// The router id a Stream call names for its NCCL link; empty for a stream
-// that carries whole messages.
-std::string NcclRouterIdOf(const grpc::ServerContext& context);
+// The NCCL link id a Stream call names; empty for a stream that carries
+// whole messages.
+std::string NcclLinkIdOf(const grpc::ServerContext& context);
 
 // The worker's end of an ExpertLink.Stream call, for the length of the call.
 std::unique_ptr<MessageLink> ServeGrpcStreamLink(

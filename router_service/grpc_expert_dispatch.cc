@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -53,7 +52,7 @@ namespace {
 // else over a gRPC stream.
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenActivationLink(
     v1::ExpertWorker::Stub& worker, v1::ExpertLink::Stub& link,
-    const std::string& router_id, const GrpcExpertDispatch::Options& options) {
+    const GrpcExpertDispatch::Options& options) {
   if (options.link == ActivationLinkKind::kNccl) {
     grpc::ClientContext context;
     context.set_deadline(
@@ -63,18 +62,11 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenActivationLink(
         worker.Describe(&context, v1::DescribeRequest(), &description);
     if (!described.ok()) return FromGrpcStatus(described);
     if (description.device().starts_with("cuda:")) {
-      return OpenNcclWorkerLink(link, router_id, options.nccl_device,
+      return OpenNcclWorkerLink(link, options.nccl_device,
                                 options.link_connect_timeout);
     }
   }
   return OpenGrpcStreamLink(link);
-}
-
-// A random name for this router's links, so a worker tells routers apart.
-std::string NewRouterId() {
-  std::random_device random;
-  return absl::StrCat(absl::Hex(random(), absl::kZeroPad8),
-                      absl::Hex(random(), absl::kZeroPad8));
 }
 
 }  // namespace
@@ -123,7 +115,6 @@ absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  const std::string router_id = NewRouterId();
   for (const WorkerSpec& spec : plan.workers) {
     auto it = by_id.find(spec.id);
     if (it == by_id.end()) {
@@ -140,9 +131,8 @@ absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
     if (options.link != ActivationLinkKind::kRpc) {
       Worker* raw = worker.get();
       worker->link = std::make_unique<WorkerLink>(
-          [raw, router_id, options] {
-            return OpenActivationLink(*raw->stub, *raw->link_stub, router_id,
-                                      options);
+          [raw, options] {
+            return OpenActivationLink(*raw->stub, *raw->link_stub, options);
           },
           options.call_timeout);
     }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <future>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -13,16 +14,30 @@
 
 namespace moe {
 
+namespace {
+
+// 128 random bits, in hex: unique to one link among all routers' links to
+// a worker.
+std::string NewLinkId() {
+  std::random_device random;
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    absl::StrAppend(&id, absl::Hex(random(), absl::kZeroPad8));
+  }
+  return id;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
-    v1::ExpertLink::Stub& stub, const std::string& router_id, int device,
-    absl::Duration timeout) {
+    v1::ExpertLink::Stub& stub, int device, absl::Duration timeout) {
   MOE_ASSIGN_OR_RETURN(const std::string to_worker, NewNcclLinkId());
   MOE_ASSIGN_OR_RETURN(const std::string to_router, NewNcclLinkId());
   v1::NcclLinkRequest request;
   request.set_router_to_worker_id(to_worker);
   request.set_worker_to_router_id(to_router);
   request.set_connect_timeout_ms(absl::ToInt64Milliseconds(timeout));
-  request.set_router_id(router_id);
+  request.set_link_id(NewLinkId());
   v1::NcclLinkReply reply;
   grpc::ClientContext context;
   context.set_deadline(
@@ -36,8 +51,9 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
     if (!status.ok()) worker_failed = true;
     answered.set_value(std::move(status));
   });
-  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe = ConnectNcclPayloadPipe(
-      device, /*rank=*/0, to_worker, to_router, timeout, &worker_failed);
+  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe =
+      ConnectNcclPayloadPipe(device, /*rank=*/0, to_worker, to_router, timeout,
+                             [&worker_failed] { return worker_failed.load(); });
   const grpc::Status worker_joined = answered.get_future().get();
   if (!worker_joined.ok()) {
     const absl::Status status = FromGrpcStatus(worker_joined);
@@ -45,8 +61,8 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
         status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));
   }
   if (!pipe.ok()) return pipe.status();
-  return NewAnnouncedLink(OpenGrpcStreamLink(stub, router_id), std::move(*pipe),
-                          timeout);
+  return NewAnnouncedLink(OpenGrpcStreamLink(stub, request.link_id()),
+                          std::move(*pipe), timeout);
 }
 
 }  // namespace moe

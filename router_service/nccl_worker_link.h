@@ -17,11 +17,10 @@ namespace moe {
 // opens the gRPC stream that announces each payload (NewAnnouncedLink) and
 // on which the worker's death shows at once. Fails (naming the step) when
 // either side could not join within `timeout`, which also bounds how long an
-// announced payload may take. `router_id` names this router to the worker,
-// which pairs the stream with the NCCL link by it.
+// announced payload may take. The stream names the link by a random id, by
+// which the worker pairs it with the NCCL pipe it joined.
 absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
-    v1::ExpertLink::Stub& stub, const std::string& router_id, int device,
-    absl::Duration timeout);
+    v1::ExpertLink::Stub& stub, int device, absl::Duration timeout);
 
 }  // namespace moe
 

@@ -57,9 +57,9 @@ bool NewNcclUniqueId(std::string* id, std::string* error) {
   return true;
 }
 
-std::unique_ptr<NcclPipe> NcclPipe::Connect(
-    const Options& options, std::string* error,
-    const std::atomic<bool>* abandoned) {
+std::unique_ptr<NcclPipe> NcclPipe::Connect(const Options& options,
+                                            std::string* error,
+                                            std::function<bool()> abandoned) {
   if (options.rank != 0 && options.rank != 1) {
     *error = "rank must be 0 or 1, not " + std::to_string(options.rank);
     return nullptr;
@@ -77,7 +77,7 @@ std::unique_ptr<NcclPipe> NcclPipe::Connect(
   }
   const Clock::time_point deadline = Clock::now() + options.connect_timeout;
   std::unique_ptr<NcclPipe> pipe(new NcclPipe(options));
-  pipe->abandoned_ = abandoned;
+  pipe->abandoned_ = std::move(abandoned);
   if (!pipe->CreateResources(error)) {
     pipe->Abort();
     return nullptr;
@@ -101,7 +101,7 @@ std::unique_ptr<NcclPipe> NcclPipe::Connect(
       return nullptr;
     }
   }
-  pipe->abandoned_ = nullptr;  // the caller's flag may go now
+  pipe->abandoned_ = nullptr;  // what it refers to may go now
   return pipe;
 }
 

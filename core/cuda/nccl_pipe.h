@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,12 +49,12 @@ class NcclPipe {
   // Joins both communicators (non-blocking NCCL, one after the other in an
   // order both sides share) and exchanges a first 8-byte payload each way,
   // which sets up NCCL's connections and proves the peer is there. Gives up
-  // at connect_timeout, aborting them: the peer never came, or earlier when
-  // another thread sets *abandoned (the peer said it will not come). nullptr
-  // + *error naming the step on failure.
+  // at connect_timeout, aborting them: the peer never came; or earlier, as
+  // soon as `abandoned` (polled while waiting) says the peer will not come
+  // or the caller gave up. nullptr + *error naming the step on failure.
   static std::unique_ptr<NcclPipe> Connect(
       const Options& options, std::string* error,
-      const std::atomic<bool>* abandoned = nullptr);
+      std::function<bool()> abandoned = nullptr);
 
   NcclPipe(const NcclPipe&) = delete;
   NcclPipe& operator=(const NcclPipe&) = delete;
@@ -109,11 +110,11 @@ class NcclPipe {
                    const char* what, std::string* error);
   ReceiveResult Fail(ReceiveResult result);
 
-  // Connect stops waiting for the peer once set; null after Connect.
-  bool Abandoned() const { return abandoned_ != nullptr && abandoned_->load(); }
+  // Connect's `abandoned`; null after Connect.
+  bool Abandoned() const { return abandoned_ && abandoned_(); }
 
   const Options options_;
-  const std::atomic<bool>* abandoned_ = nullptr;
+  std::function<bool()> abandoned_;
   std::atomic<bool> broken_{false};
   std::mutex send_mutex_;     // one Send at a time
   std::mutex receive_mutex_;  // one Receive at a time

@@ -102,6 +102,27 @@ TEST(NcclPipeOneGpuTest, ConnectGivesUpWhenThePeerNeverJoins) {
   EXPECT_LT(took, seconds(5));
 }
 
+// Told the peer will not come (its answer failed), Connect stops at once
+// instead of at its timeout.
+TEST(NcclPipeOneGpuTest, ConnectStopsWhenAbandoned) {
+  MOE_SKIP_WITHOUT_GPU();
+  NcclPipe::Options options;
+  std::string error;
+  ASSERT_TRUE(NewNcclUniqueId(&options.send_id, &error)) << error;
+  ASSERT_TRUE(NewNcclUniqueId(&options.receive_id, &error)) << error;
+  options.connect_timeout = seconds(60);
+
+  const Clock::time_point start = Clock::now();
+  const std::unique_ptr<NcclPipe> pipe = NcclPipe::Connect(
+      options, &error,
+      [start] { return Clock::now() - start > milliseconds(300); });
+  const Clock::duration took = Clock::now() - start;
+  EXPECT_TRUE(pipe == nullptr);
+  EXPECT_NE(error.find("gave up"), std::string::npos) << error;
+  EXPECT_GE(took, milliseconds(300));
+  EXPECT_LT(took, seconds(20));
+}
+
 // Both sides of a pipe, connected concurrently as two processes would.
 class NcclPipeTest : public ::testing::Test {
  protected:

@@ -342,18 +342,17 @@ TEST_P(ClusterTest, CpuWorkerRefusesAnNcclLink) {
 }
 
 // A stream that names an NCCL link the worker never joined ends at once,
-// naming the router.
+// naming the link.
 TEST_P(ClusterTest, StreamForAnUnjoinedNcclLinkIsRefused) {
   auto stub = v1::ExpertLink::NewStub(grpc::CreateChannel(
       cluster_.worker_addresses[0], grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
-  context.AddMetadata(kNcclRouterIdKey, "router-7");
+  context.AddMetadata(kNcclLinkIdKey, "link-7");
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
   auto stream = stub->Stream(&context);
   const grpc::Status status = stream->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_HAS_SUBSTR(status.error_message(),
-                    "no NCCL link joined for router router-7");
+  EXPECT_HAS_SUBSTR(status.error_message(), "no NCCL link joined as link-7");
 }
 
 // A worker answers every frame on an activation link, in order: a frame that

@@ -17,7 +17,8 @@
 namespace moe::testing {
 namespace {
 
-// An in-memory payload pipe whose far end the test plays.
+// An in-memory payload pipe whose far end the test plays. As over NCCL, an
+// empty payload moves nothing.
 class FakePipe {
  public:
   void Deliver(std::string payload) {
@@ -42,12 +43,14 @@ class FakePipe {
   absl::Status Send(std::string_view payload) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return absl::UnavailableError("pipe closed");
-    sent_.emplace_back(payload);
+    if (!payload.empty()) sent_.emplace_back(payload);
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> Receive(size_t size, absl::Time deadline) {
     std::unique_lock<std::mutex> lock(mutex_);
     asked_.push_back(size);
+    if (closed_) return absl::UnavailableError("pipe closed");
+    if (size == 0) return std::string();
     const bool ready =
         changed_.wait_until(lock, absl::ToChronoTime(deadline),
                             [this] { return closed_ || !inbox_.empty(); });
@@ -117,16 +120,47 @@ TEST(AnnouncedLinkTest, SendPutsThePayloadOnThePipeThenAnnouncesIt) {
   ASSERT_TRUE(a.link->Send("request").ok());
   ASSERT_TRUE(a.link->Send(big).ok());
   ASSERT_TRUE(a.link->Send("").ok());
-  EXPECT_EQ(a.pipe->Sent(), (std::vector<std::string>{"request", big, ""}));
+  EXPECT_EQ(a.pipe->Sent(), (std::vector<std::string>{"request", big}));
   EXPECT_EQ(a.announcements->Sent(),
             (std::vector<std::string>{Announcement(7), Announcement(70000),
                                       Announcement(0)}));
 }
 
+// Announcements that note how many payloads were on the pipe when each
+// went out.
+class OrderCheckingLink : public MessageLink {
+ public:
+  explicit OrderCheckingLink(std::shared_ptr<FakePipe> pipe)
+      : pipe_(std::move(pipe)) {}
+  absl::Status Send(std::string_view) override {
+    payloads_before_.push_back(pipe_->Sent().size());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Receive(absl::Time) override {
+    return absl::UnavailableError("unused");
+  }
+  void Close() override {}
+  std::vector<size_t> payloads_before_;
+
+ private:
+  const std::shared_ptr<FakePipe> pipe_;
+};
+
+TEST(AnnouncedLinkTest, EachAnnouncementComesAfterItsPayload) {
+  auto pipe = std::make_shared<FakePipe>();
+  auto announcements = std::make_unique<OrderCheckingLink>(pipe);
+  OrderCheckingLink* checked = announcements.get();
+  auto link =
+      NewAnnouncedLink(std::move(announcements),
+                       std::make_unique<SharedPipe>(pipe), absl::Seconds(30));
+  ASSERT_TRUE(link->Send("one").ok());
+  ASSERT_TRUE(link->Send("two").ok());
+  EXPECT_EQ(checked->payloads_before_, (std::vector<size_t>{1, 2}));
+}
+
 TEST(AnnouncedLinkTest, ReceiveTakesTheAnnouncedPayload) {
   Announced a;
   a.pipe->Deliver("reply");
-  a.pipe->Deliver("");
   a.announcements->Deliver(Announcement(5));
   a.announcements->Deliver(Announcement(0));
   absl::StatusOr<std::string> first = a.link->Receive(Soon());
@@ -187,11 +221,22 @@ TEST(AnnouncedLinkTest, BadAnnouncementsBreakTheLinkWithoutTouchingThePipe) {
   }
 }
 
-TEST(AnnouncedLinkTest, AFailedSendBreaksTheLink) {
+// A payload the pipe refused is not announced, so the peer waits for
+// nothing; the owner closes the failed link (outside any lock of its own).
+TEST(AnnouncedLinkTest, AFailedPayloadIsNotAnnounced) {
+  Announced a;
+  a.pipe->Close();
+  EXPECT_EQ(a.link->Send("request").code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(a.announcements->Sent().empty());
+  EXPECT_FALSE(a.announcements->closed());
+  a.link->Close();
+  EXPECT_TRUE(a.announcements->closed());
+}
+
+TEST(AnnouncedLinkTest, AFailedAnnouncementFailsTheSend) {
   Announced a;
   a.announcements->Close();
   EXPECT_EQ(a.link->Send("request").code(), absl::StatusCode::kUnavailable);
-  EXPECT_TRUE(a.pipe->closed());
 }
 
 TEST(AnnouncedLinkTest, ClosingClosesBoth) {
