@@ -211,6 +211,29 @@ std::vector<int32_t> Prompt(int length, int seed) {
   return prompt;
 }
 
+// A long greedy generation during which worker `index` is killed, once the
+// first tokens came.
+StreamResult GenerateWhileKillingWorker(v1::Router::Stub& stub,
+                                        Cluster& cluster, int index) {
+  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
+  request.set_ignore_eos(true);
+  return RunGenerate(stub, request, absl::Seconds(20),
+                     [&] { cluster.workers[index]->Signal(SIGKILL); });
+}
+
+// Generates `request` once a restarted worker is used again: the router's
+// channel reconnects within its backoff of at most a second.
+StreamResult GenerateOnceReconnected(v1::Router::Stub& stub,
+                                     const v1::RouterGenerateRequest& request) {
+  StreamResult result;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    result = RunGenerate(stub, request);
+    if (result.status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return result;
+}
+
 // max |expected - actual| / max |expected| over all logits.
 double RelativeMaxError(const std::vector<float>& expected,
                         const std::vector<float>& actual) {
@@ -611,11 +634,7 @@ TEST_P(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
 
 TEST_P(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
   auto stub = RouterStub(cluster_);
-  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
-  request.set_ignore_eos(true);
-  StreamResult result = RunGenerate(*stub, request, absl::Seconds(20), [&] {
-    cluster_.workers[1]->Signal(SIGKILL);
-  });
+  const StreamResult result = GenerateWhileKillingWorker(*stub, cluster_, 1);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << result.status.error_message();
   EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w1");
@@ -659,18 +678,13 @@ TEST_P(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
                   .ok());
   for (int k = 0; k < spec_.hidden; ++k) EXPECT_EQ(out[k], expected[k]) << k;
 
-  // A worker restarted at the same address is used again once the router's
-  // channel reconnects (its backoff is at most a second).
+  // A worker restarted at the same address is used again.
   cluster_.workers[1]->Wait();
   cluster_.workers[1] =
       StartWorker(cluster_, "w1", cluster_.worker_addresses[1]);
   ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
-  StreamResult after;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    after = RunGenerate(*stub, GreedyRequest(Prompt(5, 3), 8));
-    if (after.status.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const StreamResult after =
+      GenerateOnceReconnected(*stub, GreedyRequest(Prompt(5, 3), 8));
   EXPECT_TRUE(after.status.ok()) << after.status.error_message();
   // An activation link to the lost worker was opened anew.
   grpc::ClientContext context;
@@ -861,11 +875,7 @@ TEST_F(NcclClusterTest, GreedyTokensMatchTheCpuEngine) {
 // alone would wait for it); restarted, it gets a new NCCL link.
 TEST_F(NcclClusterTest, KilledWorkerFailsAtOnceAndARestartedOneIsUsedAgain) {
   auto stub = RouterStub(cluster_);
-  v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 4), 400);
-  request.set_ignore_eos(true);
-  StreamResult result = RunGenerate(*stub, request, absl::Seconds(20), [&] {
-    cluster_.workers[1]->Signal(SIGKILL);
-  });
+  const StreamResult result = GenerateWhileKillingWorker(*stub, cluster_, 1);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << result.status.error_message();
   EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w1");
@@ -878,12 +888,8 @@ TEST_F(NcclClusterTest, KilledWorkerFailsAtOnceAndARestartedOneIsUsedAgain) {
   GenerationRequest again;
   again.prompt = Prompt(5, 3);
   again.max_tokens = 8;
-  StreamResult after;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    after = RunGenerate(*stub, GreedyRequest(again.prompt, 8));
-    if (after.status.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const StreamResult after =
+      GenerateOnceReconnected(*stub, GreedyRequest(again.prompt, 8));
   ASSERT_TRUE(after.status.ok()) << after.status.error_message();
   EXPECT_EQ(after.tokens, Expected(again));
   grpc::ClientContext context;
