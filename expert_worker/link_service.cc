@@ -9,6 +9,16 @@
 
 namespace moe {
 
+ExpertLinkService::NcclJoiner ExpertLinkService::NcclJoinerFor(int device) {
+  return [device](const v1::NcclLinkRequest& request,
+                  std::function<bool()> abandoned) {
+    return ConnectNcclPayloadPipe(
+        device, /*rank=*/1, request.worker_to_router_id(),
+        request.router_to_worker_id(),
+        absl::Milliseconds(request.connect_timeout_ms()), std::move(abandoned));
+  };
+}
+
 grpc::Status ExpertLinkService::Stream(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>* stream) {
@@ -60,7 +70,7 @@ absl::StatusOr<ExpertLinkService::JoinedPipe> ExpertLinkService::TakeNcclPipe(
 grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext* context,
                                          const v1::NcclLinkRequest* request,
                                          v1::NcclLinkReply* reply) {
-  if (device_ < 0) {
+  if (!join_nccl_) {
     return ToGrpcStatus(absl::FailedPreconditionError(
         absl::StrCat("expert worker ", identity_.id,
                      " computes on the CPU: it takes activations over gRPC, "
@@ -74,10 +84,8 @@ grpc::Status ExpertLinkService::OpenNccl(grpc::ServerContext* context,
       absl::Milliseconds(request->connect_timeout_ms());
   // A router that gave up (its call cancelled or past its deadline) will
   // not join: stop waiting for it.
-  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe = ConnectNcclPayloadPipe(
-      device_, /*rank=*/1, request->worker_to_router_id(),
-      request->router_to_worker_id(), timeout,
-      [context] { return context->IsCancelled(); });
+  absl::StatusOr<std::unique_ptr<PayloadPipe>> pipe =
+      join_nccl_(*request, [context] { return context->IsCancelled(); });
   if (!pipe.ok()) return ToGrpcStatus(pipe.status());
   std::vector<JoinedPipe> dropped;  // closed once unlocked
   {

@@ -1,6 +1,7 @@
 #ifndef MOE_EXPERT_WORKER_LINK_SERVICE_H_
 #define MOE_EXPERT_WORKER_LINK_SERVICE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,13 +26,22 @@ namespace moe {
 // ends with that call (the router closed it, or died).
 class ExpertLinkService final : public v1::ExpertLink::Service {
  public:
-  // `device`: the worker's GPU, or -1 on the CPU.
+  // Joins this worker's end of the NCCL pipe `request` describes, giving up
+  // once `abandoned` says the router did.
+  using NcclJoiner = std::function<absl::StatusOr<std::unique_ptr<PayloadPipe>>(
+      const v1::NcclLinkRequest& request, std::function<bool()> abandoned)>;
+
+  // `join_nccl`: NcclJoinerFor(the worker's GPU), or null on the CPU, which
+  // refuses NCCL links.
   ExpertLinkService(WorkerIdentity identity, const ModelConfig& config,
-                    ComputeQueue& queue, int device)
+                    ComputeQueue& queue, NcclJoiner join_nccl)
       : identity_(std::move(identity)),
         config_(config),
         queue_(queue),
-        device_(device) {}
+        join_nccl_(std::move(join_nccl)) {}
+
+  // Joins as rank 1 (the router is rank 0) on CUDA device `device`.
+  static NcclJoiner NcclJoinerFor(int device);
 
   grpc::Status Stream(
       grpc::ServerContext* context,
@@ -55,7 +65,7 @@ class ExpertLinkService final : public v1::ExpertLink::Service {
   const WorkerIdentity identity_;
   const ModelConfig& config_;
   ComputeQueue& queue_;
-  const int device_;
+  const NcclJoiner join_nccl_;
   std::mutex pipes_mutex_;
   // Joined, waiting for their Stream call; by link id.
   std::map<std::string, JoinedPipe> nccl_pipes_;

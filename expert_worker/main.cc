@@ -77,8 +77,10 @@ absl::Status Serve() {
                                plan.workers[index].memory_bytes, plan.version,
                                plan.model};
   moe::ExpertWorkerService service(identity, *store, queue);
-  moe::ExpertLinkService links(identity, store->config(), queue,
-                               absl::GetFlag(FLAGS_device));
+  const int device = absl::GetFlag(FLAGS_device);
+  moe::ExpertLinkService links(
+      identity, store->config(), queue,
+      device < 0 ? nullptr : moe::ExpertLinkService::NcclJoinerFor(device));
   std::cerr << "worker " << worker_id << " on " << compute->device() << ": "
             << experts.size() << " experts, " << store->BytesHeld() << " bytes"
             << std::endl;

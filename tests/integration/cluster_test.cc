@@ -364,20 +364,6 @@ TEST_P(ClusterTest, CpuWorkerRefusesAnNcclLink) {
   EXPECT_HAS_SUBSTR(status.error_message(), "computes on the CPU");
 }
 
-// A stream that names an NCCL link the worker never joined ends at once,
-// naming the link.
-TEST_P(ClusterTest, StreamForAnUnjoinedNcclLinkIsRefused) {
-  auto stub = v1::ExpertLink::NewStub(grpc::CreateChannel(
-      cluster_.worker_addresses[0], grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.AddMetadata(kNcclLinkIdKey, "link-7");
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto stream = stub->Stream(&context);
-  const grpc::Status status = stream->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_HAS_SUBSTR(status.error_message(), "no NCCL link joined as link-7");
-}
-
 // A worker answers every frame on an activation link, in order: a frame that
 // is not a LinkRequest and a call it cannot compute get errors naming what is
 // wrong, and the calls around them their results.
