@@ -34,8 +34,8 @@ class AnnouncedLink : public MessageLink {
   AnnouncedLink(std::unique_ptr<MessageLink> announcements,
                 std::unique_ptr<PayloadPipe> payloads,
                 absl::Duration payload_timeout)
-      : announcements_(std::move(announcements)),
-        payloads_(std::move(payloads)),
+      : payloads_(std::move(payloads)),
+        announcements_(std::move(announcements)),
         payload_timeout_(payload_timeout) {}
   ~AnnouncedLink() override { Close(); }
 
@@ -85,8 +85,9 @@ class AnnouncedLink : public MessageLink {
     return status;
   }
 
-  const std::unique_ptr<MessageLink> announcements_;
+  // Declared first, destroyed last: the announcements may refer to it.
   const std::unique_ptr<PayloadPipe> payloads_;
+  const std::unique_ptr<MessageLink> announcements_;
   const absl::Duration payload_timeout_;
 };
 

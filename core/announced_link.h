@@ -43,7 +43,9 @@ inline constexpr size_t kMaxAnnouncedBytes = size_t{1} << 30;
 // the announcement, receives.) The announcements are also the peer's
 // lifeline: when the peer's process dies its stream ends, which fails a
 // waiting Receive at once. A payload that was announced but does not arrive
-// within `payload_timeout` breaks the link.
+// within `payload_timeout` breaks the link. `announcements` may refer to
+// `payloads` (to close the pipe when the stream ends, which ends a payload
+// wait at once): it is destroyed first.
 std::unique_ptr<MessageLink> NewAnnouncedLink(
     std::unique_ptr<MessageLink> announcements,
     std::unique_ptr<PayloadPipe> payloads, absl::Duration payload_timeout);

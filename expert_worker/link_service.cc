@@ -32,9 +32,14 @@ grpc::Status ExpertLinkService::Stream(
   // which would hide the error.
   absl::StatusOr<JoinedPipe> joined = TakeNcclPipe(link_id);
   if (!joined.ok()) return ToGrpcStatus(joined.status());
-  ServeLink(*NewAnnouncedLink(ServeGrpcStreamLink(*context, *stream),
-                              std::move(joined->pipe), joined->payload_timeout),
-            config_, identity_, queue_);
+  // The stream's end (the router closed the link, or died) also ends a
+  // payload wait.
+  PayloadPipe* payloads = joined->pipe.get();
+  ServeLink(
+      *NewAnnouncedLink(ServeGrpcStreamLink(*context, *stream,
+                                            [payloads] { payloads->Close(); }),
+                        std::move(joined->pipe), joined->payload_timeout),
+      config_, identity_, queue_);
   return grpc::Status::OK;
 }
 

@@ -18,8 +18,11 @@ namespace {
 template <typename Stream>
 class GrpcStreamLink : public MessageLink {
  public:
-  GrpcStreamLink(Stream& stream, std::function<void()> cancel)
-      : stream_(stream), cancel_(std::move(cancel)) {
+  GrpcStreamLink(Stream& stream, std::function<void()> cancel,
+                 std::function<void()> on_end)
+      : stream_(stream),
+        cancel_(std::move(cancel)),
+        on_end_(std::move(on_end)) {
     reader_ = std::thread([this] { ReadAll(); });
   }
   ~GrpcStreamLink() override {
@@ -80,13 +83,17 @@ class GrpcStreamLink : public MessageLink {
       inbox_.push_back(std::move(*frame.mutable_data()));
       arrived_.notify_all();
     }
-    std::lock_guard<std::mutex> lock(inbox_mutex_);
-    ended_ = true;
-    arrived_.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      ended_ = true;
+      arrived_.notify_all();
+    }
+    if (on_end_) on_end_();
   }
 
   Stream& stream_;
   const std::function<void()> cancel_;
+  const std::function<void()> on_end_;
   std::atomic<bool> closed_{false};
   std::mutex send_mutex_;
   std::mutex inbox_mutex_;
@@ -102,10 +109,11 @@ using ClientStream = grpc::ClientReaderWriter<v1::LinkFrame, v1::LinkFrame>;
 // then the stream is finished, then the context goes.
 class ClientStreamLink : public MessageLink {
  public:
-  ClientStreamLink(v1::ExpertLink::Stub& stub, const std::string& nccl_link_id)
+  ClientStreamLink(v1::ExpertLink::Stub& stub, const std::string& nccl_link_id,
+                   std::function<void()> on_end)
       : stream_(StartStream(stub, nccl_link_id)),
         link_(std::make_unique<GrpcStreamLink<ClientStream>>(
-            *stream_, [this] { context_.TryCancel(); })) {}
+            *stream_, [this] { context_.TryCancel(); }, std::move(on_end))) {}
   ~ClientStreamLink() override {
     link_.reset();
     stream_->Finish().IgnoreError();
@@ -135,9 +143,11 @@ class ClientStreamLink : public MessageLink {
 
 }  // namespace
 
-std::unique_ptr<MessageLink> OpenGrpcStreamLink(
-    v1::ExpertLink::Stub& stub, const std::string& nccl_link_id) {
-  return std::make_unique<ClientStreamLink>(stub, nccl_link_id);
+std::unique_ptr<MessageLink> OpenGrpcStreamLink(v1::ExpertLink::Stub& stub,
+                                                const std::string& nccl_link_id,
+                                                std::function<void()> on_end) {
+  return std::make_unique<ClientStreamLink>(stub, nccl_link_id,
+                                            std::move(on_end));
 }
 
 std::string NcclLinkIdOf(const grpc::ServerContext& context) {
@@ -149,10 +159,11 @@ std::string NcclLinkIdOf(const grpc::ServerContext& context) {
 
 std::unique_ptr<MessageLink> ServeGrpcStreamLink(
     grpc::ServerContext& context,
-    grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>& stream) {
+    grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>& stream,
+    std::function<void()> on_end) {
   using ServerStream = grpc::ServerReaderWriter<v1::LinkFrame, v1::LinkFrame>;
   return std::make_unique<GrpcStreamLink<ServerStream>>(
-      stream, [&context] { context.TryCancel(); });
+      stream, [&context] { context.TryCancel(); }, std::move(on_end));
 }
 
 }  // namespace moe

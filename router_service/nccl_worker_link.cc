@@ -61,7 +61,10 @@ absl::StatusOr<std::unique_ptr<MessageLink>> OpenNcclWorkerLink(
         status.code(), absl::StrCat("ExpertLink.OpenNccl: ", status.message()));
   }
   if (!pipe.ok()) return pipe.status();
-  return NewAnnouncedLink(OpenGrpcStreamLink(stub, request.link_id()),
+  // The stream's end (the worker died) also ends a payload wait.
+  PayloadPipe* payloads = pipe->get();
+  return NewAnnouncedLink(OpenGrpcStreamLink(stub, request.link_id(),
+                                             [payloads] { payloads->Close(); }),
                           std::move(*pipe), timeout);
 }
 

@@ -136,6 +136,27 @@ TEST_F(LinkServiceTest, AStreamIsServedOverThePipeItsLinkJoined) {
   EXPECT_FALSE(PipeOf("link-a")->closed());
 }
 
+// An announced payload that never comes (the router died mid-transfer) is
+// not waited for past the stream's end.
+TEST_F(LinkServiceTest, TheStreamsEndEndsAPayloadWait) {
+  ASSERT_TRUE(OpenNccl("link-a", /*timeout_ms=*/60000).ok());
+  std::unique_ptr<MessageLink> announcements =
+      OpenGrpcStreamLink(*stub_, "link-a");
+  ASSERT_TRUE(announcements->Send(Announcement(5)).ok());
+  for (int i = 0; i < 100 && PipeOf("link-a")->Asked().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(PipeOf("link-a")->Asked(), std::vector<size_t>{5});
+  const absl::Time ended = absl::Now();
+  announcements.reset();
+  while (!PipeOf("link-a")->closed() &&
+         absl::Now() - ended < absl::Seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(PipeOf("link-a")->closed());
+  EXPECT_LT(absl::Now() - ended, absl::Seconds(10));  // not the 60 s timeout
+}
+
 TEST_F(LinkServiceTest, AStreamForAnUnknownLinkIsRefused) {
   const grpc::Status status = RefusedStream("link-x");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
