@@ -46,7 +46,7 @@ if [[ -n "${PEER:-}" ]]; then
   exit "${PIPESTATUS[0]}"
 fi
 
-nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem \
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version,compute_mode \
   --format=csv | tee "$out/device.txt" || true
 cmake -S "$root/tests/gpu" -B "$build" "${generator[@]}" "${flags[@]}" \
   >"$out/configure.log"
@@ -54,14 +54,17 @@ cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1 ||
   { tail -50 "$out/build.log"; exit 1; }
 
 status=0
-(cd "$build" && NCCL_DEBUG=WARN ctest --output-on-failure) >"$out/tests.log" 2>&1 ||
-  status=$?
+(cd "$build" && NCCL_DEBUG=WARN ctest --timeout 120 --output-on-failure) \
+  >"$out/tests.log" 2>&1 || status=$?
 grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/tests.log" || true
+
+# Before the bundle's tests, which start processes that could hang.
+benchmark_flags=()
+if [[ -n "${QUICK:-}" ]]; then benchmark_flags=(--quick); fi
+timeout 300 "$build/moe_layer_benchmark" "${benchmark_flags[@]}" |
+  tee "$out/benchmark.txt" || status=1
+
 if [[ -n "${BUNDLE:-}" ]]; then
   "$BUNDLE/run-gpu-tests.sh" "$out/bundle" || status=$?
 fi
-
-benchmark_flags=()
-if [[ -n "${QUICK:-}" ]]; then benchmark_flags=(--quick); fi
-"$build/moe_layer_benchmark" "${benchmark_flags[@]}" | tee "$out/benchmark.txt"
 exit "$status"

@@ -35,6 +35,7 @@ import glob
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -56,12 +57,14 @@ GREEDY_TOKENS = 12
 
 
 def program_environment(bin_dir):
-    """Programs from scripts/gpu-bundle.sh load their libraries from ../lib."""
+    """The programs' environment: with scripts/gpu-bundle.sh's bundle, the
+    library path its env.sh sets (for the programs only, not this Python)."""
     environment = dict(os.environ)
-    lib = os.path.join(bin_dir, os.pardir, "lib")
-    if os.path.isdir(lib):
-        environment["LD_LIBRARY_PATH"] = os.pathsep.join(
-            filter(None, [lib, environment.get("LD_LIBRARY_PATH")]))
+    env_sh = os.path.join(bin_dir, os.pardir, "env.sh")
+    if os.path.isfile(env_sh):
+        environment["LD_LIBRARY_PATH"] = subprocess.run(
+            ["bash", "-c", 'source "$0" && printf %s "$LD_LIBRARY_PATH"',
+             env_sh], check=True, capture_output=True, text=True).stdout
     return environment
 
 
@@ -106,7 +109,8 @@ class MoeServe:
             self.worker = subprocess.Popen(worker, stdout=subprocess.PIPE,
                                            stderr=log, text=True,
                                            env=self.environment)
-        line = self.worker.stdout.readline()
+        ready, _, _ = select.select([self.worker.stdout], [], [], 300)
+        line = self.worker.stdout.readline() if ready else ""
         match = re.search(r"listening on (\S+)", line)
         if not match:
             self.worker.kill()
@@ -142,14 +146,30 @@ class MoeServe:
                             "--output-ids").stdout
         return [int(t) for t in out.strip().split(",")]
 
-    def decode_tokens_per_second(self, ids, batch, n):
+    def decode_window(self, ids, batch, n):
+        """(tokens, seconds) of the decode steps of one sampled run."""
         err = self.generate(ids, "--batch", str(batch), "--max-tokens", str(n),
-                            "--ignore-eos").stderr
-        return float(re.search(r"decode ([0-9.]+) tok/s", err).group(1))
+                            "--ignore-eos", "--temperature", "1",
+                            "--seed", "1").stderr
+        rate = float(re.search(r"decode ([0-9.]+) tok/s", err).group(1))
+        window = re.search(r"([0-9]+) tokens in ([0-9.]+) s", err)
+        if window:  # --batch above 1
+            return int(window.group(1)), float(window.group(2))
+        return n - 1, (n - 1) / max(rate, 1e-9)
+
+    def decode_tokens_per_second(self, ids, batch, n):
+        """Each run is a new process: the window of n new tokens less that
+        of n / 2 leaves out what its first steps cost once (cuBLASLt plans,
+        lazily loaded kernels, growing buffers)."""
+        tokens, seconds = self.decode_window(ids, batch, n)
+        half_tokens, half_seconds = self.decode_window(ids, batch,
+                                                       max(2, n // 2))
+        return (tokens - half_tokens) / max(seconds - half_seconds, 1e-9)
 
 
-def load_hf(model_dir, dtype, device):
-    model = MixtralForCausalLM.from_pretrained(model_dir, dtype=dtype)
+def load_hf(model_dir, dtype, device, **options):
+    model = MixtralForCausalLM.from_pretrained(model_dir, dtype=dtype,
+                                               **options)
     return model.to(device).eval()
 
 
@@ -160,20 +180,29 @@ def synchronize(device):
 
 def hf_generate(model, ids, n, **options):
     return model.generate(ids, max_new_tokens=n, min_new_tokens=n,
-                          do_sample=False, pad_token_id=0, **options)
+                          pad_token_id=0, **options)
+
+
+# Sampled, as moe-generate --temperature 1 samples: the rows of a batch
+# diverge after their first token and route to different experts.
+SAMPLED = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
 
 
 def hf_decode_tokens_per_second(model, ids, n, device, **options):
-    """Decode steps only: the time of n new tokens less that of the first."""
+    """Decode steps only: the time of n new tokens less that of the first
+    (the prefill), the median of three, after each shape ran twice (for
+    torch.compile, its compilation and CUDA graph recording)."""
     def seconds(tokens):
         synchronize(device)
         start = time.perf_counter()
-        hf_generate(model, ids, tokens, **options)
+        hf_generate(model, ids, tokens, **SAMPLED, **options)
         synchronize(device)
         return time.perf_counter() - start
-    seconds(n)  # warm-up (and, compiled, the compilation)
-    first, full = seconds(1), seconds(n)
-    return ids.shape[0] * (n - 1) / max(full - first, 1e-9)
+    for _ in range(2):
+        seconds(1)
+        seconds(n)
+    windows = sorted(seconds(n) - seconds(1) for _ in range(3))
+    return ids.shape[0] * (n - 1) / max(windows[1], 1e-9)
 
 
 def check_reference(args, work):
@@ -182,11 +211,14 @@ def check_reference(args, work):
     plan = make_model(args.bin, model_dir, TINY_SHAPE)
     rng = np.random.default_rng(3)
     prompt = rng.integers(3, TINY_SHAPE["vocab"], PROMPT_LENGTH).tolist()
-    reference = load_hf(model_dir, torch.float32, args.device)
+    # The experts as a plain loop, the implementation closest to the math.
+    reference = load_hf(model_dir, torch.float32, args.device,
+                        experts_implementation="eager")
     ids = torch.tensor([prompt], device=args.device)
     with torch.no_grad():
         expected = reference(ids).logits[0].double().cpu().numpy()
-    expected_tokens = hf_generate(reference, ids, GREEDY_TOKENS)[0, len(prompt):]
+    expected_tokens = hf_generate(reference, ids, GREEDY_TOKENS,
+                                  do_sample=False)[0, len(prompt):]
     expected_tokens = expected_tokens.tolist()
     del reference
 
@@ -214,6 +246,13 @@ def check_reference(args, work):
             "failures": failures}
 
 
+def measured(row, side, rate):
+    """Records and prints one number as soon as it is measured."""
+    row[side] = rate
+    print(f"{side}, batch {row['batch']}: {rate:.1f} decode tokens/s",
+          flush=True)
+
+
 def measure_peer(args, work):
     """Part 2: decode tokens/s of moe-serve and of PyTorch, side by side."""
     base = TINY_SHAPE if args.device == "cpu" else MIXTRAL_SHAPE
@@ -227,8 +266,9 @@ def measure_peer(args, work):
     serve = MoeServe(args.bin, model_dir, plan, args.device, work)
     try:
         for batch in batches:
-            rows.append({"batch": batch, "moe_serve": serve.decode_tokens_per_second(
-                prompt, batch, args.new_tokens)})
+            rows.append({"batch": batch})
+            measured(rows[-1], "moe_serve", serve.decode_tokens_per_second(
+                prompt, batch, args.new_tokens))
     finally:
         serve.close()
 
@@ -236,19 +276,19 @@ def measure_peer(args, work):
     with torch.no_grad():
         for row in rows:
             ids = torch.tensor([prompt] * row["batch"], device=args.device)
-            row["torch_eager"] = hf_decode_tokens_per_second(
-                model, ids, args.new_tokens, args.device)
+            measured(row, "torch_eager", hf_decode_tokens_per_second(
+                model, ids, args.new_tokens, args.device))
         # Compiled once here, not again by generate (disable_compile), with
         # room for one graph per batch size and step kind.
         torch._dynamo.config.cache_size_limit = 64
         model.forward = torch.compile(model.forward, mode="reduce-overhead")
         for row in rows:
             ids = torch.tensor([prompt] * row["batch"], device=args.device)
-            row["torch_compile"] = hf_decode_tokens_per_second(
+            measured(row, "torch_compile", hf_decode_tokens_per_second(
                 model, ids, args.new_tokens, args.device,
-                cache_implementation="static", disable_compile=True)
-    print(f"peer: {shape}, prompt {PROMPT_LENGTH}, {args.new_tokens} new tokens,"
-          " decode tokens/s")
+                cache_implementation="static", disable_compile=True))
+    print(f"peer: {shape}, prompt {PROMPT_LENGTH}, {args.new_tokens} new tokens "
+          "sampled at temperature 1, decode tokens/s")
     print("| batch | moe-serve | PyTorch eager | PyTorch torch.compile |")
     print("|---:|---:|---:|---:|")
     for row in rows:

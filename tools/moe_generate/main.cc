@@ -147,8 +147,9 @@ absl::Status GenerateBatchStats(moe::ModelRunner& runner,
                        moe::GenerateBatch(engine, requests));
   const double seconds = std::max(result.decode_seconds, 1e-9);
   std::cerr << absl::StrFormat(
-      "batch %d: decode %.1f tok/s (%.1f per sequence)\n", n,
-      result.decode_tokens / seconds, result.decode_tokens / seconds / n);
+      "batch %d: decode %.1f tok/s (%.1f per sequence; %d tokens in %.6f s)\n",
+      n, result.decode_tokens / seconds, result.decode_tokens / seconds / n,
+      result.decode_tokens, seconds);
   if (backend.remote == nullptr) return absl::OkStatus();
   for (const moe::WorkerCallStats& s : backend.remote->Stats()) {
     const double calls = std::max<double>(s.calls, 1);
