@@ -12,8 +12,8 @@ namespace moe::cuda {
 // contents do not survive growth (scratch space for one computation).
 // Allocated and freed in the order of the legacy default stream
 // (cudaMallocAsync / cudaFreeAsync), never with cudaFree, which waits for
-// the whole device: an NCCL receive parked on another stream would then
-// hold it up until the peer sends. Callers grow a buffer only while no
+// the whole device: an NCCL kernel waiting for its peer on another stream
+// would then hold it up. Callers grow a buffer only while no
 // other stream uses it.
 class DeviceBuffer {
  public:
@@ -27,8 +27,7 @@ class DeviceBuffer {
     if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
   }
 
-  // Makes room for at least `bytes`. A failure is returned, not left as the
-  // thread's pending CUDA error (see LaunchError in cuda_check.h).
+  // Makes room for at least `bytes`.
   cudaError_t Reserve(size_t bytes) {
     if (bytes <= bytes_) return cudaSuccess;
     if (data_ != nullptr) cudaFreeAsync(data_, nullptr);
@@ -37,11 +36,7 @@ class DeviceBuffer {
     cudaError_t status = cudaMallocAsync(&data_, bytes, nullptr);
     // Other streams may use the memory once the allocation has happened.
     if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
-    if (status == cudaSuccess) {
-      bytes_ = bytes;
-    } else {
-      (void)cudaGetLastError();
-    }
+    if (status == cudaSuccess) bytes_ = bytes;
     return status;
   }
 

@@ -18,7 +18,6 @@ bool QueryDeviceMemory(int device, DeviceMemory* memory, std::string* error) {
   if (status == cudaSuccess)
     status = cudaMemGetInfo(&memory->free_bytes, &memory->total_bytes);
   if (status != cudaSuccess) {
-    (void)cudaGetLastError();  // returned here, so not left pending
     *error = cudaGetErrorString(status);
     return false;
   }

@@ -240,12 +240,7 @@ bool NcclPipe::WarmUp(ncclComm_t* comm, Clock::time_point deadline,
   // Stream-ordered: the buffer returns to the pool after the transfer.
   cudaFreeAsync(buffer, stream);
   if (!launched) return false;
-  status = cudaEventRecord(event, stream);
-  if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "cudaEventRecord");
-    return false;
-  }
-  switch (Await(event, deadline, what, error)) {
+  switch (Await(stream, event, deadline, what, error)) {
     case WaitResult::kDone:
       return true;
     case WaitResult::kTimeout:
@@ -301,17 +296,18 @@ NcclPipe::WaitResult NcclPipe::AwaitStateLocked(ncclComm_t comm,
   return WaitResult::kDone;
 }
 
-NcclPipe::WaitResult NcclPipe::Await(cudaEvent_t event,
+NcclPipe::WaitResult NcclPipe::Await(cudaStream_t stream, cudaEvent_t event,
                                      Clock::time_point deadline,
                                      const char* what, std::string* error) {
+  const cudaError_t recorded = cudaEventRecord(event, stream);
+  if (recorded != cudaSuccess) {
+    *error = cuda::CudaErrorText(recorded, "cudaEventRecord");
+    return WaitResult::kFailed;
+  }
   Backoff backoff;
   while (true) {
     const cudaError_t query = cudaEventQuery(event);
-    if (query == cudaErrorNotReady) {
-      // Not an error, but CUDA keeps it as the thread's last error, which a
-      // later kernel launch on this thread would report as its own.
-      cudaGetLastError();
-    } else if (query != cudaSuccess) {
+    if (query != cudaSuccess && query != cudaErrorNotReady) {
       *error = cuda::CudaErrorText(query, what);
       return WaitResult::kFailed;
     }
@@ -453,12 +449,8 @@ NcclPipe::ReceiveResult NcclPipe::Receive(size_t size, std::string* payload,
           Clock::now() + options_.connect_timeout, error)) {
     return Fail(ReceiveResult::kBroken);
   }
-  status = cudaEventRecord(receive_event_, receive_stream_);
-  if (status != cudaSuccess) {
-    *error = cuda::CudaErrorText(status, "cudaEventRecord");
-    return Fail(ReceiveResult::kBroken);
-  }
-  switch (Await(receive_event_, deadline, "waiting for a payload", error)) {
+  switch (Await(receive_stream_, receive_event_, deadline,
+                "waiting for a payload", error)) {
     case WaitResult::kDone:
       break;
     case WaitResult::kTimeout:

@@ -105,9 +105,11 @@ class NcclPipe {
   // Polls *comm's state until it leaves ncclInProgress; nccl_mutex_ held.
   WaitResult AwaitStateLocked(ncclComm_t comm, Clock::time_point deadline,
                               ncclResult_t* state);
-  // Polls `event` (recorded after NCCL work) and both communicators' errors.
-  WaitResult Await(cudaEvent_t event, Clock::time_point deadline,
-                   const char* what, std::string* error);
+  // Records `event` on `stream` (after its NCCL work), then polls it and
+  // both communicators' errors.
+  WaitResult Await(cudaStream_t stream, cudaEvent_t event,
+                   Clock::time_point deadline, const char* what,
+                   std::string* error);
   ReceiveResult Fail(ReceiveResult result);
 
   // Connect's `abandoned`; null after Connect.
@@ -119,9 +121,9 @@ class NcclPipe {
   std::mutex send_mutex_;     // one Send at a time
   std::mutex receive_mutex_;  // one Receive at a time
 
-  // NCCL calls on communicators of one device must not run in parallel
-  // (NCCL's thread-safety rules), and Abort must not free a communicator
-  // while another thread is calling NCCL on it.
+  // This pipe's NCCL calls run one at a time (a communicator must not be
+  // called from two threads at once), and Abort must not free a
+  // communicator while another thread is calling NCCL on it.
   std::mutex nccl_mutex_;
   bool closed_ = false;  // communicators aborted or destroyed; nccl_mutex_
   ncclComm_t send_comm_ = nullptr;
