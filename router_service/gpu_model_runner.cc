@@ -456,8 +456,8 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
   std::vector<int32_t>& ids = batch.expert_ids;
   std::vector<float>& weights = batch.expert_weights;
   // Synchronous copies on the legacy stream: they wait for the layer, and
-  // only for it (a device-wide wait would also wait for NCCL receives
-  // parked on other streams).
+  // only for it (a device-wide wait would also wait for NCCL kernels that
+  // wait for their peer on other streams).
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_input.get<float>(), n * hidden,
                                  batch.expert_input, "expert rows"));
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_ids.get<int32_t>(), n * c.top_k,
