@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/expert_ffn.h"
+#include "core/kernels/expert_ffn.h"
 #include "expert_worker/expert_store.h"
 
 namespace moe {

@@ -1,8 +1,8 @@
 #include "expert_worker/compute_request.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
-#include "protos/tensor_codec.h"
+#include "core/util/status_macros.h"
+#include "rpc/tensor_codec.h"
 
 namespace moe {
 

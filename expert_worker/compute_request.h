@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/model_config.h"
+#include "core/model/model_config.h"
 #include "expert_worker/compute_queue.h"
 #include "moe/v1/expert.pb.h"
 

@@ -10,9 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/expert_ffn.h"
-#include "core/model_weights.h"
-#include "core/thread_pool.h"
+#include "core/kernels/expert_ffn.h"
+#include "core/model/model_weights.h"
+#include "core/util/thread_pool.h"
 
 namespace moe {
 

@@ -1,8 +1,8 @@
 #include "expert_worker/expert_store.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/dtype.h"
-#include "core/status_macros.h"
+#include "core/model/dtype.h"
+#include "core/util/status_macros.h"
 
 namespace moe {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/model_weights.h"
+#include "core/model/model_weights.h"
 #include "expert_worker/expert_compute.h"
 
 namespace moe {

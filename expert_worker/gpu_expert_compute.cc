@@ -1,4 +1,4 @@
-// NewGpuExpertCompute: the experts in one GPU's memory (core/cuda).
+// NewGpuExpertCompute: the experts in one GPU's memory (expert_worker/cuda).
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/cuda/device_info.h"
-#include "core/cuda/gpu_experts.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
+#include "expert_worker/cuda/gpu_experts.h"
 #include "expert_worker/expert_compute.h"
 
 namespace moe {

@@ -1,10 +1,10 @@
 #ifndef MOE_EXPERT_WORKER_LINK_SERVER_H_
 #define MOE_EXPERT_WORKER_LINK_SERVER_H_
 
-#include "core/message_link.h"
-#include "core/model_config.h"
+#include "core/model/model_config.h"
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/compute_request.h"
+#include "link/message_link.h"
 
 namespace moe {
 

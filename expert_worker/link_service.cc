@@ -2,10 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/nccl_payload_pipe.h"
 #include "expert_worker/link_server.h"
-#include "protos/grpc_message_link.h"
-#include "protos/grpc_status.h"
+#include "link/grpc_message_link.h"
+#include "link/nccl_payload_pipe.h"
+#include "rpc/grpc_status.h"
 
 namespace moe {
 

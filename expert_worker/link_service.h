@@ -10,10 +10,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/announced_link.h"
-#include "core/model_config.h"
+#include "core/model/model_config.h"
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/compute_request.h"
+#include "link/announced_link.h"
 #include "moe/v1/expert.grpc.pb.h"
 
 namespace moe {

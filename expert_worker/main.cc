@@ -5,18 +5,18 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "core/model_config.h"
-#include "core/placement.h"
-#include "core/status_macros.h"
-#include "core/termination_signal.h"
-#include "core/thread_pool.h"
+#include "core/model/model_config.h"
+#include "core/placement/placement_plan.h"
+#include "core/util/command_line.h"
+#include "core/util/status_macros.h"
+#include "core/util/termination_signal.h"
+#include "core/util/thread_pool.h"
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/expert_compute.h"
 #include "expert_worker/expert_store.h"
 #include "expert_worker/link_service.h"
 #include "expert_worker/worker_service.h"
-#include "protos/server_runner.h"
-#include "tools/command_line.h"
+#include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, plan, "", "placement plan JSON (required)");

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "expert_worker/compute_request.h"
-#include "protos/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace moe {
 namespace {

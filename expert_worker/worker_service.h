@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/placement.h"
+#include "core/placement/placement_plan.h"
 #include "expert_worker/compute_queue.h"
 #include "expert_worker/compute_request.h"
 #include "expert_worker/expert_store.h"

@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "protos/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace moe {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/incremental_detokenizer.h"
-#include "core/tokenizer.h"
+#include "core/tokenizer/incremental_detokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "gateway/admission.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"

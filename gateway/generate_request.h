@@ -2,8 +2,8 @@
 #define MOE_GATEWAY_GENERATE_REQUEST_H_
 
 #include "absl/status/statusor.h"
-#include "core/model_config.h"
-#include "core/tokenizer.h"
+#include "core/model/model_config.h"
+#include "core/tokenizer/tokenizer.h"
 #include "moe/v1/inference.pb.h"
 #include "moe/v1/router.pb.h"
 

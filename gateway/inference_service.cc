@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/generate_request.h"
-#include "protos/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace moe {
 namespace {

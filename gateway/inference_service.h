@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/model_config.h"
+#include "core/model/model_config.h"
 #include "gateway/generate_call.h"
 #include "moe/v1/inference.grpc.pb.h"
 

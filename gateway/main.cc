@@ -9,17 +9,17 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
-#include "core/model_config.h"
-#include "core/status_macros.h"
-#include "core/termination_signal.h"
-#include "core/tokenizer.h"
+#include "core/model/model_config.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/command_line.h"
+#include "core/util/status_macros.h"
+#include "core/util/termination_signal.h"
 #include "gateway/admission.h"
 #include "gateway/inference_service.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "protos/server_runner.h"
-#include "tools/command_line.h"
+#include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "",
           "checkpoint directory: config.json and the tokenizer (required)");

@@ -14,8 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "router_service/generation.h"
-#include "router_service/model_runner.h"
+#include "engine/generation.h"
+#include "engine/model_runner.h"
 
 namespace moe {
 

@@ -2,9 +2,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
-#include "router_service/cpu_model_runner.h"
-#include "router_service/gpu_model_runner.h"
+#include "core/util/status_macros.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/gpu_model_runner.h"
 
 ABSL_FLAG(int64_t, kv_cache_mb, 1024,
           "memory of the paged KV cache (float32 keys and values on the CPU, "

@@ -4,11 +4,11 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "core/model_weights.h"
-#include "core/thread_pool.h"
+#include "core/model/model_weights.h"
+#include "core/util/thread_pool.h"
+#include "engine/expert_dispatch.h"
+#include "engine/model_runner.h"
 #include "router_service/batch_engine.h"
-#include "router_service/expert_dispatch.h"
-#include "router_service/model_runner.h"
 
 namespace moe {
 

@@ -1,9 +1,9 @@
 #include "router_service/expert_backend.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/placement.h"
-#include "core/status_macros.h"
-#include "router_service/local_expert_dispatch.h"
+#include "core/placement/placement_plan.h"
+#include "core/util/status_macros.h"
+#include "engine/local_expert_dispatch.h"
 
 namespace moe {
 

@@ -6,9 +6,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/model_weights.h"
-#include "core/thread_pool.h"
-#include "router_service/expert_dispatch.h"
+#include "core/model/model_weights.h"
+#include "core/util/thread_pool.h"
+#include "engine/expert_dispatch.h"
 #include "router_service/grpc_expert_dispatch.h"
 
 namespace moe {

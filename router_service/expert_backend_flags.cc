@@ -3,7 +3,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "core/status_macros.h"
+#include "core/util/status_macros.h"
 
 ABSL_FLAG(std::string, plan, "",
           "placement plan JSON; with --workers, experts run on the workers");

@@ -12,10 +12,10 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "protos/grpc_message_link.h"
-#include "protos/grpc_status.h"
-#include "protos/tensor_codec.h"
-#include "router_service/nccl_worker_link.h"
+#include "link/grpc_message_link.h"
+#include "link/nccl_worker_link.h"
+#include "rpc/grpc_status.h"
+#include "rpc/tensor_codec.h"
 
 namespace moe {
 

@@ -9,10 +9,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/placement.h"
+#include "core/placement/placement_plan.h"
+#include "engine/expert_dispatch.h"
+#include "link/worker_link.h"
 #include "moe/v1/expert.grpc.pb.h"
-#include "router_service/expert_dispatch.h"
-#include "router_service/worker_link.h"
 
 namespace moe {
 

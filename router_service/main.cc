@@ -4,16 +4,16 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
-#include "core/termination_signal.h"
-#include "core/thread_pool.h"
-#include "protos/server_runner.h"
+#include "core/util/command_line.h"
+#include "core/util/status_macros.h"
+#include "core/util/termination_signal.h"
+#include "core/util/thread_pool.h"
 #include "router_service/batch_engine.h"
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
 #include "router_service/router_rpc_service.h"
-#include "tools/command_line.h"
+#include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",

@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "protos/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace moe {
 namespace {

@@ -6,7 +6,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "protos/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace moe::client {
 namespace {

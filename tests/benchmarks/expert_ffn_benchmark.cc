@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "core/expert_ffn.h"
-#include "core/quantize.h"
+#include "core/kernels/expert_ffn.h"
+#include "core/model/quantize.h"
 
 namespace moe {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/thread_pool.h"
+#include "core/util/thread_pool.h"
 
 namespace moe {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/cuda/convert.h"
+#include "engine/cuda/convert.h"
 
 #include <gtest/gtest.h>
 

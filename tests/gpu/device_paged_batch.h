@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/cuda/paged_kv.h"
+#include "engine/cuda/paged_kv.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace moe::cuda::testing {

@@ -1,4 +1,4 @@
-#include "core/cuda/embedding.h"
+#include "engine/cuda/embedding.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The GPU expert FFN against a float64 reference written from the math:
 // out[r] = sum over r's routes of weight * w2 . (silu(w1 . x) * (w3 . x)).
-#include "core/cuda/gpu_experts.h"
+#include "expert_worker/cuda/gpu_experts.h"
 
 #include <cuda_fp8.h>
 #include <gtest/gtest.h>

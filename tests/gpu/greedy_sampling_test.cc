@@ -1,4 +1,4 @@
-#include "core/cuda/greedy_sampling.h"
+#include "engine/cuda/greedy_sampling.h"
 
 #include <gtest/gtest.h>
 

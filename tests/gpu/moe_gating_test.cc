@@ -1,4 +1,4 @@
-#include "core/cuda/moe_gating.h"
+#include "engine/cuda/moe_gating.h"
 
 #include <gtest/gtest.h>
 

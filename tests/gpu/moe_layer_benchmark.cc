@@ -22,10 +22,10 @@
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/device_buffer.h"
 #include "core/cuda/device_info.h"
-#include "core/cuda/gpu_experts.h"
 #include "core/cuda/lt_matmul.h"
-#include "core/cuda/paged_kv.h"
-#include "core/cuda/router_layer.h"
+#include "engine/cuda/paged_kv.h"
+#include "engine/cuda/router_layer.h"
+#include "expert_worker/cuda/gpu_experts.h"
 
 namespace moe::cuda {
 namespace {

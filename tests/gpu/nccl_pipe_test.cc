@@ -1,6 +1,6 @@
 // NcclPipe between two threads of this process, rank 0 on cuda:0 and rank 1
 // on cuda:1 (NCCL refuses two ranks of a communicator on one device).
-#include "core/cuda/nccl_pipe.h"
+#include "link/cuda/nccl_pipe.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "core/cuda/paged_attention.h"
+#include "engine/cuda/paged_attention.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/cuda/paged_kv.h"
+#include "engine/cuda/paged_kv.h"
 #include "tests/gpu/device_paged_batch.h"
 #include "tests/gpu/gpu_test_util.h"
 

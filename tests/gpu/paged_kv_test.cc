@@ -1,4 +1,4 @@
-#include "core/cuda/paged_kv.h"
+#include "engine/cuda/paged_kv.h"
 
 #include <gtest/gtest.h>
 

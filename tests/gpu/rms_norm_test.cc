@@ -1,4 +1,4 @@
-#include "core/cuda/rms_norm.h"
+#include "engine/cuda/rms_norm.h"
 
 #include <gtest/gtest.h>
 

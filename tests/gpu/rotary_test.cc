@@ -1,4 +1,4 @@
-#include "core/cuda/rotary.h"
+#include "engine/cuda/rotary.h"
 
 #include <gtest/gtest.h>
 

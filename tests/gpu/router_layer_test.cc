@@ -1,6 +1,6 @@
 // The router's part of a decoder layer on the GPU against the layer's math
 // in double: two sequences prefilled in one step, then one decode row each.
-#include "core/cuda/router_layer.h"
+#include "engine/cuda/router_layer.h"
 
 #include <gtest/gtest.h>
 

@@ -6,16 +6,16 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/dense_model.h"
-#include "core/gguf.h"
-#include "core/model_weights.h"
-#include "core/thread_pool.h"
-#include "core/tokenizer.h"
-#include "router_service/cpu_model_runner.h"
-#include "router_service/generation.h"
-#include "router_service/local_expert_dispatch.h"
-#include "tests/unit/dense_llama_reference.h"
-#include "tools/upcycle.h"
+#include "core/model/gguf.h"
+#include "core/model/model_weights.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/thread_pool.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/generation.h"
+#include "engine/local_expert_dispatch.h"
+#include "tests/support/dense_llama_reference.h"
+#include "tools/moe_upcycle/dense_model.h"
+#include "tools/moe_upcycle/upcycle.h"
 
 namespace moe::testing {
 namespace {

@@ -13,17 +13,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "core/model_config.h"
-#include "core/placement.h"
+#include "core/model/model_config.h"
+#include "core/placement/placement_planner.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
-#include "tests/integration/child_process.h"
-#include "tests/unit/expect_has_substr.h"
-#include "tests/unit/test_models.h"
+#include "tests/support/child_process.h"
+#include "tests/support/expect_has_substr.h"
+#include "tests/support/test_models.h"
 
 namespace moe {
 namespace {

@@ -17,7 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "core/bpe_tokenizer.h"
+#include "core/tokenizer/bpe_tokenizer.h"
 
 namespace {
 

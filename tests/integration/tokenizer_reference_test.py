@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The byte-level BPE tokenizer (core/bpe_tokenizer.h) against the PyPI `tokenizers`.
+"""The byte-level BPE tokenizer (core/tokenizer/bpe_tokenizer.h) against the PyPI `tokenizers`.
 
 Usage:  python tokenizer_reference_test.py BIN_DIR [--tokenizer-json PATH] [--keep DIR]
 

@@ -12,15 +12,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "core/status_macros.h"
+#include "core/util/command_line.h"
+#include "core/util/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "sdk/cpp/client.h"
-#include "tools/bench_report.h"
-#include "tools/command_line.h"
-#include "tools/length_distribution.h"
-#include "tools/load_generator.h"
-#include "tools/request_source.h"
+#include "tools/moe_bench/bench_report.h"
+#include "tools/moe_bench/length_distribution.h"
+#include "tools/moe_bench/load_generator.h"
+#include "tools/moe_bench/request_source.h"
 
 ABSL_FLAG(std::string, address, "",
           "the gateway's host:port (required); empty: $MOE_ADDRESS");

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "tools/command_line.h"
-#include "tools/random_model.h"
+#include "core/util/command_line.h"
+#include "tools/moe_make_model/random_model.h"
 
 ABSL_FLAG(std::string, out, "", "output directory (required)");
 ABSL_FLAG(std::string, arch, "mixtral", "mixtral or skywork_moe");

@@ -6,15 +6,15 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_join.h"
-#include "core/file_util.h"
-#include "core/model_config.h"
-#include "core/placement.h"
-#include "core/status_macros.h"
-#include "tools/command_line.h"
-#include "tools/gpu_spec.h"
-#include "tools/placement_tool.h"
-#include "tools/projection_report.h"
-#include "tools/throughput_projection.h"
+#include "core/model/model_config.h"
+#include "core/placement/placement_planner.h"
+#include "core/util/command_line.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "tools/moe_plan/gpu_spec.h"
+#include "tools/moe_plan/placement_tool.h"
+#include "tools/moe_plan/projection_report.h"
+#include "tools/moe_plan/throughput_projection.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory; its config.json");
 ABSL_FLAG(std::string, config, "", "a config.json file (instead of --model)");

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "tools/checkpoint_quantizer.h"
-#include "tools/command_line.h"
+#include "core/util/command_line.h"
+#include "tools/moe_quantize/checkpoint_quantizer.h"
 
 ABSL_FLAG(std::string, model, "", "input checkpoint directory (BF16)");
 ABSL_FLAG(std::string, out, "", "output directory");

@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "core/dense_model.h"
-#include "tools/command_line.h"
-#include "tools/upcycle.h"
+#include "core/util/command_line.h"
+#include "tools/moe_upcycle/dense_model.h"
+#include "tools/moe_upcycle/upcycle.h"
 
 ABSL_FLAG(std::string, model, "",
           "dense llama model: a .gguf file or a Hugging Face directory");

@@ -8,10 +8,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
+#include "core/util/command_line.h"
 #include "sdk/cpp/cli/commands.h"
 #include "sdk/cpp/cli/repeated_flag.h"
 #include "sdk/cpp/client.h"
-#include "tools/command_line.h"
 
 ABSL_FLAG(std::string, address, "",
           "the gateway's host:port; empty: $MOE_ADDRESS");

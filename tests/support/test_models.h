@@ -1,0 +1,42 @@
+#ifndef MOE_TESTS_SUPPORT_TEST_MODELS_H_
+#define MOE_TESTS_SUPPORT_TEST_MODELS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model/model_config.h"
+#include "core/model/quantize.h"
+
+namespace moe::testing {
+
+// A small random checkpoint for tests.
+struct TestModelSpec {
+  Architecture architecture = Architecture::kMixtral;
+  WeightFormat format = WeightFormat::kFloat;
+  ScaleGranularity scales = ScaleGranularity::kPerTensor;
+  int hidden = 64;
+  int layers = 2;
+  int heads = 4;
+  int kv_heads = 2;
+  int experts = 8;
+  int intermediate = 96;
+  int vocab = 400;
+  int shards = 1;
+  bool tie_embeddings = false;
+  uint64_t seed = 7;
+
+  ModelConfig Config() const;
+  std::string Name() const;  // unique per spec
+};
+
+// Writes the model (once per process and spec) under the test temp dir and
+// returns its directory. Fails the current test on error.
+std::string MakeTestModel(const TestModelSpec& spec);
+
+// `count` token ids drawn uniformly from [3, vocab): no BOS or EOS.
+std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed);
+
+}  // namespace moe::testing
+
+#endif  // MOE_TESTS_SUPPORT_TEST_MODELS_H_
