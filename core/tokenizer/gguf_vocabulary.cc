@@ -6,18 +6,11 @@
 #include <unordered_map>
 
 #include "absl/strings/escaping.h"
+#include "core/tokenizer/utf8.h"
+#include "core/util/status_macros.h"
 
 namespace moe::gguf {
-
-// `text` quoted for an error message: control characters escaped, and every
-// byte past ASCII too when it is not UTF-8.
-std::string Quoted(absl::string_view text) {
-  return absl::StrCat("\"",
-                      IsValidUtf8(std::string_view(text.data(), text.size()))
-                          ? absl::Utf8SafeCHexEscape(text)
-                          : absl::CHexEscape(text),
-                      "\"");
-}
+namespace {
 
 std::optional<int64_t> AsInt64(const nlohmann::json& value) {
   if (value.is_number_unsigned()) {
@@ -29,6 +22,79 @@ std::optional<int64_t> AsInt64(const nlohmann::json& value) {
   }
   if (value.is_number_integer()) return value.get<int64_t>();
   return std::nullopt;
+}
+
+}  // namespace
+
+std::string Quoted(absl::string_view text) {
+  return absl::StrCat("\"",
+                      IsValidUtf8(std::string_view(text.data(), text.size()))
+                          ? absl::Utf8SafeCHexEscape(text)
+                          : absl::CHexEscape(text),
+                      "\"");
+}
+
+absl::StatusOr<std::optional<std::string>> Metadata::String(
+    absl::string_view key) const {
+  const nlohmann::json* value = Find(key);
+  if (value == nullptr) return std::nullopt;
+  if (!value->is_string()) return Error(key, "is not a string");
+  std::string text = value->get<std::string>();
+  if (!IsValidUtf8(std::string_view(text.data(), text.size())))
+    return Error(key, "is not valid UTF-8");
+  return text;
+}
+
+absl::StatusOr<bool> Metadata::Bool(absl::string_view key,
+                                    bool fallback) const {
+  const nlohmann::json* value = Find(key);
+  if (value == nullptr) return fallback;
+  if (!value->is_boolean()) return Error(key, "is not a bool");
+  return value->get<bool>();
+}
+
+absl::StatusOr<std::optional<int64_t>> Metadata::Int(
+    absl::string_view key) const {
+  const nlohmann::json* value = Find(key);
+  if (value == nullptr) return std::nullopt;
+  std::optional<int64_t> number = AsInt64(*value);
+  if (!number) return Error(key, "is not an integer");
+  return number;
+}
+
+absl::StatusOr<std::optional<int>> Metadata::TokenId(absl::string_view key,
+                                                     int vocab_size) const {
+  MOE_ASSIGN_OR_RETURN(std::optional<int64_t> id, Int(key));
+  if (!id) return std::nullopt;
+  if (*id < 0 || *id >= vocab_size) {
+    return Error(key, absl::StrCat(*id, " is outside the vocabulary [0, ",
+                                   vocab_size, ")"));
+  }
+  return static_cast<int>(*id);
+}
+
+absl::StatusOr<std::vector<std::string>> Metadata::Strings(
+    absl::string_view key) const {
+  return Array<std::string>(
+      key, "a string",
+      [](const nlohmann::json& v) -> std::optional<std::string> {
+        if (!v.is_string()) return std::nullopt;
+        return v.get<std::string>();
+      });
+}
+
+absl::StatusOr<std::vector<int64_t>> Metadata::Integers(
+    absl::string_view key) const {
+  return Array<int64_t>(key, "an integer", AsInt64);
+}
+
+absl::StatusOr<std::vector<float>> Metadata::Numbers(
+    absl::string_view key) const {
+  return Array<float>(key, "a number",
+                      [](const nlohmann::json& v) -> std::optional<float> {
+                        if (!v.is_number()) return std::nullopt;
+                        return v.get<float>();
+                      });
 }
 
 absl::StatusOr<Vocabulary> ReadVocabulary(const Metadata& metadata,

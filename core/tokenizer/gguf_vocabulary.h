@@ -4,14 +4,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "core/tokenizer/utf8.h"
-#include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
 // The tokenizer in a GGUF file's metadata (the `tokenizer.ggml.*` keys), read
@@ -42,10 +41,6 @@ enum TokenType : int {
 // byte past ASCII too when it is not UTF-8.
 std::string Quoted(absl::string_view text);
 
-// The value of an integer JSON number; nullopt for anything else, or beyond
-// int64.
-std::optional<int64_t> AsInt64(const nlohmann::json& value);
-
 // Typed access to the GGUF metadata; every error names the file and the key.
 class Metadata {
  public:
@@ -59,42 +54,15 @@ class Metadata {
 
   // Absent keys are nullopt; present ones must have the right type.
   absl::StatusOr<std::optional<std::string>> String(
-      absl::string_view key) const {
-    const nlohmann::json* value = Find(key);
-    if (value == nullptr) return std::nullopt;
-    if (!value->is_string()) return Error(key, "is not a string");
-    std::string text = value->get<std::string>();
-    if (!IsValidUtf8(std::string_view(text.data(), text.size())))
-      return Error(key, "is not valid UTF-8");
-    return text;
-  }
+      absl::string_view key) const;
 
-  absl::StatusOr<bool> Bool(absl::string_view key, bool fallback) const {
-    const nlohmann::json* value = Find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_boolean()) return Error(key, "is not a bool");
-    return value->get<bool>();
-  }
+  absl::StatusOr<bool> Bool(absl::string_view key, bool fallback) const;
 
-  absl::StatusOr<std::optional<int64_t>> Int(absl::string_view key) const {
-    const nlohmann::json* value = Find(key);
-    if (value == nullptr) return std::nullopt;
-    std::optional<int64_t> number = AsInt64(*value);
-    if (!number) return Error(key, "is not an integer");
-    return number;
-  }
+  absl::StatusOr<std::optional<int64_t>> Int(absl::string_view key) const;
 
   // A token id, which must lie in [0, vocab_size).
   absl::StatusOr<std::optional<int>> TokenId(absl::string_view key,
-                                             int vocab_size) const {
-    MOE_ASSIGN_OR_RETURN(std::optional<int64_t> id, Int(key));
-    if (!id) return std::nullopt;
-    if (*id < 0 || *id >= vocab_size) {
-      return Error(key, absl::StrCat(*id, " is outside the vocabulary [0, ",
-                                     vocab_size, ")"));
-    }
-    return static_cast<int>(*id);
-  }
+                                             int vocab_size) const;
 
   // A required array, each element converted by `convert`, which returns
   // nullopt for an element of the wrong type, described by `element`.
@@ -118,27 +86,11 @@ class Metadata {
     return result;
   }
 
-  absl::StatusOr<std::vector<std::string>> Strings(
-      absl::string_view key) const {
-    return Array<std::string>(
-        key, "a string",
-        [](const nlohmann::json& v) -> std::optional<std::string> {
-          if (!v.is_string()) return std::nullopt;
-          return v.get<std::string>();
-        });
-  }
+  absl::StatusOr<std::vector<std::string>> Strings(absl::string_view key) const;
 
-  absl::StatusOr<std::vector<int64_t>> Integers(absl::string_view key) const {
-    return Array<int64_t>(key, "an integer", AsInt64);
-  }
+  absl::StatusOr<std::vector<int64_t>> Integers(absl::string_view key) const;
 
-  absl::StatusOr<std::vector<float>> Numbers(absl::string_view key) const {
-    return Array<float>(key, "a number",
-                        [](const nlohmann::json& v) -> std::optional<float> {
-                          if (!v.is_number()) return std::nullopt;
-                          return v.get<float>();
-                        });
-  }
+  absl::StatusOr<std::vector<float>> Numbers(absl::string_view key) const;
 
  private:
   const nlohmann::json* Find(absl::string_view key) const {
