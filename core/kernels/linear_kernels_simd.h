@@ -12,7 +12,7 @@
 //   V::LoadWeights<D>(const uint8_t*): kWidth stored values as floats (FP8
 //   scaled by 2^-8, see kDecodeFactor)
 //
-// Requires <algorithm>, <cstring>, <vector> and core/linear.h.
+// Requires <algorithm>, <cstring>, <vector> and core/kernels/linear.h.
 
 namespace moe::internal {
 

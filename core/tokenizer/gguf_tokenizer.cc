@@ -17,13 +17,12 @@
 namespace moe {
 namespace {
 
-using gguf::Metadata;
-using gguf::Vocabulary;
 using nlohmann::json;
 
 // tokenizer_config.json: what transformers reads beside the tokenizer file,
 // and where this project reads add_bos_token.
-json TokenizerConfig(const Vocabulary& vocab, const char* tokenizer_class) {
+json TokenizerConfig(const gguf::Vocabulary& vocab,
+                     const char* tokenizer_class) {
   json config = json::object();
   config["add_bos_token"] = vocab.add_bos;
   config["add_eos_token"] = vocab.add_eos;
@@ -62,14 +61,14 @@ absl::StatusOr<std::string> DumpJson(const json& value,
 absl::StatusOr<GgufTokenizerInfo> WriteGgufTokenizer(
     const json& metadata, const std::string& source,
     const std::string& directory) {
-  const Metadata md(metadata, source);
+  const gguf::Metadata md(metadata, source);
   MOE_ASSIGN_OR_RETURN(std::optional<std::string> model,
                        md.String(gguf::kModelKey));
   if (!model) {
     return md.Error(gguf::kModelKey, "is missing: the file has no tokenizer");
   }
 
-  Vocabulary vocab;
+  gguf::Vocabulary vocab;
   std::vector<OutputFile> files;
   if (*model == "gpt2") {
     MOE_ASSIGN_OR_RETURN(std::optional<std::string> pre_name,
