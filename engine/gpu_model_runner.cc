@@ -16,6 +16,7 @@
 #include "core/util/status_macros.h"
 #include "engine/cuda/convert.h"
 #include "engine/cuda/embedding.h"
+#include "engine/cuda/moe_gating.h"
 #include "engine/cuda/residual.h"
 #include "engine/cuda/rms_norm.h"
 #include "engine/cuda/router_layer.h"
@@ -471,17 +472,25 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
       [](const MicroBatch& other) { return other.pending != nullptr; });
   if (overlapped) mutable_counters().overlapped_attention_us += us;
 
-  // NaN gate logits have no order: the selection is then meaningless. It
-  // fails the row's step only, before any of that step's rows is sent.
+  // A row with a non-finite gate logit has no selection (cuda::kNoExpert).
+  // It fails the row's step only, before any of that step's rows is sent,
+  // naming the layer where the activations went bad.
   for (int64_t r = 0; r < n; ++r) {
     absl::Status& member = batch.failed[batch.sequences[r]];
     if (!member.ok()) continue;
+    const int32_t expert = ids[r * c.top_k];
+    if (expert == cuda::kNoExpert) {
+      member = absl::InternalError(
+          absl::StrCat("layer ", layer,
+                       ": a non-finite gate logit; the checkpoint's "
+                       "weights may be corrupt"));
+      continue;
+    }
     for (int j = 0; j < c.top_k; ++j) {
-      const int32_t expert = ids[r * c.top_k + j];
-      if (expert < 0 || expert >= c.num_experts) {
-        member = absl::InternalError(
-            absl::StrCat("layer ", layer, ": the GPU gate chose expert ",
-                         expert, " (non-finite gate logits?)"));
+      const int32_t chosen = ids[r * c.top_k + j];
+      if (chosen < 0 || chosen >= c.num_experts) {
+        member = absl::InternalError(absl::StrCat(
+            "layer ", layer, ": the GPU gate chose expert ", chosen));
         break;
       }
     }

@@ -27,6 +27,16 @@ __global__ void __launch_bounds__(kThreads)
   for (int j = 0; j < 2; ++j) {
     value[j] = present[j] ? row_logits[lane + 32 * j] : 0.0f;
   }
+  // A non-finite logit leaves the row with no order to choose by: it gets
+  // kNoExpert, which its caller fails.
+  if (!__all_sync(kFullWarpMask, isfinite(value[0]) && isfinite(value[1]))) {
+    if (lane < options.top_k) {
+      const int64_t out = int64_t{row} * options.top_k + lane;
+      expert_ids[out] = kNoExpert;
+      weights[out] = 0.0f;
+    }
+    return;
+  }
 
   if (options.use_logits_norm && experts > 1) {
     const double mean = WarpSum(double{value[0]} + double{value[1]}) / experts;

@@ -11,6 +11,8 @@ namespace moe::cuda {
 // and lane j keeps the j-th selection.
 inline constexpr int kMaxGatingExperts = 64;
 inline constexpr int kMaxGatingTopK = 32;
+// The expert id of every selection of a row with a non-finite logit.
+inline constexpr int32_t kNoExpert = -1;
 
 struct GatingOptions {
   int experts = 0;  // in [1, kMaxGatingExperts]
@@ -26,7 +28,8 @@ struct GatingOptions {
 // (ties to the lower expert id), their probabilities renormalized to sum
 // to 1. Writes expert_ids int32 [n, top_k] and weights float32 [n, top_k],
 // each row in descending probability: the order of moe::SelectExperts on
-// the CPU. Device arrays, row-major.
+// the CPU. A row with a NaN or infinite logit has no order to choose by: its
+// ids are kNoExpert and its weights 0. Device arrays, row-major.
 //
 // Returns cudaErrorInvalidValue for n < 0, options out of range or a null
 // pointer (when n > 0); n == 0 launches nothing.

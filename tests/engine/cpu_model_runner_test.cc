@@ -5,14 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "core/model/model_weights.h"
 #include "engine/generation.h"
 #include "engine/local_expert_dispatch.h"
-#include "nlohmann/json.hpp"
 #include "tests/support/reference_model.h"
 #include "tests/support/test_models.h"
 #include "tools/moe_quantize/checkpoint_quantizer.h"
@@ -318,33 +315,6 @@ TEST(EngineTest, WorkerSelectionLoadsOnlyItsExperts) {
       EXPECT_EQ(e.w2.data != nullptr, e.loaded);
     }
   }
-}
-
-// A copy of a test model's config and weights with every byte of `tensor`
-// set to `value`.
-std::string CopyWithTensorBytes(const std::string& source,
-                                const std::string& tensor, char value,
-                                const std::string& suffix) {
-  const std::string dir = source + suffix;
-  std::filesystem::create_directories(dir);
-  for (const char* file : {"config.json", "model.safetensors"}) {
-    std::filesystem::copy_file(
-        source + "/" + file, dir + "/" + file,
-        std::filesystem::copy_options::overwrite_existing);
-  }
-  std::fstream file(dir + "/model.safetensors",
-                    std::ios::in | std::ios::out | std::ios::binary);
-  uint64_t header_size = 0;
-  file.read(reinterpret_cast<char*>(&header_size), 8);
-  std::string header(header_size, '\0');
-  file.read(header.data(), static_cast<std::streamsize>(header_size));
-  const auto offsets = nlohmann::json::parse(header)[tensor]["data_offsets"];
-  const uint64_t begin = offsets[0].get<uint64_t>();
-  const uint64_t end = offsets[1].get<uint64_t>();
-  file.seekp(static_cast<std::streamoff>(8 + header_size + begin));
-  const std::string bytes(end - begin, value);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return dir;
 }
 
 TEST(EngineTest, NonFiniteWeightsEndGenerationWithAnError) {

@@ -37,7 +37,14 @@ class GpuModelRunnerTest : public ::testing::TestWithParam<TestModelSpec> {
  protected:
   void SetUp() override {
     dir_ = MakeTestModel(GetParam());
-    auto weights = ModelWeights::Load(dir_);
+    Open(dir_);
+  }
+
+  // runner_ on the model in `dir`; skips without a GPU.
+  void Open(const std::string& dir) {
+    runner_.reset();
+    dispatch_.reset();
+    auto weights = ModelWeights::Load(dir);
     ASSERT_TRUE(weights.ok()) << weights.status();
     weights_ = std::move(*weights);
     dispatch_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
@@ -47,6 +54,21 @@ class GpuModelRunnerTest : public ::testing::TestWithParam<TestModelSpec> {
     }
     ASSERT_TRUE(runner.ok()) << runner.status();
     runner_ = std::move(*runner);
+  }
+
+  // The last token's logits of `tokens` are the reference's at that
+  // position (unless a routing near-tie makes them incomparable).
+  void ExpectLastLogitsMatchReference(const std::vector<int32_t>& tokens,
+                                      const std::vector<float>& logits) {
+    auto reference = ReferenceModel::Load(dir_);
+    ASSERT_NE(reference, nullptr);
+    const ReferenceModel::Output expected = reference->Run(tokens);
+    const auto& margins = expected.routing_margin;
+    if (*std::min_element(margins.begin(), margins.end()) >=
+        kRoutingTieTolerance) {
+      EXPECT_LT(RelativeError(logits.data(), expected.logits.back()),
+                kLogitTolerance);
+    }
   }
 
   std::string dir_;
@@ -117,16 +139,34 @@ TEST_P(GpuModelRunnerTest, ABadStepFailsAlone) {
   ASSERT_TRUE(results[1].ok()) << results[1].status();
   ASSERT_EQ(results[1]->size(), size_t(vocab));
   EXPECT_EQ(good_cache.length(), 6);
-  // The last token's logits are the reference's at that position.
-  auto reference = ReferenceModel::Load(dir_);
-  ASSERT_NE(reference, nullptr);
-  const ReferenceModel::Output expected = reference->Run(good);
-  const auto& margins = expected.routing_margin;
-  if (*std::min_element(margins.begin(), margins.end()) >=
-      kRoutingTieTolerance) {
-    EXPECT_LT(RelativeError(results[1]->data(), expected.logits.back()),
-              kLogitTolerance);
-  }
+  ExpectLastLogitsMatchReference(good, *results[1]);
+}
+
+// A token whose embedding is NaN gives its rows non-finite gate logits: its
+// step fails at the gate, naming the layer, before its rows reach the
+// experts; the step batched with it gets the reference's logits.
+TEST_P(GpuModelRunnerTest, ANonFiniteRowFailsAlone) {
+  const int vocab = GetParam().vocab;
+  constexpr int32_t kNanToken = 17;
+  // Every byte 0xFF: a NaN in BF16 and in float32.
+  Open(CopyWithTensorBytes(dir_, "model.embed_tokens.weight", '\xFF',
+                           "_nan_token", kNanToken));
+  std::vector<int32_t> good = RandomTokens(6, vocab, 43);
+  std::replace(good.begin(), good.end(), kNanToken, kNanToken + 1);
+  const std::vector<int32_t> bad = {3, kNanToken, 5};
+  SequenceKvCache good_cache = runner_->NewCache();
+  SequenceKvCache bad_cache = runner_->NewCache();
+  const SequenceStep steps[] = {{bad, &bad_cache, LogitsFor::kLastToken},
+                                {good, &good_cache, LogitsFor::kLastToken}};
+  auto results = runner_->ForwardBatch(steps);
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].status().message().find("non-finite gate logit"),
+            std::string::npos)
+      << results[0].status();
+  EXPECT_EQ(bad_cache.length(), 0);
+  ASSERT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_EQ(good_cache.length(), 6);
+  ExpectLastLogitsMatchReference(good, *results[1]);
 }
 
 // Two micro-batches (the steps split in two that take turns) give what one

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -151,6 +152,39 @@ TEST(MoeGatingTest, BreaksTiesToTheLowerExpertId) {
     EXPECT_EQ(expected_ids, Reference(logits, 3, options).ids);
     // Equal probabilities renormalize to exactly one half each.
     for (int j = 0; j < 4; ++j) EXPECT_EQ(0.5f, got.weights[j]) << j;
+  }
+}
+
+// A row with a NaN or an infinite logit gets no experts (kNoExpert, weight
+// 0); the rows beside it are routed as the reference routes them. Expert 40
+// of 48 sits in a lane's second value.
+TEST(MoeGatingTest, ANonFiniteRowGetsNoExperts) {
+  MOE_SKIP_WITHOUT_GPU();
+  constexpr int kExperts = 48;
+  constexpr int kRows = 5;
+  std::vector<float> logits = DistinctLogits(kRows, kExperts, 12);
+  logits[1 * kExperts + 3] = std::numeric_limits<float>::quiet_NaN();
+  logits[3 * kExperts + 40] = std::numeric_limits<float>::infinity();
+  for (bool norm : {false, true}) {
+    SCOPED_TRACE(::testing::Message() << "norm " << norm);
+    const GatingOptions options = {kExperts, 2, norm, 1.0f};
+    const GpuRouting got = Route(logits, kRows, options);
+    for (int row : {0, 2, 4}) {
+      const std::vector<float> alone(logits.begin() + row * kExperts,
+                                     logits.begin() + (row + 1) * kExperts);
+      const Routing expected = Reference(alone, 1, options);
+      for (int j = 0; j < 2; ++j) {
+        EXPECT_EQ(expected.ids[j], got.ids[row * 2 + j]) << "row " << row;
+        EXPECT_NEAR(expected.weights[j], got.weights[row * 2 + j], kTolerance)
+            << "row " << row;
+      }
+    }
+    for (int row : {1, 3}) {
+      for (int j = 0; j < 2; ++j) {
+        EXPECT_EQ(kNoExpert, got.ids[row * 2 + j]) << "row " << row;
+        EXPECT_EQ(0.0f, got.weights[row * 2 + j]) << "row " << row;
+      }
+    }
   }
 }
 

@@ -265,7 +265,8 @@ void Run(const Shape& shape) {
       MatmulRate(*matmul, GemmInput::kBf16, shape.gemm_size);
   std::printf(
       "copy bandwidth %.0f GB/s (read + written; the bound below), "
-      "cuBLASLt FP8->FP32 %.0f TFLOP/s, BF16->FP32 %.0f TFLOP/s (%lld^3)\n",
+      "cuBLASLt FP8->FP32 %.0f TFLOP/s, BF16->FP32 %.0f TFLOP/s (%lld^3; "
+      "FP8 with FAST_ACCUM off, as the experts run)\n",
       bandwidth / 1e9, fp8_rate / 1e12, bf16_rate / 1e12,
       static_cast<long long>(shape.gemm_size));
 

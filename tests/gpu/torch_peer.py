@@ -58,13 +58,16 @@ GREEDY_TOKENS = 12
 
 def program_environment(bin_dir):
     """The programs' environment: with scripts/gpu-bundle.sh's bundle, the
-    library path its env.sh sets (for the programs only, not this Python)."""
+    library path and PATH (its spm_train) that its env.sh sets, for the
+    programs only, not this Python."""
     environment = dict(os.environ)
     env_sh = os.path.join(bin_dir, os.pardir, "env.sh")
     if os.path.isfile(env_sh):
-        environment["LD_LIBRARY_PATH"] = subprocess.run(
-            ["bash", "-c", 'source "$0" && printf %s "$LD_LIBRARY_PATH"',
+        paths = subprocess.run(
+            ["bash", "-c",
+             'source "$0" && printf "%s\\n%s" "$LD_LIBRARY_PATH" "$PATH"',
              env_sh], check=True, capture_output=True, text=True).stdout
+        environment["LD_LIBRARY_PATH"], environment["PATH"] = paths.split("\n")
     return environment
 
 

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "tools/moe_make_model/random_model.h"
 
 namespace moe::testing {
@@ -79,6 +81,39 @@ std::string MakeTestModel(const TestModelSpec& spec) {
   EXPECT_TRUE(status.ok()) << status;
   (*made)[name] = directory;
   return directory;
+}
+
+std::string CopyWithTensorBytes(const std::string& source,
+                                const std::string& tensor, char value,
+                                const std::string& suffix,
+                                std::optional<int64_t> row) {
+  const std::string dir = source + suffix;
+  std::filesystem::create_directories(dir);
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    std::filesystem::copy_file(
+        source + "/" + file, dir + "/" + file,
+        std::filesystem::copy_options::overwrite_existing);
+  }
+  std::fstream file(dir + "/model.safetensors",
+                    std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_size = 0;
+  file.read(reinterpret_cast<char*>(&header_size), 8);
+  std::string header(header_size, '\0');
+  file.read(header.data(), static_cast<std::streamsize>(header_size));
+  const nlohmann::json entry = nlohmann::json::parse(header)[tensor];
+  uint64_t begin = entry["data_offsets"][0].get<uint64_t>();
+  uint64_t end = entry["data_offsets"][1].get<uint64_t>();
+  if (row.has_value()) {
+    const uint64_t row_bytes =
+        (end - begin) / entry["shape"][0].get<uint64_t>();
+    begin += static_cast<uint64_t>(*row) * row_bytes;
+    end = begin + row_bytes;
+  }
+  file.seekp(static_cast<std::streamoff>(8 + header_size + begin));
+  const std::string bytes(end - begin, value);
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_TRUE(file.good()) << "writing " << dir << "/model.safetensors";
+  return dir;
 }
 
 std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed) {

@@ -2,6 +2,7 @@
 #define MOE_TESTS_SUPPORT_TEST_MODELS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,14 @@ struct TestModelSpec {
 // Writes the model (once per process and spec) under the test temp dir and
 // returns its directory. Fails the current test on error.
 std::string MakeTestModel(const TestModelSpec& spec);
+
+// A copy of a test model's config.json and model.safetensors under
+// `source + suffix`, with every byte of `tensor`, or of its row `row` (along
+// its first dimension) when given, set to `value`.
+std::string CopyWithTensorBytes(const std::string& source,
+                                const std::string& tensor, char value,
+                                const std::string& suffix,
+                                std::optional<int64_t> row = std::nullopt);
 
 // `count` token ids drawn uniformly from [3, vocab): no BOS or EOS.
 std::vector<int32_t> RandomTokens(int count, int vocab, uint64_t seed);
