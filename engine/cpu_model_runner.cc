@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/attention.h"
@@ -207,11 +208,22 @@ void CpuModelRunner::AttendAndRoute(int layer, MicroBatch& batch) {
   RmsNorm(hidden.data(), n, w.post_attention_norm, c.rms_norm_eps,
           normed.data());
   std::vector<float> gate_logits(n * c.num_experts);
-  Linear(w.gate, normed.data(), n, gate_logits.data(), pool_);
+  if (c.two_layer_gate) {
+    std::vector<float> gate_hidden(n * w.gate_hidden.rows);
+    Linear(w.gate_hidden, normed.data(), n, gate_hidden.data(), pool_);
+    for (float& value : gate_hidden) value = std::tanh(value);
+    Linear(w.gate, gate_hidden.data(), n, gate_logits.data(), pool_);
+  } else {
+    Linear(w.gate, normed.data(), n, gate_logits.data(), pool_);
+  }
   std::vector<int32_t> expert_ids(n * c.top_k);
   std::vector<float> expert_weights(n * c.top_k);
   SelectExperts(c, gate_logits.data(), n, expert_ids.data(),
                 expert_weights.data());
+  // The experts' input, formed here once: the gate saw it unscaled.
+  if (const float scale = ExpertInputScale(c); scale != 1.0f) {
+    for (float& value : normed) value *= scale;
+  }
   // Rows of steps that already failed are not sent again: their results
   // would be dropped, and a slow worker would be waited for once more.
   batch.assignments.clear();

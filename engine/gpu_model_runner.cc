@@ -461,6 +461,10 @@ absl::Status GpuModelRunner::AttendAndSend(int layer, MicroBatch& batch) {
   // wait for their peer on other streams).
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_input.get<float>(), n * hidden,
                                  batch.expert_input, "expert rows"));
+  // The experts' input, formed here once: the gate saw it unscaled.
+  if (const float scale = ExpertInputScale(c); scale != 1.0f) {
+    for (float& value : batch.expert_input) value *= scale;
+  }
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_ids.get<int32_t>(), n * c.top_k,
                                  ids, "expert ids"));
   MOE_RETURN_IF_ERROR(CopyToHost(batch.routed_weights.get<float>(), n * c.top_k,
@@ -610,6 +614,12 @@ absl::Status GpuModelRunner::Logits(
 absl::StatusOr<std::unique_ptr<ModelRunner>> NewGpuModelRunner(
     const ModelWeights& weights, ExpertDispatch& experts, int device,
     const ModelRunnerOptions& options) {
+  if (weights.config().two_layer_gate) {
+    return absl::UnimplementedError(
+        "\"moe_2layer_gate\": true: the router's GPU path computes a "
+        "one-layer gate only; run this model's router on the CPU (no "
+        "--router-device)");
+  }
   const int count = cuda::DeviceCount();
   if (device < 0 || device >= count) {
     return absl::FailedPreconditionError(

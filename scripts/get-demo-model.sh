@@ -9,7 +9,8 @@
 #                                          small random test model instead
 #
 # Leaves models/SmolLM2-135M-Instruct.Q4_1.gguf and models/smollm2-moe-16x-fp8
-# (git-ignored). Idempotent: what is already there is kept. Builds
+# (git-ignored). Idempotent: what is already there is kept (a demo model
+# from before the explicit gating keys is rebuilt). Builds
 # moe-upcycle into $BUILD_DIR (default ./build) when missing, and keeps pip in
 # a virtual env there. Exits 3 with a message when PyPI cannot be reached.
 set -euo pipefail
@@ -42,6 +43,15 @@ build_tool() {  # builds a tool into $build when missing
   fi
 }
 
+# A demo model written before its config.json spelled out Skywork-MoE's
+# gating keys would be read with the modeling code's defaults (a two-layer
+# gate, the experts' input doubled), which it was not made for: rebuild it.
+if [ -f "$demo/config.json" ] &&
+    ! grep -q '"moe_feature_no_mul_topk"' "$demo/config.json"; then
+  echo "get-demo-model: $demo predates explicit Skywork-MoE gating keys;" \
+    "rebuilding it" >&2
+  rm -rf "$demo"
+fi
 if [ -f "$demo/config.json" ]; then
   echo "$demo"
   exit 0

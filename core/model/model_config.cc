@@ -117,14 +117,21 @@ absl::Status ReadExperts(const ConfigReader& reader, const std::string& type,
         absl::StrCat("\"moe_expert_interval\": ", expert_interval,
                      " (dense layers between MoE layers) is not supported"));
   }
-  for (const char* unsupported : {"moe_2layer_gate", "moe_use_skywork_gating",
-                                  "moe_feature_no_mul_topk"}) {
-    bool enabled = false;
-    MOE_RETURN_IF_ERROR(reader.OptionalBool(unsupported, &enabled));
-    if (enabled) {
-      return reader.Error(
-          absl::StrCat("\"", unsupported, "\": true is not supported"));
-    }
+  // The modeling code's defaults for absent keys.
+  config->two_layer_gate = true;
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalBool("moe_2layer_gate", &config->two_layer_gate));
+  config->mixtral_gating = false;
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalBool("moe_use_mixtral_gating", &config->mixtral_gating));
+  config->no_mul_topk = false;
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalBool("moe_feature_no_mul_topk", &config->no_mul_topk));
+  bool skywork_gating = false;
+  MOE_RETURN_IF_ERROR(
+      reader.OptionalBool("moe_use_skywork_gating", &skywork_gating));
+  if (skywork_gating) {
+    return reader.Error("\"moe_use_skywork_gating\": true is not supported");
   }
   return absl::OkStatus();
 }
@@ -209,6 +216,28 @@ std::string ArchitectureName(Architecture architecture) {
   return architecture == Architecture::kMixtral ? "mixtral" : "skywork_moe";
 }
 
+void UseSkyworkReleaseGating(ModelConfig* config) {
+  config->use_logits_norm = true;
+  config->gate_norm_std = 1.0;
+  config->two_layer_gate = false;
+  config->mixtral_gating = false;
+  config->no_mul_topk = true;
+}
+
+void WriteSkyworkGatingKeys(const ModelConfig& config, nlohmann::json* json) {
+  (*json)["moe_use_logits_norm"] = config.use_logits_norm;
+  (*json)["moe_gate_norm_std"] = config.gate_norm_std;
+  (*json)["moe_2layer_gate"] = config.two_layer_gate;
+  (*json)["moe_use_mixtral_gating"] = config.mixtral_gating;
+  (*json)["moe_feature_no_mul_topk"] = config.no_mul_topk;
+}
+
+float ExpertInputScale(const ModelConfig& config) {
+  const bool scaled = config.architecture == Architecture::kSkyworkMoe &&
+                      !config.mixtral_gating && !config.no_mul_topk;
+  return scaled ? static_cast<float>(config.top_k) : 1.0f;
+}
+
 absl::StatusOr<ModelConfig> ParseModelConfig(const nlohmann::json& json,
                                              const std::string& source) {
   ConfigReader reader(json, source);
@@ -285,8 +314,7 @@ nlohmann::json ModelConfigToJson(const ModelConfig& config) {
     json["architectures"] = {"SkyworkForCausalLM"};
     json["model_type"] = "skywork_moe";
     json["num_experts"] = {config.num_experts};
-    json["moe_use_logits_norm"] = config.use_logits_norm;
-    json["moe_gate_norm_std"] = config.gate_norm_std;
+    WriteSkyworkGatingKeys(config, &json);
     json["num_experts_per_tok"] = config.top_k;
   }
   json["hidden_size"] = config.hidden_size;

@@ -47,6 +47,11 @@ class TensorChecker {
   explicit TensorChecker(const Checkpoint& checkpoint)
       : checkpoint_(checkpoint) {}
 
+  bool Has(const std::string& name) const {
+    return checkpoint_.Find(name) != nullptr;
+  }
+  std::string Describe() const { return checkpoint_.Describe(); }
+
   absl::StatusOr<const TensorView*> Require(
       const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* view = checkpoint_.Find(name);
@@ -132,6 +137,38 @@ class TensorChecker {
   const Checkpoint& checkpoint_;
 };
 
+// The gate: one product, or with moe_2layer_gate two, named as Skywork-MoE's
+// modeling code names its modules (wg: Linear, Tanh, Linear).
+absl::Status LoadGate(const TensorChecker& check, const ModelConfig& c,
+                      const std::string& prefix, LayerWeights* out) {
+  if (!c.two_layer_gate) {
+    MOE_ASSIGN_OR_RETURN(out->gate, check.Matrix(prefix + "weight",
+                                                 c.num_experts, c.hidden_size));
+    return absl::OkStatus();
+  }
+  const std::string first = prefix + "wg.0.weight";
+  const std::string second = prefix + "wg.2.weight";
+  std::vector<std::string> missing;
+  for (const std::string& name : {first, second}) {
+    if (!check.Has(name)) missing.push_back(name);
+  }
+  if (!missing.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "\"moe_2layer_gate\": true (also the default when config.json leaves "
+        "it out) needs the two gate products, but ",
+        check.Describe(), " lacks ", absl::StrJoin(missing, " and "),
+        check.Has(prefix + "weight")
+            ? absl::StrCat("; it has the one-layer gate ", prefix,
+                           "weight: set \"moe_2layer_gate\": false")
+            : ""));
+  }
+  const int64_t middle = 8 * int64_t{c.num_experts};
+  MOE_ASSIGN_OR_RETURN(out->gate_hidden,
+                       check.Matrix(first, middle, c.hidden_size));
+  MOE_ASSIGN_OR_RETURN(out->gate, check.Matrix(second, c.num_experts, middle));
+  return absl::OkStatus();
+}
+
 absl::Status LoadLayer(const TensorChecker& check, const ModelConfig& c,
                        int layer, const WeightSelection& selection,
                        LayerWeights* out) {
@@ -155,9 +192,8 @@ absl::Status LoadLayer(const TensorChecker& check, const ModelConfig& c,
                          check.Matrix(attn + "v_proj.weight", kv_dim, hidden));
     MOE_ASSIGN_OR_RETURN(out->o_proj,
                          check.Matrix(attn + "o_proj.weight", hidden, q_dim));
-    MOE_ASSIGN_OR_RETURN(out->gate,
-                         check.Matrix(prefix + "block_sparse_moe.gate.weight",
-                                      c.num_experts, hidden));
+    MOE_RETURN_IF_ERROR(
+        LoadGate(check, c, prefix + "block_sparse_moe.gate.", out));
   }
   out->experts.resize(c.num_experts);
   for (int e = 0; e < c.num_experts; ++e) {

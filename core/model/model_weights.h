@@ -26,8 +26,12 @@ struct LayerWeights {
   LinearWeight q_proj;  // [heads * head_dim, hidden]
   LinearWeight k_proj;  // [kv_heads * head_dim, hidden]
   LinearWeight v_proj;
-  LinearWeight o_proj;                 // [hidden, heads * head_dim]
-  LinearWeight gate;                   // router [experts, hidden]
+  LinearWeight o_proj;  // [hidden, heads * head_dim]
+  // The router's gate: [experts, hidden]; with moe_2layer_gate its second
+  // product [experts, 8 * experts], after gate_hidden [8 * experts, hidden]
+  // and a tanh.
+  LinearWeight gate;
+  LinearWeight gate_hidden;            // with moe_2layer_gate only
   std::vector<ExpertWeights> experts;  // indexed by expert id
 };
 

@@ -217,6 +217,14 @@ INSTANTIATE_TEST_SUITE_P(
                       TestModelSpec{.architecture = Architecture::kMixtral,
                                     .kv_heads = 4},
                       TestModelSpec{.architecture = Architecture::kSkyworkMoe},
+                      // Skywork-MoE's flags: the release's (the experts'
+                      // input unscaled), Mixtral gating, a two-layer gate.
+                      TestModelSpec{.architecture = Architecture::kSkyworkMoe,
+                                    .no_mul_topk = true},
+                      TestModelSpec{.architecture = Architecture::kSkyworkMoe,
+                                    .mixtral_gating = true},
+                      TestModelSpec{.architecture = Architecture::kSkyworkMoe,
+                                    .two_layer_gate = true},
                       TestModelSpec{.architecture = Architecture::kMixtral,
                                     .format = WeightFormat::kFp8},
                       TestModelSpec{.architecture = Architecture::kSkyworkMoe,
@@ -235,6 +243,80 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<TestModelSpec>& info) {
       return info.param.Name();
     });
+
+// Teacher-forced logits of `tokens` on the model in `dir`.
+std::vector<float> AllLogits(const std::string& dir,
+                             const std::vector<int32_t>& tokens) {
+  ThreadPool pool(2);
+  Engine engine(dir, pool);
+  SequenceKvCache cache = engine.runner->NewCache();
+  auto logits = engine.runner->Forward(tokens, cache, LogitsFor::kAllTokens);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  return logits.ok() ? *logits : std::vector<float>();
+}
+
+// A Skywork-MoE config.json without moe_feature_no_mul_topk means what
+// Skywork's modeling code makes of it, false: the experts' input scaled by
+// top_k. The same weights with the key false give the same logits, with it
+// true different ones, and the reference (which reads the key itself)
+// agrees.
+TEST(EngineTest, AbsentNoMulTopkScalesTheExpertsInputAsFalseDoes) {
+  const TestModelSpec spec{.architecture = Architecture::kSkyworkMoe};
+  const std::string scaled = MakeTestModel(spec);
+  const std::string absent =
+      CopyWithConfigEdit(scaled, "_absent", [](nlohmann::json& config) {
+        ASSERT_EQ(config.at("moe_feature_no_mul_topk"), false);
+        config.erase("moe_feature_no_mul_topk");
+      });
+  TestModelSpec plain_spec = spec;
+  plain_spec.no_mul_topk = true;
+  const std::string plain = MakeTestModel(plain_spec);
+  const std::vector<int32_t> tokens = RandomTokens(12, spec.vocab, 5);
+
+  const std::vector<float> from_absent = AllLogits(absent, tokens);
+  ASSERT_EQ(from_absent.size(), tokens.size() * spec.vocab);
+  EXPECT_EQ(from_absent, AllLogits(scaled, tokens));
+  const std::vector<float> from_plain = AllLogits(plain, tokens);
+  ASSERT_EQ(from_plain.size(), from_absent.size());
+  double largest_difference = 0.0;
+  for (size_t i = 0; i < from_plain.size(); ++i) {
+    largest_difference = std::max(
+        largest_difference, double{std::fabs(from_plain[i] - from_absent[i])});
+  }
+  EXPECT_GT(largest_difference, 1e-2);
+
+  auto reference = ReferenceModel::Load(absent);
+  ASSERT_NE(reference, nullptr);
+  const ReferenceModel::Output expected = reference->Run(tokens);
+  const int compared = ComparablePositions(expected);
+  ASSERT_GE(compared, 6) << "too many routing near-ties to compare";
+  for (int t = 0; t < compared; ++t) {
+    EXPECT_LT(
+        RelativeError(from_absent.data() + t * spec.vocab, expected.logits[t]),
+        kLogitTolerance)
+        << "position " << t;
+  }
+}
+
+// moe_2layer_gate left out means a two-layer gate (the modeling code's
+// default); a checkpoint with a one-layer gate is refused, naming the key,
+// the missing tensors and the fix.
+TEST(EngineTest, ATwoLayerGateWithoutItsTensorsIsRefusedNamingThem) {
+  const std::string dir = CopyWithConfigEdit(
+      MakeTestModel(TestModelSpec{.architecture = Architecture::kSkyworkMoe}),
+      "_gate_absent",
+      [](nlohmann::json& config) { config.erase("moe_2layer_gate"); });
+  auto weights = ModelWeights::Load(dir);
+  ASSERT_FALSE(weights.ok());
+  const std::string message(weights.status().message());
+  EXPECT_EQ(weights.status().code(), absl::StatusCode::kNotFound);
+  for (const char* part : {"\"moe_2layer_gate\": true",
+                           "model.layers.0.block_sparse_moe.gate.wg.0.weight",
+                           "model.layers.0.block_sparse_moe.gate.wg.2.weight",
+                           "set \"moe_2layer_gate\": false"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+  }
+}
 
 TEST(EngineTest, EveryExpertOfEveryLayerGetsTraffic) {
   const TestModelSpec spec{.layers = 3, .experts = 16};

@@ -210,6 +210,24 @@ TEST_P(GpuModelRunnerTest, TwoMicroBatchesGiveWhatOneGives) {
   }
 }
 
+// The GPU path computes a one-layer gate only, and says so before it looks
+// for a GPU.
+TEST(GpuModelRunnerGateTest, ATwoLayerGateIsRefused) {
+  auto weights = ModelWeights::Load(MakeTestModel(TestModelSpec{
+      .architecture = Architecture::kSkyworkMoe, .two_layer_gate = true}));
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  ThreadPool pool(2);
+  LocalExpertDispatch dispatch(**weights, pool);
+  auto runner = NewGpuModelRunner(**weights, dispatch, /*device=*/0);
+  if (absl::IsFailedPrecondition(runner.status())) {
+    GTEST_SKIP() << runner.status().message();  // a build without CUDA
+  }
+  EXPECT_EQ(runner.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(runner.status().message().find("moe_2layer_gate"),
+            std::string::npos)
+      << runner.status();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Models, GpuModelRunnerTest,
     ::testing::Values(TestModelSpec{.architecture = Architecture::kMixtral},

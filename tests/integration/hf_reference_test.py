@@ -50,6 +50,18 @@ FP8_MAX = 448.0
 # Model building: random weights, config.json, safetensors files.
 # ----------------------------------------------------------------------------------------
 
+def skywork_flag(cfg, key):
+    """A Skywork-MoE MoE flag as its modeling code reads it: its
+    configuration class's default when config.json leaves the key out."""
+    defaults = {"moe_2layer_gate": True, "moe_use_mixtral_gating": False,
+                "moe_feature_no_mul_topk": False}
+    return cfg["model_type"] == "skywork_moe" and cfg.get(key, defaults[key])
+
+
+def two_layer_gate(cfg):
+    return skywork_flag(cfg, "moe_2layer_gate")
+
+
 def make_weights(cfg, rng):
     """Random float64 master weights, keyed by HF names (before storage rounding)."""
     H = cfg["hidden_size"]
@@ -76,7 +88,12 @@ def make_weights(cfg, rng):
         w[p + "self_attn.k_proj.weight"] = lin(nkv * hd, H)
         w[p + "self_attn.v_proj.weight"] = lin(nkv * hd, H)
         w[p + "self_attn.o_proj.weight"] = lin(H, nh * hd)
-        w[p + "block_sparse_moe.gate.weight"] = rng.standard_normal((E, H)) * (2.0 / np.sqrt(H))
+        if two_layer_gate(cfg):
+            # Skywork-MoE's wg: Linear(H, 8E), tanh, Linear(8E, E).
+            w[p + "block_sparse_moe.gate.wg.0.weight"] = lin(8 * E, H)
+            w[p + "block_sparse_moe.gate.wg.2.weight"] = 3.0 * lin(E, 8 * E)
+        else:
+            w[p + "block_sparse_moe.gate.weight"] = rng.standard_normal((E, H)) * (2.0 / np.sqrt(H))
         for x in range(E):
             q = f"{p}block_sparse_moe.experts.{x}."
             w[q + "w1.weight"] = lin(I, H)
@@ -211,23 +228,37 @@ def reference_forward(cfg, w, ids):
         x = x + attn.reshape(T, nh * hd) @ w[p + "self_attn.o_proj.weight"].T
 
         h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], eps)
-        z = h @ w[p + "block_sparse_moe.gate.weight"].T  # [T, E]
+        if two_layer_gate(cfg):
+            z = np.tanh(h @ w[p + "block_sparse_moe.gate.wg.0.weight"].T)
+            z = z @ w[p + "block_sparse_moe.gate.wg.2.weight"].T  # [T, E]
+        else:
+            z = h @ w[p + "block_sparse_moe.gate.weight"].T  # [T, E]
         if skywork and cfg.get("moe_use_logits_norm", False):
             std = np.std(z, axis=1, ddof=1, keepdims=True)
             z = z / (std / cfg["moe_gate_norm_std"])
-        z = z - z.max(axis=1, keepdims=True)
-        probs = np.exp(z)
+        probs = np.exp(z - z.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
+        mixtral_gating = skywork_flag(cfg, "moe_use_mixtral_gating")
+        # Skywork-MoE feeds the experts h * top_k unless one of these flags is
+        # set; the gate saw h.
+        scaled = skywork and not (mixtral_gating or
+                                  skywork_flag(cfg, "moe_feature_no_mul_topk"))
+        expert_in = h * k if scaled else h
         out = np.zeros_like(x)
         for t in range(T):
             order = np.argsort(-probs[t], kind="stable")
             if k < E:
                 gap[t] = min(gap[t], probs[t, order[k - 1]] - probs[t, order[k]])
             chosen = order[:k]
-            weights = probs[t, chosen] / probs[t, chosen].sum()
+            if mixtral_gating:  # the top-k logits, then a softmax over them
+                top = z[t, chosen] - z[t, chosen].max()
+                weights = np.exp(top) / np.exp(top).sum()
+            else:
+                weights = probs[t, chosen] / probs[t, chosen].sum()
             for e, we in zip(chosen, weights):
                 q2 = f"{p}block_sparse_moe.experts.{e}."
-                a = silu(w[q2 + "w1.weight"] @ h[t]) * (w[q2 + "w3.weight"] @ h[t])
+                a = (silu(w[q2 + "w1.weight"] @ expert_in[t]) *
+                     (w[q2 + "w3.weight"] @ expert_in[t]))
                 out[t] += we * (w[q2 + "w2.weight"] @ a)
         x = x + out
     x = rmsnorm(x, w["model.norm.weight"], eps)
@@ -276,7 +307,13 @@ def mixtral_config(*, layers, heads, kv_heads, experts, top_k, tied, theta=1e6, 
 
 
 def skywork_config(*, layers, heads, kv_heads, experts, theta=10000.0, eps=1e-6,
-                   gate_norm_std=1.0, torch_dtype="bfloat16", fp8=False):
+                   gate_norm_std=1.0, torch_dtype="bfloat16", fp8=False,
+                   flags=None):
+    """flags: the MoE flags to write (default: the release's); a key left
+    out takes the modeling code's default."""
+    if flags is None:
+        flags = {"moe_2layer_gate": False, "moe_use_mixtral_gating": False,
+                 "moe_feature_no_mul_topk": True}
     cfg = {
         "architectures": ["SkyworkForCausalLM"],
         "model_type": "skywork_moe",
@@ -289,9 +326,8 @@ def skywork_config(*, layers, heads, kv_heads, experts, theta=10000.0, eps=1e-6,
         "moe_use_logits_norm": True,
         "moe_gate_norm_std": gate_norm_std,
         "moe_expert_interval": 1,
-        "moe_2layer_gate": False,
         "moe_use_skywork_gating": False,
-        "moe_feature_no_mul_topk": False,
+        **flags,
         "hidden_act": "silu",
         "max_position_embeddings": 8192,
         "rms_norm_eps": eps,
@@ -324,6 +360,22 @@ CASES = [
     dict(name="skywork_moe_bf16",
          cfg=skywork_config(layers=2, heads=4, kv_heads=4, experts=8),
          dtype=BF16, fp8=None, shards=1, seed=1003, tokens=16),
+    # Skywork-MoE's flags as its modeling code reads them: false scales the
+    # experts' input by top_k; absent keys take its defaults (a two-layer
+    # gate, the input scaled); Mixtral gating leaves the input unscaled.
+    dict(name="skywork_scaled_input",
+         cfg=skywork_config(layers=2, heads=4, kv_heads=2, experts=8,
+                            flags={"moe_2layer_gate": False,
+                                   "moe_feature_no_mul_topk": False}),
+         dtype=BF16, fp8=None, shards=1, seed=1007, tokens=16),
+    dict(name="skywork_absent_flags",
+         cfg=skywork_config(layers=2, heads=4, kv_heads=4, experts=8, flags={}),
+         dtype=BF16, fp8=None, shards=1, seed=1008, tokens=16),
+    dict(name="skywork_mixtral_gating",
+         cfg=skywork_config(layers=2, heads=4, kv_heads=4, experts=8,
+                            flags={"moe_2layer_gate": False,
+                                   "moe_use_mixtral_gating": True}),
+         dtype=BF16, fp8=None, shards=1, seed=1009, tokens=16),
     dict(name="mixtral_fp8_per_tensor",
          cfg=mixtral_config(layers=2, heads=4, kv_heads=2, experts=8, top_k=2, tied=False,
                             fp8=True),

@@ -38,6 +38,34 @@ else
   failed=$((failed + 1)); echo "FAIL: seeded sampling not reproducible"
 fi
 
+# Skywork-MoE configs spell out its gating keys as released, also through
+# moe-quantize (which keeps the input's meaning).
+for config in "$work/skywork_moe-bf16/config.json" "$work/skywork_moe-fp8/config.json"; do
+  if grep -q '"moe_feature_no_mul_topk": true' "$config" &&
+    grep -q '"moe_2layer_gate": false' "$config" &&
+    grep -q '"moe_use_mixtral_gating": false' "$config"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $config lacks the released gating keys"; cat "$config"
+  fi
+done
+check "quantize skywork" "$bin/moe-quantize" --model "$work/skywork_moe-bf16" --out "$work/skywork-quantized"
+if grep -q '"moe_feature_no_mul_topk": true' "$work/skywork-quantized/config.json"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: the quantized Skywork config lost moe_feature_no_mul_topk"
+fi
+sed 's/"moe_feature_no_mul_topk": true,//' "$work/skywork_moe-bf16/config.json" >"$work/absent.json"
+mkdir -p "$work/skywork-absent"
+cp "$work/skywork_moe-bf16"/* "$work/skywork-absent/"
+cp "$work/absent.json" "$work/skywork-absent/config.json"
+check "quantize skywork absent key" "$bin/moe-quantize" --model "$work/skywork-absent" --out "$work/skywork-absent-q"
+if grep -q '"moe_feature_no_mul_topk": false' "$work/skywork-absent-q/config.json"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: quantizing a config without moe_feature_no_mul_topk did not write its default, false"
+fi
+
 # moe-quantize output serves and has the FP8 config.
 check "quantize" "$bin/moe-quantize" --model "$model" --out "$work/quantized" --scales channel
 if grep -q '"quant_method": "fp8"' "$work/quantized/config.json"; then

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "core/model/checkpoint.h"
+#include "nlohmann/json.hpp"
 
 namespace moe::testing {
 namespace {
@@ -146,6 +148,14 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(
   const Checkpoint& ckpt = **checkpoint;
   auto model = std::unique_ptr<ReferenceModel>(new ReferenceModel());
   model->config_ = *config;
+  std::ifstream file(directory + "/config.json");
+  const nlohmann::json json = nlohmann::json::parse(file);
+  const std::string type = json.value("model_type", "");
+  if (type == "skywork" || type == "skywork_moe") {
+    model->flags_ = {json.value("moe_2layer_gate", true),
+                     json.value("moe_use_mixtral_gating", false),
+                     json.value("moe_feature_no_mul_topk", false)};
+  }
   model->embed_ = ReadMatrix(ckpt, "model.embed_tokens.weight");
   model->lm_head_ = ckpt.Find("lm_head.weight") != nullptr
                         ? ReadMatrix(ckpt, "lm_head.weight")
@@ -160,7 +170,13 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(
     layer.k = ReadMatrix(ckpt, p + "self_attn.k_proj.weight");
     layer.v = ReadMatrix(ckpt, p + "self_attn.v_proj.weight");
     layer.o = ReadMatrix(ckpt, p + "self_attn.o_proj.weight");
-    layer.gate = ReadMatrix(ckpt, p + "block_sparse_moe.gate.weight");
+    if (model->flags_.two_layer_gate) {
+      layer.gate_hidden =
+          ReadMatrix(ckpt, p + "block_sparse_moe.gate.wg.0.weight");
+      layer.gate = ReadMatrix(ckpt, p + "block_sparse_moe.gate.wg.2.weight");
+    } else {
+      layer.gate = ReadMatrix(ckpt, p + "block_sparse_moe.gate.weight");
+    }
     for (int e = 0; e < config->num_experts; ++e) {
       const std::string x =
           absl::StrCat(p, "block_sparse_moe.experts.", e, ".");
@@ -171,6 +187,44 @@ std::unique_ptr<ReferenceModel> ReferenceModel::Load(
     model->layers_.push_back(std::move(layer));
   }
   return model;
+}
+
+std::vector<std::pair<int, double>> ReferenceModel::Route(
+    std::vector<double> z, double& margin) const {
+  const ModelConfig& c = config_;
+  if (c.use_logits_norm && z.size() > 1) {
+    double mean = 0.0, var = 0.0;
+    for (double value : z) mean += value / z.size();
+    for (double value : z)
+      var += (value - mean) * (value - mean) / (z.size() - 1);
+    if (var > 0) {
+      for (double& value : z) value /= std::sqrt(var) / c.gate_norm_std;
+    }
+  }
+  // Experts by descending logit (and so probability), lower id first.
+  std::vector<int> order(z.size());
+  for (size_t e = 0; e < order.size(); ++e) order[e] = static_cast<int>(e);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return z[a] > z[b]; });
+  const std::vector<double> probs = SoftmaxRef(z);
+  if (c.top_k < c.num_experts) {
+    margin =
+        std::min(margin, probs[order[c.top_k - 1]] - probs[order[c.top_k]]);
+  }
+  std::vector<double> chosen;
+  if (flags_.mixtral_gating) {
+    // The top_k logits, then a softmax over only those.
+    for (int j = 0; j < c.top_k; ++j) chosen.push_back(z[order[j]]);
+    chosen = SoftmaxRef(chosen);
+  } else {
+    // A softmax over all, the top_k, renormalized.
+    double total = 0.0;
+    for (int j = 0; j < c.top_k; ++j) total += probs[order[j]];
+    for (int j = 0; j < c.top_k; ++j) chosen.push_back(probs[order[j]] / total);
+  }
+  std::vector<std::pair<int, double>> routes;
+  for (int j = 0; j < c.top_k; ++j) routes.emplace_back(order[j], chosen[j]);
+  return routes;
 }
 
 ReferenceModel::Output ReferenceModel::Run(
@@ -219,37 +273,31 @@ ReferenceModel::Output ReferenceModel::Run(
 
       const std::vector<double> h =
           RmsNormRef(x[t], layer.post_norm, c.rms_norm_eps);
-      std::vector<double> z = MatVec(layer.gate, h);
-      if (c.use_logits_norm && z.size() > 1) {
-        double mean = 0.0, var = 0.0;
-        for (double value : z) mean += value / z.size();
-        for (double value : z)
-          var += (value - mean) * (value - mean) / (z.size() - 1);
-        if (var > 0) {
-          for (double& value : z) value /= std::sqrt(var) / c.gate_norm_std;
-        }
+      std::vector<double> z;
+      if (flags_.two_layer_gate) {
+        std::vector<double> middle = MatVec(layer.gate_hidden, h);
+        for (double& value : middle) value = std::tanh(value);
+        z = MatVec(layer.gate, middle);
+      } else {
+        z = MatVec(layer.gate, h);
       }
-      const std::vector<double> probs = SoftmaxRef(z);
-      std::vector<int> order(probs.size());
-      for (size_t e = 0; e < order.size(); ++e) order[e] = static_cast<int>(e);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int a, int b) { return probs[a] > probs[b]; });
-      if (c.top_k < c.num_experts) {
-        output.routing_margin[t] =
-            std::min(output.routing_margin[t],
-                     probs[order[c.top_k - 1]] - probs[order[c.top_k]]);
+      // Skywork-MoE's modeling code feeds the experts h * top_k unless
+      // moe_use_mixtral_gating or moe_feature_no_mul_topk; the gate saw h.
+      const bool scaled = c.architecture == Architecture::kSkyworkMoe &&
+                          !flags_.mixtral_gating && !flags_.no_mul_topk;
+      std::vector<double> input = h;
+      if (scaled) {
+        for (double& value : input) value *= c.top_k;
       }
-      double total = 0.0;
-      for (int j = 0; j < c.top_k; ++j) total += probs[order[j]];
-      for (int j = 0; j < c.top_k; ++j) {
-        const Expert& expert = layer.experts[order[j]];
-        const std::vector<double> g = MatVec(expert.w1, h);
-        const std::vector<double> u = MatVec(expert.w3, h);
+      for (const auto& [expert_id, weight] :
+           Route(std::move(z), output.routing_margin[t])) {
+        const Expert& expert = layer.experts[expert_id];
+        const std::vector<double> g = MatVec(expert.w1, input);
+        const std::vector<double> u = MatVec(expert.w3, input);
         std::vector<double> act(g.size());
         for (size_t i = 0; i < g.size(); ++i)
           act[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
         const std::vector<double> out = MatVec(expert.w2, act);
-        const double weight = probs[order[j]] / total;
         for (int i = 0; i < c.hidden_size; ++i) x[t][i] += weight * out[i];
       }
     }

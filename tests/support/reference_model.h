@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/model/dtype.h"
@@ -43,10 +44,24 @@ class ReferenceModel {
   struct Layer {
     std::vector<double> input_norm, post_norm;
     Matrix q, k, v, o, gate;
+    Matrix gate_hidden;  // moe_2layer_gate's first product, else empty
     std::vector<Expert> experts;
   };
+  // Skywork-MoE's MoE flags, read from config.json with its modeling code's
+  // defaults for absent keys (all false for Mixtral).
+  struct SkyworkFlags {
+    bool two_layer_gate = false;
+    bool mixtral_gating = false;
+    bool no_mul_topk = false;
+  };
+
+  // The top_k experts of one position and their weights, from its gate
+  // logits; updates `margin`.
+  std::vector<std::pair<int, double>> Route(std::vector<double> z,
+                                            double& margin) const;
 
   ModelConfig config_;
+  SkyworkFlags flags_;
   Matrix embed_, lm_head_;
   std::vector<double> final_norm_;
   std::vector<Layer> layers_;

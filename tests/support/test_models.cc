@@ -18,6 +18,9 @@ ModelConfig TestModelSpec::Config() const {
   ModelConfig c;
   c.architecture = architecture;
   c.use_logits_norm = architecture == Architecture::kSkyworkMoe;
+  c.two_layer_gate = two_layer_gate;
+  c.mixtral_gating = mixtral_gating;
+  c.no_mul_topk = no_mul_topk;
   c.hidden_size = hidden;
   c.num_layers = layers;
   c.num_heads = heads;
@@ -38,12 +41,14 @@ ModelConfig TestModelSpec::Config() const {
 }
 
 std::string TestModelSpec::Name() const {
-  return absl::StrCat(ArchitectureName(architecture), "_",
-                      format == WeightFormat::kFp8 ? "fp8" : "bf16",
-                      scales == ScaleGranularity::kPerChannel ? "c" : "t", "_h",
-                      hidden, "_l", layers, "_a", heads, "_kv", kv_heads, "_e",
-                      experts, "_i", intermediate, "_v", vocab, "_s", shards,
-                      tie_embeddings ? "_tied" : "", "_seed", seed);
+  return absl::StrCat(
+      ArchitectureName(architecture), "_",
+      format == WeightFormat::kFp8 ? "fp8" : "bf16",
+      scales == ScaleGranularity::kPerChannel ? "c" : "t", "_h", hidden, "_l",
+      layers, "_a", heads, "_kv", kv_heads, "_e", experts, "_i", intermediate,
+      "_v", vocab, "_s", shards, tie_embeddings ? "_tied" : "",
+      two_layer_gate ? "_gate2" : "", mixtral_gating ? "_mixtralgating" : "",
+      no_mul_topk ? "_nomultopk" : "", "_seed", seed);
 }
 
 namespace {
@@ -83,10 +88,11 @@ std::string MakeTestModel(const TestModelSpec& spec) {
   return directory;
 }
 
-std::string CopyWithTensorBytes(const std::string& source,
-                                const std::string& tensor, char value,
-                                const std::string& suffix,
-                                std::optional<int64_t> row) {
+namespace {
+
+// config.json and model.safetensors of `source` copied to `source + suffix`.
+std::string CopyModelFiles(const std::string& source,
+                           const std::string& suffix) {
   const std::string dir = source + suffix;
   std::filesystem::create_directories(dir);
   for (const char* file : {"config.json", "model.safetensors"}) {
@@ -94,6 +100,32 @@ std::string CopyWithTensorBytes(const std::string& source,
         source + "/" + file, dir + "/" + file,
         std::filesystem::copy_options::overwrite_existing);
   }
+  return dir;
+}
+
+}  // namespace
+
+std::string CopyWithConfigEdit(
+    const std::string& source, const std::string& suffix,
+    const std::function<void(nlohmann::json&)>& edit) {
+  const std::string dir = CopyModelFiles(source, suffix);
+  nlohmann::json config;
+  {
+    std::ifstream in(dir + "/config.json");
+    config = nlohmann::json::parse(in);
+  }
+  edit(config);
+  std::ofstream out(dir + "/config.json", std::ios::trunc);
+  out << config.dump(2);
+  EXPECT_TRUE(out.good()) << "writing " << dir << "/config.json";
+  return dir;
+}
+
+std::string CopyWithTensorBytes(const std::string& source,
+                                const std::string& tensor, char value,
+                                const std::string& suffix,
+                                std::optional<int64_t> row) {
+  const std::string dir = CopyModelFiles(source, suffix);
   std::fstream file(dir + "/model.safetensors",
                     std::ios::in | std::ios::out | std::ios::binary);
   uint64_t header_size = 0;

@@ -52,7 +52,9 @@ int main(int argc, char** argv) {
   }
   c.architecture = arch == "mixtral" ? moe::Architecture::kMixtral
                                      : moe::Architecture::kSkyworkMoe;
-  c.use_logits_norm = c.architecture == moe::Architecture::kSkyworkMoe;
+  if (c.architecture == moe::Architecture::kSkyworkMoe) {
+    moe::UseSkyworkReleaseGating(&c);
+  }
   c.hidden_size = absl::GetFlag(FLAGS_hidden);
   c.num_layers = absl::GetFlag(FLAGS_layers);
   c.num_heads = absl::GetFlag(FLAGS_heads);

@@ -148,8 +148,18 @@ absl::Status WriteRandomModel(const RandomModelOptions& options,
                      1.0 / std::sqrt(static_cast<double>(q_dim)));
     // Gate logits of standard deviation ~2: routing varies from token to
     // token without collapsing on a few experts.
-    random.AddMatrix(p + "block_sparse_moe.gate.weight", c.num_experts, h,
-                     2.0 * in_h);
+    if (c.two_layer_gate) {
+      // tanh of products of standard deviation ~1, then the same spread of
+      // logits.
+      const int64_t middle = 8 * int64_t{c.num_experts};
+      random.AddMatrix(p + "block_sparse_moe.gate.wg.0.weight", middle, h,
+                       in_h);
+      random.AddMatrix(p + "block_sparse_moe.gate.wg.2.weight", c.num_experts,
+                       middle, 3.0 / std::sqrt(static_cast<double>(middle)));
+    } else {
+      random.AddMatrix(p + "block_sparse_moe.gate.weight", c.num_experts, h,
+                       2.0 * in_h);
+    }
     for (int e = 0; e < c.num_experts; ++e) {
       const std::string x =
           absl::StrCat(p, "block_sparse_moe.experts.", e, ".");

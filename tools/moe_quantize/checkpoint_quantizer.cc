@@ -58,6 +58,9 @@ absl::Status QuantizeCheckpoint(const std::string& input_directory,
   MOE_RETURN_IF_ERROR(writer.Write(output_directory));
   MOE_ASSIGN_OR_RETURN(nlohmann::json config,
                        ReadJsonFile(input_directory + "/config.json"));
+  if (model->config().architecture == Architecture::kSkyworkMoe) {
+    WriteSkyworkGatingKeys(model->config(), &config);
+  }
   config["quantization_config"] = {{"quant_method", "fp8"},
                                    {"activation_scheme", "dynamic"}};
   MOE_RETURN_IF_ERROR(

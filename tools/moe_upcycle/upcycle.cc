@@ -153,8 +153,9 @@ ModelConfig MoeConfig(const DenseModel& dense, const UpcycleOptions& options) {
   config.architecture = options.architecture;
   config.num_experts = options.num_experts;
   config.top_k = std::min(2, options.num_experts);
-  config.use_logits_norm = options.architecture == Architecture::kSkyworkMoe;
-  config.gate_norm_std = 1.0;
+  if (options.architecture == Architecture::kSkyworkMoe) {
+    UseSkyworkReleaseGating(&config);
+  }
   config.weight_format = options.format;
   return config;
 }

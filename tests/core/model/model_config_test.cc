@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/util/file_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/expect_has_substr.h"
@@ -53,6 +54,9 @@ json SkyworkJson() {
     "num_experts": [16],
     "moe_use_logits_norm": true,
     "moe_gate_norm_std": 1.0,
+    "moe_2layer_gate": false,
+    "moe_use_mixtral_gating": false,
+    "moe_feature_no_mul_topk": true,
     "vocab_size": 65536,
     "rms_norm_eps": 1e-06,
     "rope_theta": 10000,
@@ -195,13 +199,75 @@ TEST(ModelConfigTest, DenseSkyworkIsRejected) {
 TEST(ModelConfigTest, SkyworkVariantsWeDoNotComputeAreRejectedByKey) {
   json j = SkyworkJson();
   j["moe_expert_interval"] = 1;
-  j["moe_2layer_gate"] = false;
+  j["moe_use_skywork_gating"] = false;
   EXPECT_TRUE(ParseModelConfig(j, kSource).ok());
   j["moe_expert_interval"] = 2;
   EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_expert_interval");
   j["moe_expert_interval"] = 1;
-  j["moe_2layer_gate"] = true;
-  EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_2layer_gate");
+  j["moe_use_skywork_gating"] = true;
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_use_skywork_gating");
+}
+
+// The release's keys: a one-layer gate, the experts fed the norm's output.
+TEST(ModelConfigTest, SkyworkReleaseFlags) {
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(SkyworkJson(), kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->two_layer_gate);
+  EXPECT_FALSE(config->mixtral_gating);
+  EXPECT_TRUE(config->no_mul_topk);
+  EXPECT_EQ(ExpertInputScale(*config), 1.0f);
+}
+
+// Absent keys take Skywork-MoE's modeling code's defaults: a two-layer gate,
+// and the experts' input scaled by top_k.
+TEST(ModelConfigTest, AbsentSkyworkFlagsTakeTheModelingCodeDefaults) {
+  json j = SkyworkJson();
+  for (const char* key : {"moe_2layer_gate", "moe_use_mixtral_gating",
+                          "moe_feature_no_mul_topk"}) {
+    j.erase(key);
+  }
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(j, kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->two_layer_gate);
+  EXPECT_FALSE(config->mixtral_gating);
+  EXPECT_FALSE(config->no_mul_topk);
+  EXPECT_EQ(ExpertInputScale(*config), 2.0f);
+
+  j["moe_feature_no_mul_topk"] = false;
+  j["num_experts_per_tok"] = 3;
+  config = ParseModelConfig(j, kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(ExpertInputScale(*config), 3.0f);
+  j["moe_use_mixtral_gating"] = true;
+  config = ParseModelConfig(j, kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->mixtral_gating);
+  EXPECT_EQ(ExpertInputScale(*config), 1.0f);
+  j["moe_feature_no_mul_topk"] = "yes";
+  EXPECT_HAS_SUBSTR(ParseError(j).message(), "moe_feature_no_mul_topk");
+}
+
+TEST(ModelConfigTest, MixtralExpertsSeeTheNormOutputUnscaled) {
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(MixtralJson(), kSource);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(ExpertInputScale(*config), 1.0f);
+}
+
+// docs/examples' Skywork-MoE 146B config.json, as released, loads.
+TEST(ModelConfigTest, TheSkyworkMoe146bExampleLoads) {
+  const std::string path = std::string(MOE_SOURCE_DIR) +
+                           "/docs/examples/skywork-moe-146b-config.json";
+  absl::StatusOr<json> j = ReadJsonFile(path);
+  ASSERT_TRUE(j.ok()) << j.status();
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(*j, path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->architecture, Architecture::kSkyworkMoe);
+  EXPECT_EQ(config->num_experts, 16);
+  EXPECT_EQ(config->num_layers, 52);
+  EXPECT_TRUE(config->use_logits_norm);
+  EXPECT_FALSE(config->two_layer_gate);
+  EXPECT_TRUE(config->no_mul_topk);
+  EXPECT_EQ(config->weight_format, WeightFormat::kFp8);
 }
 
 TEST(ModelConfigTest, HugeIntegersAreRejectedNotWrapped) {
@@ -336,6 +402,9 @@ void ExpectSameConfig(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
   EXPECT_EQ(a.use_logits_norm, b.use_logits_norm);
   EXPECT_EQ(a.gate_norm_std, b.gate_norm_std);
+  EXPECT_EQ(a.two_layer_gate, b.two_layer_gate);
+  EXPECT_EQ(a.mixtral_gating, b.mixtral_gating);
+  EXPECT_EQ(a.no_mul_topk, b.no_mul_topk);
   EXPECT_EQ(a.bos_token_id, b.bos_token_id);
   EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
   EXPECT_EQ(a.weight_format, b.weight_format);
@@ -391,6 +460,19 @@ TEST(ModelConfigRoundTripTest, SkyworkMoe) {
   ExpectRoundTrip(c);
   c.use_logits_norm = false;
   c.weight_format = WeightFormat::kFp8;
+  ExpectRoundTrip(c);
+  // Every flag is written, so no reader falls back on its default.
+  for (bool value : {false, true}) {
+    c.two_layer_gate = c.mixtral_gating = c.no_mul_topk = value;
+    const json j = ModelConfigToJson(c);
+    EXPECT_EQ(j.at("moe_2layer_gate"), value);
+    EXPECT_EQ(j.at("moe_use_mixtral_gating"), value);
+    EXPECT_EQ(j.at("moe_feature_no_mul_topk"), value);
+    ExpectRoundTrip(c);
+  }
+  UseSkyworkReleaseGating(&c);
+  EXPECT_EQ(ExpertInputScale(c), 1.0f);
+  EXPECT_FALSE(c.two_layer_gate);
   ExpectRoundTrip(c);
 }
 

@@ -244,6 +244,13 @@ TEST(UpcycleTest, WritesAnFp8SkyworkCheckpointWithDistinctExperts) {
   EXPECT_EQ(c.top_k, 2);
   EXPECT_TRUE(c.use_logits_norm);
   EXPECT_EQ(c.weight_format, WeightFormat::kFp8);
+  // Skywork-MoE's gating keys as released, spelled out: its modeling code
+  // must read the checkpoint as this project does.
+  auto json = ReadJsonFile(directory + "/config.json");
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(json->value("moe_feature_no_mul_topk", false), true);
+  EXPECT_EQ(json->value("moe_2layer_gate", true), false);
+  EXPECT_EQ(json->value("moe_use_mixtral_gating", true), false);
   const Checkpoint& checkpoint = (*weights)->checkpoint();
   const TensorView* w0 =
       checkpoint.Find("model.layers.0.block_sparse_moe.experts.0.w1.weight");
