@@ -40,6 +40,14 @@ absl::Status ValidatePlannerInput(const PlannerInput& input) {
     return absl::InvalidArgumentError(
         absl::StrCat("plan version must be >= 1, got ", input.version));
   }
+  if (input.copies < 1 ||
+      input.copies > static_cast<int>(input.workers.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(input.copies,
+                     " copies of every expert need as many workers, "
+                     "each holding one; there are ",
+                     input.workers.size()));
+  }
   if (input.replica_budget < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "replica budget must be >= 0, got ", input.replica_budget));
@@ -64,7 +72,8 @@ absl::Status ValidatePlannerInput(const PlannerInput& input) {
 // holds one (layer, expert) twice, so more than layers x experts is no use;
 // the cap also keeps the sums below from overflowing.
 absl::StatusOr<std::vector<int64_t>> WorkerSlots(const PlannerInput& input) {
-  const int64_t num_copies = int64_t{input.num_layers} * input.num_experts;
+  const int64_t num_experts = int64_t{input.num_layers} * input.num_experts;
+  const int64_t num_copies = num_experts * input.copies;
   std::vector<int64_t> slots;
   for (const WorkerSpec& worker : input.workers) {
     if (worker.memory_bytes < input.expert_bytes) {
@@ -73,15 +82,18 @@ absl::StatusOr<std::vector<int64_t>> WorkerSlots(const PlannerInput& input) {
           " bytes, less than one expert (", input.expert_bytes, " bytes)"));
     }
     slots.push_back(
-        std::min(worker.memory_bytes / input.expert_bytes, num_copies));
+        std::min(worker.memory_bytes / input.expert_bytes, num_experts));
   }
   const int64_t total = std::accumulate(slots.begin(), slots.end(), int64_t{0});
   if (total < num_copies) {
     const int64_t needed = num_copies * input.expert_bytes;
     const int64_t held = total * input.expert_bytes;
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "experts need %d bytes (%d x %d), workers hold %d (room for %d "
+        "%s need %d bytes (%d x %d), workers hold %d (room for %d "
         "experts): %d bytes missing (%.2f GiB)",
+        input.copies == 1
+            ? std::string("experts")
+            : absl::StrCat(input.copies, " copies of every expert"),
         needed, num_copies, input.expert_bytes, held, total, needed - held,
         static_cast<double>(needed - held) / (int64_t{1} << 30)));
   }
@@ -371,12 +383,19 @@ absl::StatusOr<PlacementPlan> PlanPlacement(const PlannerInput& input) {
                       input.num_experts);
   const std::vector<std::vector<int64_t>> quota =
       LayerQuotas(slots, input.num_layers);
-  const std::vector<int> one_copy(input.num_experts, 1);
+  const std::vector<int> copies(input.num_experts, input.copies);
   std::vector<int64_t> free = slots;
   for (int layer = 0; layer < input.num_layers; ++layer) {
-    // LayerQuotas leaves room for every expert of every layer.
-    LayerHolders holders =
-        *AssignLayer(input, layer, one_copy, quota[layer], free);
+    // LayerQuotas leaves room for every copy of every layer's experts; with
+    // several copies, the quotas of too few workers may not.
+    std::optional<LayerHolders> placed =
+        AssignLayer(input, layer, copies, quota[layer], free);
+    if (!placed.has_value()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot place ", input.copies, " copies of every expert of layer ",
+          layer, " on distinct workers: too few workers have room for them"));
+    }
+    LayerHolders holders = std::move(*placed);
     const std::vector<int64_t> counts =
         Counts(holders, static_cast<int>(slots.size()));
     for (size_t w = 0; w < slots.size(); ++w) free[w] -= counts[w];

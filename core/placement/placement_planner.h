@@ -21,15 +21,19 @@ struct PlannerInput {
   // Routed tokens per (layer, expert), [layers x experts] row-major; empty
   // means uniform.
   std::vector<double> load;
-  // Extra expert copies beyond one per expert, placed on the hottest experts
-  // where memory allows.
+  // Copies of every expert, each on a distinct worker, so that any
+  // copies - 1 workers can fail with every expert still held.
+  int copies = 1;
+  // Extra expert copies beyond `copies` per expert, placed on the hottest
+  // experts where memory allows.
   int replica_budget = 0;
 };
 
-// Places every expert within every worker's memory, minimizing layer by layer
-// the most loaded worker's predicted time (load share / speed). Fails with
-// RESOURCE_EXHAUSTED saying how many bytes are missing when the experts do
-// not fit, and naming a worker whose budget is below one expert.
+// Places `copies` of every expert on distinct workers within every worker's
+// memory, minimizing layer by layer the most loaded worker's predicted time
+// (load share / speed). Fails with RESOURCE_EXHAUSTED saying how many bytes
+// are missing when the copies do not fit, and naming a worker whose budget
+// is below one expert.
 absl::StatusOr<PlacementPlan> PlanPlacement(const PlannerInput& input);
 
 // Predicted time of each worker in one layer (sum over its experts of the

@@ -133,6 +133,16 @@ else
   failed=$((failed + 1)); echo "FAIL: moe-plan gave w7 (12GiB) $small experts, w0 (24GiB) $big"; cat "$work/out"
 fi
 check "plan reads back" "$bin/moe-plan" --check "$work/plan.json"
+# --copies: every expert on distinct workers, or the missing bytes said.
+expect_error "plan copies missing memory" "2 copies of every expert need" \
+  "$bin/moe-plan" --config "$skywork" --workers "$workers" --copies 2
+check "plan with copies" "$bin/moe-plan" --config "$skywork" --copies 2 \
+  --workers "w0=48GiB,w1=48GiB,w2=48GiB,w3=48GiB,w4=48GiB,w5=48GiB,w6=48GiB,w7=48GiB"
+if grep -q "every expert on at least 2" "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan --copies 2 left an expert on one worker"; cat "$work/out"
+fi
 check "plan with replicas" "$bin/moe-plan" --config "$skywork" --workers "$workers" --replicas 64
 sed 's/"w3"]/"w9"]/' "$work/plan.json" >"$work/bad-plan.json"
 expect_error "plan unknown worker" 'unknown worker "w9"' "$bin/moe-plan" --check "$work/bad-plan.json"

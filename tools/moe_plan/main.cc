@@ -22,8 +22,12 @@ ABSL_FLAG(std::string, workers, "",
           "workers as ID=MEMORY[@SPEED],... e.g. w0=24GiB,w1=12GiB@1.5; "
           "MEMORY in bytes, KB/MB/GB/TB or KiB/MiB/GiB/TiB; SPEED relative, "
           "default 1");
+ABSL_FLAG(int, copies, 1,
+          "copies of every expert, each on a distinct worker (2: any one "
+          "worker can fail)");
 ABSL_FLAG(int, replicas, 0,
-          "extra copies of the hottest experts, where memory allows");
+          "extra copies of the hottest experts beyond --copies, where memory "
+          "allows");
 ABSL_FLAG(std::string, load, "",
           "JSON [layers][experts] of routed token counts; default uniform");
 ABSL_FLAG(int, version, 1, "version number of the plan");
@@ -130,6 +134,7 @@ absl::Status Plan() {
   input.expert_bytes = moe::ExpertWeightBytes(config);
   MOE_ASSIGN_OR_RETURN(input.workers,
                        moe::ParseWorkerSpecs(absl::GetFlag(FLAGS_workers)));
+  input.copies = absl::GetFlag(FLAGS_copies);
   input.replica_budget = absl::GetFlag(FLAGS_replicas);
   if (!absl::GetFlag(FLAGS_load).empty()) {
     MOE_ASSIGN_OR_RETURN(
@@ -154,7 +159,7 @@ absl::Status Check() {
       !absl::GetFlag(FLAGS_config).empty() ||
       !absl::GetFlag(FLAGS_workers).empty() ||
       !absl::GetFlag(FLAGS_out).empty() || absl::GetFlag(FLAGS_replicas) != 0 ||
-      absl::GetFlag(FLAGS_project)) {
+      absl::GetFlag(FLAGS_copies) != 1 || absl::GetFlag(FLAGS_project)) {
     return absl::InvalidArgumentError(
         "--check reads a plan; it takes only --load besides");
   }
@@ -176,7 +181,7 @@ int main(int argc, char** argv) {
   moe::ParseCommandLine(
       argc, argv,
       "moe-plan --model DIR | --config FILE --workers ID=MEMORY[@SPEED],... "
-      "[--replicas N --load FILE --version N --out FILE]\n"
+      "[--copies N --replicas N --load FILE --version N --out FILE]\n"
       "  [--project --gpu rtx4090|h100|h200[,KEY=VALUE...] --router-worker ID "
       "--context N --batches 1,8,...]\n"
       "moe-plan --check PLAN [--load FILE]");

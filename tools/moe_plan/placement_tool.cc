@@ -199,12 +199,16 @@ std::string FormatPlacementReport(const PlacementPlan& plan,
   const int64_t num_copies = int64_t{plan.num_layers} * plan.num_experts;
   int64_t total_held = 0;
   for (int w = 0; w < num_workers; ++w) total_held += plan.ExpertCount(w);
+  size_t fewest_holders = plan.workers.size();
+  for (const std::vector<int>& holders : plan.holders) {
+    fewest_holders = std::min(fewest_holders, holders.size());
+  }
   std::string out = absl::StrFormat(
       "%s: %d layers x %d experts of %s, %d experts + %d replicas on %d "
-      "workers, %s load\n\n",
+      "workers (every expert on at least %d), %s load\n\n",
       plan.model, plan.num_layers, plan.num_experts,
       FormatBytes(plan.expert_bytes), num_copies, total_held - num_copies,
-      num_workers, load.empty() ? "uniform" : "given");
+      num_workers, fewest_holders, load.empty() ? "uniform" : "given");
   int id_width = 6;
   for (const WorkerSpec& worker : plan.workers) {
     id_width = std::max(id_width, static_cast<int>(worker.id.size()));

@@ -227,6 +227,60 @@ TEST(PlacementTest, TooLittleMemoryStatesTheMissingBytes) {
   EXPECT_HAS_SUBSTR(plan.status().message(), "232000 bytes missing");
 }
 
+// The fewest workers that hold (layer, expert), over all of them.
+size_t FewestHolders(const PlacementPlan& plan) {
+  size_t fewest = plan.workers.size();
+  for (const std::vector<int>& holders : plan.holders) {
+    fewest = std::min(fewest, holders.size());
+  }
+  return fewest;
+}
+
+TEST(PlacementTest, CopiesPutEveryExpertOnDistinctWorkers) {
+  // 2 x 832 copies in 7 x 230 + 115 slots (one worker half as big), one
+  // worker faster.
+  std::vector<WorkerSpec> workers = Workers(8, 230 * kExpertBytes);
+  workers[3].memory_bytes = 115 * kExpertBytes;
+  workers[5].speed = 2.0;
+  PlannerInput input = SkyworkShaped(workers);
+  input.copies = 2;
+  input.load = SkewedLoad(input.num_layers, input.num_experts);
+  input.replica_budget = 50;
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(ValidatePlan(*plan).ok()) << ValidatePlan(*plan);
+  ExpectWithinMemory(*plan);
+  EXPECT_EQ(FewestHolders(*plan), 2u);  // ValidatePlan: distinct workers
+  int64_t held = 0;
+  for (int w = 0; w < 8; ++w) held += plan->ExpertCount(w);
+  EXPECT_GT(held, 2 * 832);  // and the replicas on top
+
+  // Every worker holds all: copies as many as the workers.
+  input = SkyworkShaped(Workers(3, 832 * kExpertBytes));
+  input.copies = 3;
+  plan = PlanPlacement(input);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(FewestHolders(*plan), 3u);
+}
+
+TEST(PlacementTest, CopiesThatDoNotFitStateTheMissingBytes) {
+  // 2 x 832 copies, 8 x 150 = 1200 slots: 464 copies' bytes missing.
+  PlannerInput input = SkyworkShaped(Workers(8, 150 * kExpertBytes));
+  input.copies = 2;
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_HAS_SUBSTR(plan.status().message(),
+                    "2 copies of every expert need 1664000 bytes");
+  EXPECT_HAS_SUBSTR(plan.status().message(), "464000 bytes missing");
+  // More copies than workers can never be placed.
+  input = SkyworkShaped(Workers(2, 10000 * kExpertBytes));
+  input.copies = 3;
+  plan = PlanPlacement(input);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_HAS_SUBSTR(plan.status().message(), "3 copies of every expert");
+}
+
 TEST(PlacementTest, WorkerBelowOneExpertIsNamed) {
   std::vector<WorkerSpec> workers = Workers(8, 1000 * kExpertBytes);
   workers[3].id = "tiny";
