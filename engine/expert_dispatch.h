@@ -51,8 +51,9 @@ class ExpertDispatch {
   virtual ~ExpertDispatch() = default;
 
   // Starts computing out[n, hidden]: per row, the gate-weighted sum of its
-  // experts' outputs. `batch`'s arrays are read before Start returns; `out`
-  // is written until Wait returns. A remote dispatch returns as soon as the
+  // experts' outputs. `batch.x` is read until Wait returns (a remote
+  // dispatch sends a failed worker's rows again), its other arrays before
+  // Start returns; `out` is written until Wait returns. A remote dispatch returns as soon as the
   // rows are sent, so the caller can work on something else (the other
   // micro-batch) meanwhile; a local one may compute before returning.
   virtual std::unique_ptr<PendingExperts> Start(const ExpertBatch& batch,

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
@@ -22,8 +23,8 @@ namespace moe {
 // One worker's share of a layer: its rows (each once) and their assignments.
 struct GrpcExpertDispatch::Call {
   int worker = 0;
-  std::vector<int32_t> rows;  // batch row of each request row
-  std::vector<std::vector<std::pair<int32_t, float>>> experts;  // per row
+  std::vector<int32_t> rows;                // batch row of each request row
+  std::vector<std::vector<Routed>> routed;  // per request row
   // The call as an activation link sends it; its `compute` is the request
   // of a Compute RPC.
   v1::LinkRequest link_request;
@@ -142,6 +143,18 @@ absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
     dispatch->stats_.push_back(stats);
     dispatch->workers_.push_back(std::move(worker));
   }
+  std::vector<std::string> names;
+  for (const std::unique_ptr<Worker>& worker : dispatch->workers_) {
+    names.push_back(absl::StrCat("expert worker ", worker->endpoint.id, " at ",
+                                 worker->endpoint.address));
+  }
+  GrpcExpertDispatch* raw = dispatch.get();
+  dispatch->health_ = std::make_unique<WorkerHealth>(
+      std::move(names),
+      [raw](int worker) {
+        return raw->Probe(*raw->workers_[worker], absl::Seconds(1));
+      },
+      options.probe_interval);
   return dispatch;
 }
 
@@ -178,6 +191,17 @@ absl::Status GrpcExpertDispatch::CheckWorker(
   return absl::OkStatus();
 }
 
+absl::Status GrpcExpertDispatch::Probe(const Worker& worker,
+                                       absl::Duration timeout) const {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::WorkerDescription description;
+  const grpc::Status status =
+      worker.stub->Describe(&context, v1::DescribeRequest(), &description);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return CheckWorker(worker, description);
+}
+
 absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
   for (const std::unique_ptr<Worker>& worker : workers_) {
@@ -207,22 +231,37 @@ absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
 }
 
 int GrpcExpertDispatch::PickHolder(
-    int layer, int expert, const std::vector<int64_t>& rows_this_call) const {
-  const std::vector<int>& holders = plan_.Holders(layer, expert);
-  int best = holders[0];
+    int layer, int expert, const std::vector<int>& tried,
+    const std::vector<int64_t>& rows_this_call) const {
+  int best = -1;
+  bool best_up = false;
   double best_load = 0;
-  for (size_t i = 0; i < holders.size(); ++i) {
-    const Worker& worker = *workers_[holders[i]];
+  for (int holder : plan_.Holders(layer, expert)) {
+    if (std::find(tried.begin(), tried.end(), holder) != tried.end()) continue;
+    const Worker& worker = *workers_[holder];
+    const bool up = health_->up(holder);
     const double load = static_cast<double>(worker.outstanding_rows.load(
                                                 std::memory_order_relaxed) +
-                                            rows_this_call[holders[i]]) /
+                                            rows_this_call[holder]) /
                         worker.speed;
-    if (i == 0 || load < best_load) {
-      best = holders[i];
+    if (best < 0 || (up && !best_up) || (up == best_up && load < best_load)) {
+      best = holder;
+      best_up = up;
       best_load = load;
     }
   }
   return best;
+}
+
+absl::Status GrpcExpertDispatch::NoHolderError(int layer,
+                                               const Routed& routed) const {
+  std::vector<std::string> tried;
+  for (int worker : routed.tried) {
+    tried.push_back(workers_[worker]->endpoint.id);
+  }
+  return absl::UnavailableError(absl::StrCat(
+      ExpertName(layer, routed.expert), " has no live holder; tried ",
+      absl::StrJoin(tried, ", "), ": ", routed.last_failure.message()));
 }
 
 absl::Status GrpcExpertDispatch::CallError(const Worker& worker, int layer,
@@ -244,12 +283,14 @@ absl::Status GrpcExpertDispatch::CallError(const Worker& worker, int layer,
 // all of them before it goes away.
 class GrpcExpertDispatch::Pending : public PendingExperts {
  public:
-  Pending(GrpcExpertDispatch& dispatch, int layer, float* out,
-          std::vector<std::unique_ptr<Call>> calls)
+  Pending(GrpcExpertDispatch& dispatch, std::shared_ptr<const Rows> rows,
+          float* out, std::vector<std::unique_ptr<Call>> calls,
+          std::vector<RowFailure> unplaced)
       : dispatch_(dispatch),
-        layer_(layer),
+        rows_(std::move(rows)),
         out_(out),
         calls_(std::move(calls)),
+        unplaced_(std::move(unplaced)),
         in_flight_(static_cast<int>(calls_.size())) {}
   ~Pending() override {
     if (!waited_) in_flight_.Wait();
@@ -259,32 +300,35 @@ class GrpcExpertDispatch::Pending : public PendingExperts {
   // Called once per call, from gRPC's callback threads.
   void CallDone() { in_flight_.DecrementCount(); }
 
+  // The failed calls' assignments go to other holders, and are waited for
+  // in turn, until every one is computed or has no holder left to try.
   absl::Status Wait(std::vector<RowFailure>& failures) override {
     in_flight_.Wait();  // absl allows one Wait per counter
     waited_ = true;
+    failures.insert(failures.end(), unplaced_.begin(), unplaced_.end());
+    std::vector<Routed> retry;
     for (const std::unique_ptr<Call>& call : calls_) {
-      dispatch_.Collect(*call, layer_, out_, failures);
+      dispatch_.Collect(*call, rows_->layer, out_, failures, retry);
     }
-    return absl::OkStatus();
+    if (retry.empty()) return absl::OkStatus();
+    return dispatch_.Send(rows_, std::move(retry), out_)->Wait(failures);
   }
 
  private:
   GrpcExpertDispatch& dispatch_;
-  const int layer_;
+  const std::shared_ptr<const Rows> rows_;
   float* const out_;
   const std::vector<std::unique_ptr<Call>> calls_;
+  const std::vector<RowFailure> unplaced_;
   absl::BlockingCounter in_flight_;
   bool waited_ = false;
 };
 
 std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
     const ExpertBatch& batch, float* out) {
-  const int64_t hidden = hidden_size_;
-  std::fill(out, out + batch.n * hidden, 0.0f);
-  // Split the assignments by worker, each row once per worker.
-  std::vector<std::unique_ptr<Call>> calls(workers_.size());
-  std::vector<std::vector<int32_t>> local_row(workers_.size());
-  std::vector<int64_t> rows_this_call(workers_.size(), 0);
+  std::fill(out, out + batch.n * int64_t{hidden_size_}, 0.0f);
+  std::vector<Routed> routed;
+  routed.reserve(batch.assignments.size());
   for (const ExpertAssignment& a : batch.assignments) {
     if (a.row < 0 || a.row >= batch.n || a.expert < 0 ||
         a.expert >= plan_.num_experts) {
@@ -292,53 +336,76 @@ std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
           absl::StrCat("layer ", batch.layer, ": assignment (row ", a.row,
                        ", expert ", a.expert, ") is out of range")));
     }
-    const int w = PickHolder(batch.layer, a.expert, rows_this_call);
+    routed.push_back({a.row, a.expert, a.weight, {}, absl::OkStatus()});
+  }
+  auto rows = std::make_shared<Rows>(
+      Rows{batch.layer, batch.x, batch.n,
+           std::vector<absl::Time>(batch.row_deadlines.begin(),
+                                   batch.row_deadlines.end())});
+  return Send(std::move(rows), std::move(routed), out);
+}
+
+std::unique_ptr<GrpcExpertDispatch::Pending> GrpcExpertDispatch::Send(
+    std::shared_ptr<const Rows> rows, std::vector<Routed> routed, float* out) {
+  const int64_t hidden = hidden_size_;
+  const int layer = rows->layer;
+  // Split the assignments by worker, each row once per worker.
+  std::vector<std::unique_ptr<Call>> calls(workers_.size());
+  std::vector<std::vector<int32_t>> local_row(workers_.size());
+  std::vector<int64_t> rows_this_call(workers_.size(), 0);
+  std::vector<RowFailure> unplaced;
+  for (Routed& r : routed) {
+    const int w = PickHolder(layer, r.expert, r.tried, rows_this_call);
+    if (w < 0) {
+      unplaced.push_back({r.row, NoHolderError(layer, r)});
+      continue;
+    }
     if (!calls[w]) {
       calls[w] = std::make_unique<Call>();
       calls[w]->worker = w;
-      local_row[w].assign(batch.n, -1);
+      local_row[w].assign(rows->n, -1);
     }
     Call& call = *calls[w];
-    int32_t& local = local_row[w][a.row];
+    int32_t& local = local_row[w][r.row];
     if (local < 0) {
       local = static_cast<int32_t>(call.rows.size());
-      call.rows.push_back(a.row);
-      call.experts.emplace_back();
+      call.rows.push_back(r.row);
+      call.routed.emplace_back();
       ++rows_this_call[w];
     }
-    call.experts[local].emplace_back(a.expert, a.weight);
+    call.routed[local].push_back(std::move(r));
   }
   std::erase(calls, nullptr);
-  std::vector<float> rows;
+  std::vector<float> values;
   for (const std::unique_ptr<Call>& call : calls) {
     const int64_t n = static_cast<int64_t>(call->rows.size());
-    rows.resize(n * hidden);
+    values.resize(n * hidden);
     absl::Time deadline = absl::InfinitePast();
     for (int64_t i = 0; i < n; ++i) {
-      std::copy_n(batch.x + call->rows[i] * hidden, hidden,
-                  rows.data() + i * hidden);
-      deadline = std::max(deadline, batch.row_deadlines.empty()
+      std::copy_n(rows->x + call->rows[i] * hidden, hidden,
+                  values.data() + i * hidden);
+      deadline = std::max(deadline, rows->deadlines.empty()
                                         ? absl::InfiniteFuture()
-                                        : batch.row_deadlines[call->rows[i]]);
+                                        : rows->deadlines[call->rows[i]]);
     }
     v1::ComputeRequest& request = call->request;
-    request.set_layer(batch.layer);
+    request.set_layer(layer);
     request.set_placement_version(plan_.version);
-    EncodeTensor(rows.data(), n, hidden, options_.activation_dtype,
+    EncodeTensor(values.data(), n, hidden, options_.activation_dtype,
                  request.mutable_rows());
-    for (const auto& experts : call->experts) {
+    for (const std::vector<Routed>& experts : call->routed) {
       request.add_assignments_per_row(static_cast<int32_t>(experts.size()));
-      for (const auto& [expert, weight] : experts) {
-        request.add_expert_ids(expert);
-        request.add_expert_weights(weight);
+      for (const Routed& r : experts) {
+        request.add_expert_ids(r.expert);
+        request.add_expert_weights(r.weight);
       }
     }
     call->deadline = deadline;
   }
   // Every request is ready before the first goes out: the workers start on
   // the layer at the same time.
-  auto pending =
-      std::make_unique<Pending>(*this, batch.layer, out, std::move(calls));
+  auto pending = std::make_unique<Pending>(
+      *this, std::move(rows), out, std::move(calls), std::move(unplaced));
   for (const std::unique_ptr<Call>& call : pending->calls()) {
     Worker& worker = *workers_[call->worker];
     call->started = absl::Now();
@@ -366,7 +433,8 @@ std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
 }
 
 void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
-                                 std::vector<RowFailure>& failures) {
+                                 std::vector<RowFailure>& failures,
+                                 std::vector<Routed>& retry) {
   const int64_t hidden = hidden_size_;
   Worker& worker = *workers_[call.worker];
   const int64_t n = static_cast<int64_t>(call.rows.size());
@@ -385,6 +453,12 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
                        call.response.output().rows(), " rows for ", n));
     }
   }
+  // Another holder cannot help a request that is malformed, nor one whose
+  // rows ran out of time; a worker that failed otherwise is down.
+  const bool past_deadline = absl::IsDeadlineExceeded(status) &&
+                             call.deadline <= call.started + call.round_trip;
+  const bool failover =
+      !status.ok() && !absl::IsInvalidArgument(status) && !past_deadline;
   {
     std::lock_guard<std::mutex> lock(stats_mutex_);
     WorkerCallStats& stats = stats_[call.worker];
@@ -394,6 +468,21 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
     stats.total_worker_wait_us += call.response.queue_wait_us();
     stats.total_worker_compute_us += call.response.compute_us();
     if (!status.ok()) ++stats.failed_calls;
+    if (failover) stats.rows_failed_over += n;
+  }
+  if (failover) {
+    // A full queue is busy, not down: it stays in use for other rows.
+    if (!absl::IsResourceExhausted(status)) {
+      health_->MarkDown(call.worker, status);
+    }
+    for (std::vector<Routed>& experts : call.routed) {
+      for (Routed& r : experts) {
+        r.tried.push_back(call.worker);
+        r.last_failure = status;
+        retry.push_back(std::move(r));
+      }
+    }
+    return;
   }
   if (!status.ok()) {
     for (int32_t row : call.rows) failures.push_back({row, status});
@@ -416,6 +505,8 @@ std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
     if (workers_[i]->link) {
       stats[i].links_opened = workers_[i]->link->links_opened();
     }
+    stats[i].down = !health_->up(static_cast<int>(i));
+    stats[i].recoveries = health_->recoveries(static_cast<int>(i));
   }
   return stats;
 }

@@ -227,6 +227,9 @@ grpc::ServerUnaryReactor* RouterRpcService::GetStatus(
       worker->set_failed_calls(stats.failed_calls);
       worker->set_rows_sent(stats.rows_sent);
       worker->set_links_opened(stats.links_opened);
+      worker->set_down(stats.down);
+      worker->set_rows_failed_over(stats.rows_failed_over);
+      worker->set_recoveries(stats.recoveries);
       worker->set_mean_round_trip_us(
           stats.calls ? stats.total_round_trip_us / stats.calls : 0.0);
     }

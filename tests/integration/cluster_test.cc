@@ -27,6 +27,7 @@
 #include "rpc/tensor_codec.h"
 #include "tests/support/child_process.h"
 #include "tests/support/expect_has_substr.h"
+#include "tests/support/test_cluster.h"
 #include "tests/support/test_models.h"
 #ifdef MOE_HAVE_CUDA
 #include "core/cuda/device_info.h"
@@ -36,10 +37,18 @@ namespace moe {
 namespace {
 
 using testing::ChildProcess;
+using testing::Cluster;
+using testing::GreedyRequest;
+using testing::kStartTimeout;
+using testing::LogPrefix;
+using testing::Prompt;
+using testing::RouterStub;
+using testing::RunGenerate;
 using testing::SiblingBinary;
+using testing::StartCluster;
+using testing::StartWorker;
+using testing::StreamResult;
 using testing::TestModelSpec;
-
-const absl::Duration kStartTimeout = absl::Seconds(30);
 
 TestModelSpec Fp8Spec(Architecture architecture) {
   TestModelSpec spec;
@@ -68,147 +77,6 @@ PlacementPlan UnevenPlan(const TestModelSpec& spec) {
   absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
   EXPECT_TRUE(plan.ok()) << plan.status();
   return *plan;
-}
-
-struct Cluster {
-  std::string model_dir;
-  PlacementPlan plan;
-  std::string plan_path;
-  std::vector<std::unique_ptr<ChildProcess>> workers;
-  std::vector<std::string> worker_addresses;
-  std::unique_ptr<ChildProcess> router;
-  std::string router_address;
-
-  std::string WorkersFlag() const {
-    std::vector<std::string> items;
-    for (size_t i = 0; i < workers.size(); ++i) {
-      items.push_back(
-          absl::StrCat(plan.workers[i].id, "=", worker_addresses[i]));
-    }
-    return absl::StrJoin(items, ",");
-  }
-  std::vector<WorkerEndpoint> Endpoints() const {
-    std::vector<WorkerEndpoint> endpoints;
-    for (size_t i = 0; i < workers.size(); ++i) {
-      endpoints.push_back({plan.workers[i].id, worker_addresses[i]});
-    }
-    return endpoints;
-  }
-};
-
-// Per test and process, e.g. /tmp/cluster_CancelEndsTheRequest_mixtral_w0.
-std::string LogPrefix(const std::string& name) {
-  std::string test =
-      ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  std::replace(test.begin(), test.end(), '/', '_');
-  return absl::StrCat(::testing::TempDir(), "/cluster_", test, "_", name);
-}
-
-std::unique_ptr<ChildProcess> StartWorker(
-    const Cluster& cluster, const std::string& id, const std::string& listen,
-    const std::vector<std::string>& worker_flags = {}) {
-  std::vector<std::string> args = {SiblingBinary("moe-expert-worker"),
-                                   "--model",
-                                   cluster.model_dir,
-                                   "--plan",
-                                   cluster.plan_path,
-                                   "--worker-id",
-                                   id,
-                                   "--listen",
-                                   listen,
-                                   "--threads",
-                                   "1"};
-  args.insert(args.end(), worker_flags.begin(), worker_flags.end());
-  auto worker = ChildProcess::Start(args, LogPrefix(id));
-  EXPECT_TRUE(worker.ok()) << worker.status();
-  return std::move(*worker);
-}
-
-// Starts the workers of the plan and a router in front of them.
-void StartCluster(const TestModelSpec& spec,
-                  const std::vector<std::string>& router_flags,
-                  Cluster& cluster,
-                  const std::vector<std::string>& worker_flags = {}) {
-  cluster.model_dir = testing::MakeTestModel(spec);
-  cluster.plan = UnevenPlan(spec);
-  cluster.plan_path = LogPrefix("plan.json");
-  const absl::Status written = WritePlan(cluster.plan, cluster.plan_path);
-  ASSERT_TRUE(written.ok()) << written;
-  for (const WorkerSpec& worker : cluster.plan.workers) {
-    cluster.workers.push_back(
-        StartWorker(cluster, worker.id, "127.0.0.1:0", worker_flags));
-  }
-  for (auto& worker : cluster.workers) {
-    absl::StatusOr<std::string> address = worker->AwaitAddress(kStartTimeout);
-    ASSERT_TRUE(address.ok()) << address.status();
-    cluster.worker_addresses.push_back(*address);
-  }
-  std::vector<std::string> args = {SiblingBinary("moe-router"),
-                                   "--model",
-                                   cluster.model_dir,
-                                   "--plan",
-                                   cluster.plan_path,
-                                   "--workers",
-                                   cluster.WorkersFlag(),
-                                   "--threads",
-                                   "1"};
-  args.insert(args.end(), router_flags.begin(), router_flags.end());
-  auto router = ChildProcess::Start(args, LogPrefix("router"));
-  ASSERT_TRUE(router.ok()) << router.status();
-  cluster.router = std::move(*router);
-  absl::StatusOr<std::string> address =
-      cluster.router->AwaitAddress(kStartTimeout);
-  ASSERT_TRUE(address.ok()) << address.status();
-  cluster.router_address = *address;
-}
-
-struct StreamResult {
-  grpc::Status status;
-  std::vector<int32_t> tokens;
-  v1::RouterGenerateResponse last;
-  absl::Duration elapsed;
-};
-
-// Runs one Generate call to its end; `on_first` runs after the first tokens.
-StreamResult RunGenerate(v1::Router::Stub& stub,
-                         const v1::RouterGenerateRequest& request,
-                         absl::Duration deadline = absl::Seconds(60),
-                         const std::function<void()>& on_first = nullptr) {
-  StreamResult result;
-  grpc::ClientContext context;
-  const absl::Time start = absl::Now();
-  context.set_deadline(absl::ToChronoTime(start + deadline));
-  auto reader = stub.Generate(&context, request);
-  v1::RouterGenerateResponse response;
-  while (reader->Read(&response)) {
-    if (result.tokens.empty() && on_first) on_first();
-    result.tokens.insert(result.tokens.end(), response.token_ids().begin(),
-                         response.token_ids().end());
-    result.last = response;
-  }
-  result.status = reader->Finish();
-  result.elapsed = absl::Now() - start;
-  return result;
-}
-
-v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
-                                        int max_tokens) {
-  v1::RouterGenerateRequest request;
-  request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
-  request.set_max_tokens(max_tokens);
-  return request;
-}
-
-std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster) {
-  return v1::Router::NewStub(grpc::CreateChannel(
-      cluster.router_address, grpc::InsecureChannelCredentials()));
-}
-
-std::vector<int32_t> Prompt(int length, int seed) {
-  std::vector<int32_t> prompt = {1};
-  for (int i = 1; i < length; ++i)
-    prompt.push_back(3 + (seed * 37 + i * 11) % 390);
-  return prompt;
 }
 
 // A long greedy generation during which worker `index` is killed, once the
@@ -268,7 +136,8 @@ class ClusterWithReference {
              const std::vector<std::string>& router_flags,
              const std::vector<std::string>& worker_flags) {
     spec_ = spec;
-    StartCluster(spec_, router_flags, cluster_, worker_flags);
+    StartCluster(spec_, UnevenPlan(spec_), router_flags, cluster_,
+                 worker_flags);
     auto weights = ModelWeights::Load(cluster_.model_dir);
     ASSERT_TRUE(weights.ok()) << weights.status();
     weights_ = std::move(*weights);
@@ -583,7 +452,8 @@ class ClusterFailureTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     spec_ = Fp8Spec(Architecture::kMixtral);
     StartCluster(
-        spec_, {"--worker-timeout-ms", "1000", "--activation-link", GetParam()},
+        spec_, UnevenPlan(spec_),
+        {"--worker-timeout-ms", "1000", "--activation-link", GetParam()},
         cluster_);
   }
 
@@ -601,7 +471,10 @@ INSTANTIATE_TEST_SUITE_P(Links, ClusterFailureTest,
                          ::testing::Values("rpc", "stream"),
                          [](const auto& info) { return info.param; });
 
-TEST_P(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
+// With one copy of each expert, a stalled worker's rows have nowhere else
+// to go: they fail once the call times out, naming the expert and the
+// worker and why.
+TEST_P(ClusterFailureTest, StalledWorkerFailsNamingItAndWhy) {
   auto stub = RouterStub(cluster_);
   v1::RouterGenerateRequest request = GreedyRequest(Prompt(8, 2), 400);
   request.set_ignore_eos(true);
@@ -609,9 +482,11 @@ TEST_P(ClusterFailureTest, StalledWorkerFailsWithDeadlineNamingIt) {
     cluster_.workers[2]->Signal(SIGSTOP);
   });
   cluster_.workers[2]->Signal(SIGCONT);
-  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "has no live holder");
   EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w2");
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "did not answer");
   EXPECT_LT(result.elapsed, absl::Seconds(10));
   // Once it answers again, so does the cluster.
   StreamResult after = RunGenerate(*stub, GreedyRequest(Prompt(5, 3), 8));
@@ -623,6 +498,7 @@ TEST_P(ClusterFailureTest, KilledWorkerFailsItsRequestsOnly) {
   const StreamResult result = GenerateWhileKillingWorker(*stub, cluster_, 1);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "has no live holder");
   EXPECT_HAS_SUBSTR(result.status.error_message(), "expert worker w1");
   EXPECT_LT(result.elapsed, absl::Seconds(20));
 

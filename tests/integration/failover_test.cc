@@ -1,0 +1,160 @@
+// Expert workers that die while serving, with every expert on two of three
+// workers (moe-plan --copies 2): the rows a killed worker owed go to the
+// other copy within the same step, so every stream ends with the tokens of
+// the embedded engine; a restarted worker is probed and used again; only an
+// expert with no live holder fails its requests. Real processes on
+// 127.0.0.1.
+#include <signal.h>
+
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "core/placement/placement_planner.h"
+#include "core/util/thread_pool.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/generation.h"
+#include "engine/local_expert_dispatch.h"
+#include "gtest/gtest.h"
+#include "tests/support/expect_has_substr.h"
+#include "tests/support/test_cluster.h"
+
+namespace moe::testing {
+namespace {
+
+// Two copies of each of the 16 experts in room for 36.
+PlacementPlan TwoCopyPlan(const TestModelSpec& spec) {
+  PlannerInput input;
+  input.model = spec.Name();
+  input.num_layers = spec.layers;
+  input.num_experts = spec.experts;
+  input.expert_bytes = int64_t{3} * spec.hidden * spec.intermediate * 2;
+  input.workers = {{"w0", 12 * input.expert_bytes, 1.0},
+                   {"w1", 12 * input.expert_bytes, 1.0},
+                   {"w2", 12 * input.expert_bytes, 1.0}};
+  input.copies = 2;
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return *plan;
+}
+
+v1::RouterStatus Status(v1::Router::Stub& stub) {
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  EXPECT_TRUE(stub.GetStatus(&context, {}, &status).ok());
+  return status;
+}
+
+class FailoverTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static constexpr int kStreams = 16;
+  static constexpr int kTokens = 48;
+
+  void SetUp() override {
+    StartCluster(spec_, TwoCopyPlan(spec_),
+                 {"--worker-timeout-ms", "2000", "--activation-link",
+                  GetParam(), "--max-batch", "16"},
+                 cluster_);
+    auto weights = ModelWeights::Load(cluster_.model_dir);
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    weights_ = std::move(*weights);
+    local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
+    embedded_ = std::make_unique<CpuModelRunner>(*weights_, *local_, pool_);
+    stub_ = RouterStub(cluster_);
+  }
+
+  v1::RouterGenerateRequest Request(int r) const {
+    v1::RouterGenerateRequest request =
+        GreedyRequest(Prompt(4 + r, r), kTokens);
+    request.set_ignore_eos(true);
+    return request;
+  }
+
+  // kStreams greedy streams at once; `on_first` runs once, when the first
+  // stream's first tokens came. Each must end with the embedded engine's
+  // tokens.
+  void RunStreamsExpectingEngineTokens(const std::function<void()>& on_first) {
+    std::vector<StreamResult> results(kStreams);
+    std::once_flag first;
+    std::vector<std::thread> clients;
+    for (int r = 0; r < kStreams; ++r) {
+      clients.emplace_back([&, r] {
+        results[r] = RunGenerate(*stub_, Request(r), absl::Seconds(60), [&] {
+          std::call_once(first, [&] {
+            if (on_first) on_first();
+          });
+        });
+      });
+    }
+    for (std::thread& client : clients) client.join();
+    for (int r = 0; r < kStreams; ++r) {
+      ASSERT_TRUE(results[r].status.ok())
+          << "stream " << r << ": " << results[r].status.error_message();
+      GenerationRequest request;
+      request.prompt = Prompt(4 + r, r);
+      request.max_tokens = kTokens;
+      request.stop_on_eos = false;
+      auto expected = Generate(*embedded_, request);
+      ASSERT_TRUE(expected.ok()) << expected.status();
+      EXPECT_EQ(results[r].tokens, expected->tokens) << "stream " << r;
+    }
+  }
+
+  const TestModelSpec spec_{.format = WeightFormat::kFp8, .layers = 2};
+  Cluster cluster_;
+  ThreadPool pool_{1};
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<LocalExpertDispatch> local_;
+  std::unique_ptr<ModelRunner> embedded_;
+  std::unique_ptr<v1::Router::Stub> stub_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Links, FailoverTest,
+                         ::testing::Values("rpc", "stream"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(FailoverTest, AKilledWorkersRowsGoToTheOtherCopyAndItIsUsedAgain) {
+  RunStreamsExpectingEngineTokens(
+      [&] { cluster_.workers[1]->Signal(SIGKILL); });
+  v1::RouterStatus status = Status(*stub_);
+  ASSERT_EQ(status.workers_size(), 3);
+  EXPECT_TRUE(status.workers(1).down());
+  EXPECT_GT(status.workers(1).rows_failed_over(), 0);
+  EXPECT_FALSE(status.workers(0).down());
+  EXPECT_FALSE(status.workers(2).down());
+
+  // Restarted at its address, it is probed, found serving the plan, and
+  // used again without restarting the router.
+  cluster_.workers[1]->Wait();
+  cluster_.workers[1] =
+      StartWorker(cluster_, "w1", cluster_.worker_addresses[1]);
+  ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (Status(*stub_).workers(1).down() && absl::Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  status = Status(*stub_);
+  ASSERT_FALSE(status.workers(1).down());
+  EXPECT_EQ(status.workers(1).recoveries(), 1);
+  const int64_t calls_before = status.workers(1).calls();
+  RunStreamsExpectingEngineTokens(nullptr);
+  status = Status(*stub_);
+  EXPECT_GT(status.workers(1).calls(), calls_before);
+  EXPECT_FALSE(status.workers(1).down());
+}
+
+TEST_P(FailoverTest, AnExpertWithNoLiveHolderFailsNamingItAndTheWorkers) {
+  cluster_.workers[0]->Signal(SIGKILL);
+  cluster_.workers[1]->Signal(SIGKILL);
+  cluster_.workers[0]->Wait();
+  cluster_.workers[1]->Wait();
+  // Every expert held by w0 and w1 only: most prompts need one.
+  const StreamResult result = RunGenerate(*stub_, Request(3));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << result.status.error_message();
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "has no live holder");
+  EXPECT_HAS_SUBSTR(result.status.error_message(), "tried w");
+  EXPECT_LT(result.elapsed, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace moe::testing

@@ -1,0 +1,117 @@
+#include "tests/support/test_cluster.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace moe::testing {
+
+std::string LogPrefix(const std::string& name) {
+  std::string test =
+      ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::replace(test.begin(), test.end(), '/', '_');
+  return absl::StrCat(::testing::TempDir(), "/cluster_", test, "_", name);
+}
+
+std::unique_ptr<ChildProcess> StartWorker(
+    const Cluster& cluster, const std::string& id, const std::string& listen,
+    const std::vector<std::string>& worker_flags) {
+  std::vector<std::string> args = {SiblingBinary("moe-expert-worker"),
+                                   "--model",
+                                   cluster.model_dir,
+                                   "--plan",
+                                   cluster.plan_path,
+                                   "--worker-id",
+                                   id,
+                                   "--listen",
+                                   listen,
+                                   "--threads",
+                                   "1"};
+  args.insert(args.end(), worker_flags.begin(), worker_flags.end());
+  auto worker = ChildProcess::Start(args, LogPrefix(id));
+  EXPECT_TRUE(worker.ok()) << worker.status();
+  return std::move(*worker);
+}
+
+void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
+                  const std::vector<std::string>& router_flags,
+                  Cluster& cluster,
+                  const std::vector<std::string>& worker_flags) {
+  cluster.model_dir = MakeTestModel(spec);
+  cluster.plan = plan;
+  cluster.plan_path = LogPrefix("plan.json");
+  const absl::Status written = WritePlan(cluster.plan, cluster.plan_path);
+  ASSERT_TRUE(written.ok()) << written;
+  for (const WorkerSpec& worker : cluster.plan.workers) {
+    cluster.workers.push_back(
+        StartWorker(cluster, worker.id, "127.0.0.1:0", worker_flags));
+  }
+  for (auto& worker : cluster.workers) {
+    absl::StatusOr<std::string> address = worker->AwaitAddress(kStartTimeout);
+    ASSERT_TRUE(address.ok()) << address.status();
+    cluster.worker_addresses.push_back(*address);
+  }
+  std::vector<std::string> args = {SiblingBinary("moe-router"),
+                                   "--model",
+                                   cluster.model_dir,
+                                   "--plan",
+                                   cluster.plan_path,
+                                   "--workers",
+                                   cluster.WorkersFlag(),
+                                   "--threads",
+                                   "1"};
+  args.insert(args.end(), router_flags.begin(), router_flags.end());
+  auto router = ChildProcess::Start(args, LogPrefix("router"));
+  ASSERT_TRUE(router.ok()) << router.status();
+  cluster.router = std::move(*router);
+  absl::StatusOr<std::string> address =
+      cluster.router->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(address.ok()) << address.status();
+  cluster.router_address = *address;
+}
+
+StreamResult RunGenerate(v1::Router::Stub& stub,
+                         const v1::RouterGenerateRequest& request,
+                         absl::Duration deadline,
+                         const std::function<void()>& on_first) {
+  StreamResult result;
+  grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  context.set_deadline(absl::ToChronoTime(start + deadline));
+  auto reader = stub.Generate(&context, request);
+  v1::RouterGenerateResponse response;
+  while (reader->Read(&response)) {
+    if (result.tokens.empty() && on_first) on_first();
+    result.tokens.insert(result.tokens.end(), response.token_ids().begin(),
+                         response.token_ids().end());
+    result.last = response;
+  }
+  result.status = reader->Finish();
+  result.elapsed = absl::Now() - start;
+  return result;
+}
+
+v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
+                                        int max_tokens) {
+  v1::RouterGenerateRequest request;
+  request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+  request.set_max_tokens(max_tokens);
+  return request;
+}
+
+std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster) {
+  return v1::Router::NewStub(grpc::CreateChannel(
+      cluster.router_address, grpc::InsecureChannelCredentials()));
+}
+
+std::vector<int32_t> Prompt(int length, int seed) {
+  std::vector<int32_t> prompt = {1};
+  for (int i = 1; i < length; ++i)
+    prompt.push_back(3 + (seed * 37 + i * 11) % 390);
+  return prompt;
+}
+
+}  // namespace moe::testing

@@ -1,0 +1,89 @@
+#ifndef MOE_TESTS_SUPPORT_TEST_CLUSTER_H_
+#define MOE_TESTS_SUPPORT_TEST_CLUSTER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "core/placement/placement_plan.h"
+#include "grpcpp/grpcpp.h"
+#include "moe/v1/router.grpc.pb.h"
+#include "router_service/grpc_expert_dispatch.h"
+#include "tests/support/child_process.h"
+#include "tests/support/test_models.h"
+
+// A router and expert workers as real processes on 127.0.0.1, and what the
+// cluster tests ask of them.
+namespace moe::testing {
+
+inline constexpr absl::Duration kStartTimeout = absl::Seconds(30);
+
+struct Cluster {
+  std::string model_dir;
+  PlacementPlan plan;
+  std::string plan_path;
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  std::vector<std::string> worker_addresses;
+  std::unique_ptr<ChildProcess> router;
+  std::string router_address;
+
+  std::string WorkersFlag() const {
+    std::vector<std::string> items;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      items.push_back(
+          absl::StrCat(plan.workers[i].id, "=", worker_addresses[i]));
+    }
+    return absl::StrJoin(items, ",");
+  }
+  std::vector<WorkerEndpoint> Endpoints() const {
+    std::vector<WorkerEndpoint> endpoints;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      endpoints.push_back({plan.workers[i].id, worker_addresses[i]});
+    }
+    return endpoints;
+  }
+};
+
+// Per test and process, e.g. /tmp/cluster_CancelEndsTheRequest_mixtral_w0.
+std::string LogPrefix(const std::string& name);
+
+// moe-expert-worker `id` of the cluster's model and plan on `listen`.
+std::unique_ptr<ChildProcess> StartWorker(
+    const Cluster& cluster, const std::string& id, const std::string& listen,
+    const std::vector<std::string>& worker_flags = {});
+
+// Writes `plan`, starts its workers on the spec's model and a router in
+// front of them.
+void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
+                  const std::vector<std::string>& router_flags,
+                  Cluster& cluster,
+                  const std::vector<std::string>& worker_flags = {});
+
+struct StreamResult {
+  grpc::Status status;
+  std::vector<int32_t> tokens;
+  v1::RouterGenerateResponse last;
+  absl::Duration elapsed;
+};
+
+// Runs one Generate call to its end; `on_first` runs after the first tokens.
+StreamResult RunGenerate(v1::Router::Stub& stub,
+                         const v1::RouterGenerateRequest& request,
+                         absl::Duration deadline = absl::Seconds(60),
+                         const std::function<void()>& on_first = nullptr);
+
+v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
+                                        int max_tokens);
+
+std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster);
+
+// A prompt of `length` tokens, BOS first, the rest from `seed`.
+std::vector<int32_t> Prompt(int length, int seed);
+
+}  // namespace moe::testing
+
+#endif  // MOE_TESTS_SUPPORT_TEST_CLUSTER_H_
