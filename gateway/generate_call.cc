@@ -44,22 +44,38 @@ void GenerateCall::StartRouterCall() {
     Advance(lock);
     return;
   }
-  const RouterPool::Lease lease = parts_.routers.Acquire();
+  phase_ = Phase::kRunning;
+  CallRouter(lock);
+}
+
+void GenerateCall::CallRouter(std::unique_lock<std::mutex>& lock) {
+  const RouterPool::Lease lease = parts_.routers.Acquire(routers_tried_);
   router_index_ = lease.index;
+  routers_tried_.push_back(lease.index);
+  grpc::ClientContext& context =
+      *router_contexts_.emplace_back(std::make_unique<grpc::ClientContext>());
+  RouterReader& reader =
+      *readers_.emplace_back(std::make_unique<RouterReader>(*this));
   // The client's deadline bounds the router's work; a call without one
   // reports the end of time.
   const auto deadline = server_context_->deadline();
   if (deadline <
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    router_context_.set_deadline(deadline);
+    context.set_deadline(deadline);
   }
-  phase_ = Phase::kRunning;
   lock.unlock();
   // A cancel from now on reaches the router call through TryCancel, which
   // also holds for a call that has not started yet.
-  lease.stub->async()->Generate(&router_context_, &router_request_, &reader_);
-  reader_.StartRead(&router_response_);
-  reader_.StartCall();
+  lease.stub->async()->Generate(&context, &router_request_, &reader);
+  reader.StartRead(&router_response_);
+  reader.StartCall();
+}
+
+bool GenerateCall::ShouldRetry(const grpc::Status& status) const {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         completion_tokens_ == 0 && !client_gone_ && !error_.has_value() &&
+         static_cast<int>(routers_tried_.size()) < parts_.routers.size() &&
+         !parts_.routers.Reachable(router_index_);
 }
 
 void GenerateCall::OnRouterRead(bool ok) {
@@ -78,12 +94,14 @@ void GenerateCall::OnRouterRead(bool ok) {
     }
     Advance(lock);
   }
+  // Reads and cancels happen only while this router call runs: no retry
+  // replaces it meanwhile.
   if (more) {
-    reader_.StartRead(&router_response_);
+    readers_.back()->StartRead(&router_response_);
   } else {
     // A stop string or a failure ended the stream here: the router frees
     // the request's KV cache and batch slot.
-    router_context_.TryCancel();
+    router_contexts_.back()->TryCancel();
   }
 }
 
@@ -112,6 +130,14 @@ void GenerateCall::SetFinal(v1::FinishReason reason) {
 }
 
 void GenerateCall::OnRouterDone(const grpc::Status& status) {
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (ShouldRetry(status)) {
+      parts_.routers.Release(router_index_);
+      CallRouter(lock);
+      return;
+    }
+  }
   ReleaseResources();
   std::unique_lock<std::mutex> lock(mutex_);
   phase_ = Phase::kEnded;
@@ -159,19 +185,25 @@ void GenerateCall::OnWriteDone(bool ok) {
   writing_ = false;
   // A failed write means the client is gone: stop generating for it.
   if (!ok) client_gone_ = true;
-  const bool cancel_router = !ok && phase_ == Phase::kRunning;
+  grpc::ClientContext* cancel_router = !ok && phase_ == Phase::kRunning
+                                           ? router_contexts_.back().get()
+                                           : nullptr;
   Advance(lock);
   // Still running, so not finished by Advance: `this` is alive.
-  if (cancel_router) router_context_.TryCancel();
+  if (cancel_router != nullptr) cancel_router->TryCancel();
 }
 
 void GenerateCall::OnCancel() {
   std::unique_lock<std::mutex> lock(mutex_);
   client_gone_ = true;
   const Phase phase = phase_;
+  // The live router call: a retry after this sees client_gone_ and starts
+  // none.
+  grpc::ClientContext* router_call =
+      phase == Phase::kRunning ? router_contexts_.back().get() : nullptr;
   lock.unlock();
-  if (phase == Phase::kRunning) {
-    router_context_.TryCancel();
+  if (router_call != nullptr) {
+    router_call->TryCancel();
   } else if (phase == Phase::kWaiting && parts_.admission.Withdraw(this)) {
     // Never started: no slot to return.
     parts_.ids.Release(router_request_.request_id());

@@ -1,6 +1,7 @@
 #ifndef MOE_GATEWAY_GENERATE_CALL_H_
 #define MOE_GATEWAY_GENERATE_CALL_H_
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,7 +32,8 @@ struct GatewayParts {
 // out one write at a time, merged while a write is in flight. The router call
 // starts when admission gives the request a slot and ends before the public
 // stream finishes, so the reactor outlives every callback of both calls; it
-// deletes itself in OnDone.
+// deletes itself in OnDone. A router that cannot be reached before the first
+// token came is left for another one, once per router.
 class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // `router_request` carries the claimed request id, which the call releases
@@ -66,6 +68,11 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
   // Admission's callback: the request has a slot.
   void StartRouterCall();
+  // Starts the call on the least loaded router not tried yet. Unlocks.
+  void CallRouter(std::unique_lock<std::mutex>& lock);
+  // Whether a router call that ended with `status` goes to another router:
+  // nothing was streamed, the router was unreachable, and one is left.
+  bool ShouldRetry(const grpc::Status& status) const;
   void OnRouterRead(bool ok);
   void OnRouterDone(const grpc::Status& status);
 
@@ -84,10 +91,14 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   const GatewayParts parts_;
   grpc::CallbackServerContext* const server_context_;
   const v1::RouterGenerateRequest router_request_;
-  grpc::ClientContext router_context_;
-  RouterReader reader_{*this};
+  // One context and reader per router tried; the last is the live one. The
+  // earlier ones stay until the reactor is deleted: their OnDone was the
+  // callback that moved on.
+  std::vector<std::unique_ptr<grpc::ClientContext>> router_contexts_;
+  std::vector<std::unique_ptr<RouterReader>> readers_;
   v1::RouterGenerateResponse router_response_;
   int router_index_ = -1;
+  std::vector<int> routers_tried_;
 
   std::mutex mutex_;
   Phase phase_ = Phase::kWaiting;

@@ -7,25 +7,43 @@ namespace moe {
 
 RouterPool::RouterPool(const std::vector<std::string>& addresses) {
   for (const std::string& address : addresses) {
-    routers_.push_back(
-        {address, v1::Router::NewStub(grpc::CreateChannel(
-                      address, grpc::InsecureChannelCredentials()))});
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    routers_.push_back({address, channel, v1::Router::NewStub(channel)});
   }
 }
 
-RouterPool::Lease RouterPool::Acquire() {
+bool RouterPool::Reachable(int index) const {
+  // Asking for the state also starts connecting an idle channel.
+  const grpc_connectivity_state state =
+      routers_[index].channel->GetState(/*try_to_connect=*/true);
+  return state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+         state != GRPC_CHANNEL_SHUTDOWN;
+}
+
+RouterPool::Lease RouterPool::Acquire(const std::vector<int>& avoid) {
+  std::vector<bool> candidate(routers_.size(), true);
+  for (int index : avoid) candidate[index] = false;
+  std::vector<bool> reachable(routers_.size());
+  bool any_reachable = false;
+  for (size_t i = 0; i < routers_.size(); ++i) {
+    reachable[i] = candidate[i] && Reachable(static_cast<int>(i));
+    any_reachable = any_reachable || reachable[i];
+  }
+  if (any_reachable) candidate = reachable;
   std::lock_guard<std::mutex> lock(mutex_);
   const size_t count = routers_.size();
-  size_t best = next_ % count;
-  for (size_t i = 1; i < count; ++i) {
-    const size_t candidate = (next_ + i) % count;
-    if (routers_[candidate].in_flight < routers_[best].in_flight) {
-      best = candidate;
+  int best = -1;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t index = (next_ + i) % count;
+    if (candidate[index] &&
+        (best < 0 || routers_[index].in_flight < routers_[best].in_flight)) {
+      best = static_cast<int>(index);
     }
   }
   next_ = best + 1;
   ++routers_[best].in_flight;
-  return {static_cast<int>(best), routers_[best].stub.get()};
+  return {best, routers_[best].stub.get()};
 }
 
 void RouterPool::Release(int index) {

@@ -23,9 +23,15 @@ class RouterPool {
     v1::Router::Stub* stub;
   };
   // The router with the fewest requests running from this gateway (ties go
-  // round-robin), counted as one more until Release.
-  Lease Acquire();
+  // round-robin), counted as one more until Release: among those not in
+  // `avoid` that are reachable, else among those not in `avoid`. `avoid`
+  // must leave one.
+  Lease Acquire(const std::vector<int>& avoid = {});
   void Release(int index);
+
+  // False while the gateway's connection to the router has failed (and not
+  // yet been made again): a request there would fail before reaching it.
+  bool Reachable(int index) const;
 
   int size() const { return static_cast<int>(routers_.size()); }
   const std::string& address(int index) const {
@@ -36,6 +42,7 @@ class RouterPool {
  private:
   struct Router {
     std::string address;
+    std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::Router::Stub> stub;
     int in_flight = 0;
   };

@@ -569,6 +569,33 @@ TEST(GatewayWithoutRouterTest, AnswersUnavailable) {
   EXPECT_GT(ids.token_ids_size(), 0);
 }
 
+// A router that cannot be reached is left for one that can: a request that
+// failed there before its first token is sent again to the other, and new
+// requests go to the reachable one.
+TEST(GatewayWithDeadRouterTest, RequestsGoToTheRouterThatAnswers) {
+  const std::string model = testing::MakeTestModel({});
+  Service router =
+      Start("moe-router",
+            {"--model", model, "--threads", "1", "--listen", "127.0.0.1:0"},
+            "live_router");
+  ASSERT_FALSE(router.address.empty());
+  // Port 1 on 127.0.0.1, where nothing listens, first: the first request
+  // goes there.
+  Service gateway = Start("moe-gateway",
+                          {"--model", model, "--routers",
+                           absl::StrCat("127.0.0.1:1,", router.address)},
+                          "gateway_with_dead_router");
+  ASSERT_FALSE(gateway.address.empty());
+  auto stub = v1::Inference::NewStub(Channel(gateway.address));
+  for (int i = 0; i < 6; ++i) {
+    const StreamResult result =
+        RunGenerate(*stub, Greedy("Permission", 4), absl::Seconds(20));
+    EXPECT_TRUE(result.status.ok())
+        << "request " << i << ": " << result.status.error_message();
+    EXPECT_EQ(result.token_ids.size(), 4u) << "request " << i;
+  }
+}
+
 // The demo model behind a router whose experts live on two workers with
 // uneven shares. Skips when the model has not been fetched.
 TEST(GatewayDemoModelTest, CompletesTheCapitalOfFrance) {
