@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Serves a model as the whole cluster on this machine: two expert workers
+# Serves a model as the whole cluster on this machine: expert workers
 # holding uneven shares of the experts, the router, and the gateway with the
 # public moe.v1.Inference API. Installs what is missing, builds, and gets the
 # demo model (SmolLM2-135M upcycled to 16 FP8 experts; a small random test
@@ -8,22 +8,40 @@
 #   scripts/serve.sh                      the demo model on 127.0.0.1:50051
 #   scripts/serve.sh --model DIR          a checkpoint of your own
 #   scripts/serve.sh --port 0             any free port
+#   scripts/serve.sh --workers N          N expert workers (default 2)
+#   scripts/serve.sh --copies C           every expert on C workers (default
+#                                         1; 2: any one worker may die)
 #
 # Prints the gateway's address first, then a moe-cli command to paste.
-# Ctrl-C (or SIGTERM) stops every process; logs are in $BUILD_DIR/serve-logs.
+# Supervises the cluster: a worker that exits is started again at its
+# address (after 1 s, doubling up to 16 s while it keeps exiting, logged);
+# the router or the gateway exiting stops everything. Ctrl-C (or SIGTERM)
+# stops every process. Logs and each process's pid (NAME.pid: w0, ...,
+# router, gateway) are in $BUILD_DIR/serve-logs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 bin=$build/bin
 model=""
 port=50051
+num_workers=2
+copies=1
+usage="use --model DIR, --port N, --workers N, --copies C"
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
-    *) echo "serve: unknown argument $1 (use --model DIR, --port N)" >&2; exit 2 ;;
+    --workers) num_workers=$2; shift 2 ;;
+    --copies) copies=$2; shift 2 ;;
+    *) echo "serve: unknown argument $1 ($usage)" >&2; exit 2 ;;
   esac
 done
+if ! [[ $num_workers =~ ^[1-9][0-9]*$ && $copies =~ ^[1-9][0-9]*$ ]] ||
+    [ "$copies" -gt "$num_workers" ]; then
+  echo "serve: --workers and --copies are positive, copies at most workers" \
+    "(got --workers $num_workers --copies $copies)" >&2
+  exit 2
+fi
 
 "$root/scripts/install-deps.sh" >&2
 cmake -S "$root" -B "$build" -G Ninja >/dev/null
@@ -37,6 +55,7 @@ fi
 
 logs=$build/serve-logs
 mkdir -p "$logs"
+rm -f "$logs"/*.pid
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -61,29 +80,53 @@ await_address() {  # LOG PID
   return 1
 }
 
-# An uneven plan: w0 may hold 75% of the checkpoint's bytes, w1 40%.
+# Uneven budgets, as a fraction of the checkpoint's bytes: C copies of the
+# experts and a quarter more spread over the workers, w0 with half again as
+# much as each other (2 workers, 1 copy: w0 75%, w1 50%); none above 100%.
 bytes=$(du -cb "$model"/*.safetensors | awk 'END {print $1}')
-"$bin/moe-plan" --model "$model" \
-  --workers "w0=$((bytes * 75 / 100)),w1=$((bytes * 40 / 100))" \
+specs=""
+for ((i = 0; i < num_workers; i++)); do
+  percent=$(awk -v c="$copies" -v n="$num_workers" -v first=$((i == 0)) \
+    'BEGIN { p = 125 * c / (n + 0.5) * (first ? 1.5 : 1); print (p > 100 ? 100 : int(p)) }')
+  specs+="w$i=$((bytes * percent / 100)),"
+done
+"$bin/moe-plan" --model "$model" --workers "${specs%,}" --copies "$copies" \
   --out "$logs/plan.json" >"$logs/plan.txt"
 
-workers=""
-for id in w0 w1; do
+declare -A pid_of
+start_worker() {  # ID LISTEN
   "$bin/moe-expert-worker" --model "$model" --plan "$logs/plan.json" \
-    --worker-id "$id" --listen 127.0.0.1:0 >"$logs/$id.log" 2>&1 &
+    --worker-id "$1" --listen "$2" >>"$logs/$1.log" 2>&1 &
+  pid_of[$1]=$!
+  echo $! >"$logs/$1.pid"
   pids+=($!)
+}
+start_service() {  # NAME PROGRAM ARGS...: sets $address
+  local name=$1
+  shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pid_of[$name]=$!
+  echo $! >"$logs/$name.pid"
+  pids+=($!)
+  address=$(await_address "$logs/$name.log" "${pid_of[$name]}")
+}
+
+declare -A worker_address
+for ((i = 0; i < num_workers; i++)); do
+  : >"$logs/w$i.log"
+  start_worker "w$i" 127.0.0.1:0
 done
-for i in 0 1; do
-  workers+="w$i=$(await_address "$logs/w$i.log" "${pids[$i]}"),"
+workers=""
+for ((i = 0; i < num_workers; i++)); do
+  worker_address[w$i]=$(await_address "$logs/w$i.log" "${pid_of[w$i]}")
+  workers+="w$i=${worker_address[w$i]},"
 done
-"$bin/moe-router" --model "$model" --plan "$logs/plan.json" \
-  --workers "${workers%,}" --listen 127.0.0.1:0 >"$logs/router.log" 2>&1 &
-pids+=($!)
-router=$(await_address "$logs/router.log" "${pids[2]}")
-"$bin/moe-gateway" --model "$model" --routers "$router" \
-  --listen "127.0.0.1:$port" >"$logs/gateway.log" 2>&1 &
-pids+=($!)
-gateway=$(await_address "$logs/gateway.log" "${pids[3]}")
+start_service router "$bin/moe-router" --model "$model" --plan "$logs/plan.json" \
+  --workers "${workers%,}" --listen 127.0.0.1:0
+router=$address
+start_service gateway "$bin/moe-gateway" --model "$model" --routers "$router" \
+  --listen "127.0.0.1:$port"
+gateway=$address
 
 echo "$gateway"
 cat <<MESSAGE
@@ -94,8 +137,32 @@ plan: $logs/plan.txt; logs: $logs
 
 Ctrl-C stops the cluster.
 MESSAGE
-# Runs until a signal, or until one of the processes ends.
-status=0
-wait -n "${pids[@]}" || status=$?
-echo "serve: a process of the cluster exited ($status); stopping; logs in $logs" >&2
-exit 1
+
+# Supervises until a signal, or until the router or the gateway ends.
+declare -A backoff started
+while true; do
+  status=0
+  wait -n -p exited "${pids[@]}" || status=$?
+  name=""
+  for candidate in "${!pid_of[@]}"; do
+    [ "${pid_of[$candidate]}" = "$exited" ] && name=$candidate
+  done
+  remaining=()
+  for pid in "${pids[@]}"; do
+    [ "$pid" = "$exited" ] || remaining+=("$pid")
+  done
+  pids=("${remaining[@]}")
+  if [[ $name != w* ]]; then
+    echo "serve: $name exited ($status); stopping; logs in $logs" >&2
+    exit 1
+  fi
+  # A worker that served a minute before it exited starts over at 1 s.
+  if ((SECONDS - ${started[$name]:-0} >= 60)); then backoff[$name]=1; fi
+  delay=${backoff[$name]:-1}
+  echo "serve: $name exited ($status); starting it again at" \
+    "${worker_address[$name]} in ${delay}s" >&2
+  sleep "$delay"
+  backoff[$name]=$((delay < 16 ? delay * 2 : 16))
+  started[$name]=$SECONDS
+  start_worker "$name" "${worker_address[$name]}"
+done
