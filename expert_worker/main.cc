@@ -16,6 +16,7 @@
 #include "expert_worker/expert_store.h"
 #include "expert_worker/link_service.h"
 #include "expert_worker/worker_service.h"
+#include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
@@ -84,8 +85,13 @@ absl::Status Serve() {
   std::cerr << "worker " << worker_id << " on " << compute->device() << ": "
             << experts.size() << " experts, " << store->BytesHeld() << " bytes"
             << std::endl;
-  return moe::ServeUntilTerminated(
-      {&service, &links}, absl::GetFlag(FLAGS_listen), "moe-expert-worker");
+  // NOT_SERVING while it loads experts.
+  MOE_ASSIGN_OR_RETURN(
+      const moe::ServeOptions serve_options,
+      moe::ServeOptionsFromFlags([&service] { return !service.loading(); }));
+  return moe::ServeUntilTerminated({&service, &links},
+                                   absl::GetFlag(FLAGS_listen),
+                                   "moe-expert-worker", serve_options);
 }
 
 }  // namespace

@@ -55,7 +55,9 @@ grpc::ServerUnaryReactor* ExpertWorkerService::Describe(
 grpc::ServerUnaryReactor* ExpertWorkerService::LoadExperts(
     grpc::CallbackServerContext* context, const v1::ExpertSet* request,
     v1::WorkerDescription* reply) {
+  loading_.fetch_add(1);
   const absl::Status status = store_.Load(Keys(*request));
+  loading_.fetch_sub(1);
   if (status.ok()) FillDescription(reply);
   return FinishNow(context, status);
 }

@@ -1,6 +1,7 @@
 #ifndef MOE_EXPERT_WORKER_WORKER_SERVICE_H_
 #define MOE_EXPERT_WORKER_WORKER_SERVICE_H_
 
+#include <atomic>
 #include <string>
 
 #include "core/placement/placement_plan.h"
@@ -33,12 +34,16 @@ class ExpertWorkerService final : public v1::ExpertWorker::CallbackService {
                                     const v1::ComputeRequest* request,
                                     v1::ComputeResponse* reply) override;
 
+  // While a LoadExperts call runs (the worker reports NOT_SERVING).
+  bool loading() const { return loading_.load() > 0; }
+
  private:
   void FillDescription(v1::WorkerDescription* reply) const;
 
   const WorkerIdentity identity_;
   ExpertStore& store_;
   ComputeQueue& queue_;
+  std::atomic<int> loading_{0};
 };
 
 }  // namespace moe

@@ -19,6 +19,7 @@
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -65,8 +66,10 @@ absl::Status Serve() {
   moe::InferenceService service(config, DirectoryName(model),
                                 {*tokenizer, admission, pool, ids});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  MOE_ASSIGN_OR_RETURN(const moe::ServeOptions serve_options,
+                       moe::ServeOptionsFromFlags());
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
-                                   "moe-gateway");
+                                   "moe-gateway", serve_options);
 }
 
 }  // namespace

@@ -495,6 +495,16 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
   }
 }
 
+bool GrpcExpertDispatch::EveryExpertHeld() const {
+  for (const std::vector<int>& holders : plan_.holders) {
+    if (std::none_of(holders.begin(), holders.end(),
+                     [this](int holder) { return health_->up(holder); })) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
   std::vector<WorkerCallStats> stats;
   {

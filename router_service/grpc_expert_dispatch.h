@@ -98,6 +98,8 @@ class GrpcExpertDispatch : public ExpertDispatch {
                                         float* out) override;
 
   int placement_version() const { return plan_.version; }
+  // Whether every expert of the plan has a holder that is up.
+  bool EveryExpertHeld() const;
   std::vector<WorkerCallStats> Stats() const;
 
  private:

@@ -1,5 +1,6 @@
 // moe-router: attention, gating, the LM head and sampling for a batch of
 // requests, with the experts on expert workers (or in process).
+#include <atomic>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -13,6 +14,7 @@
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
 #include "router_service/router_rpc_service.h"
+#include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
@@ -45,10 +47,24 @@ absl::Status Serve() {
       std::unique_ptr<moe::ModelRunner> runner,
       moe::ModelRunnerFromFlags(*backend.weights, *backend.dispatch, pool));
   moe::BatchEngine engine(*runner, engine_options);
-  moe::RouterRpcService service(engine, runner->config(), backend.remote);
+  std::atomic<bool> draining{false};
+  moe::RouterRpcService service(engine, runner->config(), backend.remote,
+                                &draining);
+  // NOT_SERVING while some expert has no live holder. On SIGTERM it takes
+  // no new requests and ends once those it has are done.
+  moe::GrpcExpertDispatch* remote = backend.remote;
+  MOE_ASSIGN_OR_RETURN(moe::ServeOptions serve_options,
+                       moe::ServeOptionsFromFlags([remote] {
+                         return remote == nullptr || remote->EveryExpertHeld();
+                       }));
+  serve_options.draining = &draining;
+  serve_options.idle = [&engine] {
+    const moe::EngineStatus status = engine.Status();
+    return status.running == 0 && status.queued == 0;
+  };
   // Streams still open at the end get UNAVAILABLE when the engine stops.
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
-                                   "moe-router");
+                                   "moe-router", serve_options);
 }
 
 }  // namespace

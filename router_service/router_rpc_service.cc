@@ -159,6 +159,12 @@ constexpr char kGeneratedIdPrefix[] = "router-";
 grpc::ServerWriteReactor<v1::RouterGenerateResponse>*
 RouterRpcService::Generate(grpc::CallbackServerContext* context,
                            const v1::RouterGenerateRequest* request) {
+  if (draining_ != nullptr && draining_->load()) {
+    return new RejectedReactor(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        "moe-router is draining (SIGTERM): it finishes the requests it has "
+        "and takes no new ones"));
+  }
   std::string id = request->request_id();
   if (absl::StartsWith(id, kGeneratedIdPrefix)) {
     grpc::ServerWriteReactor<v1::RouterGenerateResponse>* reactor =

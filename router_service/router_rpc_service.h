@@ -15,10 +15,16 @@ namespace moe {
 // the call's deadline becomes the request's.
 class RouterRpcService final : public v1::Router::CallbackService {
  public:
-  // `remote` (may be null) reports the expert workers in GetStatus.
+  // `remote` (may be null) reports the expert workers in GetStatus. Once
+  // `draining` (may be null) is set, new Generate calls are refused with
+  // UNAVAILABLE; those running go on.
   RouterRpcService(BatchEngine& engine, const ModelConfig& config,
-                   const GrpcExpertDispatch* remote)
-      : engine_(engine), config_(config), remote_(remote) {}
+                   const GrpcExpertDispatch* remote,
+                   const std::atomic<bool>* draining = nullptr)
+      : engine_(engine),
+        config_(config),
+        remote_(remote),
+        draining_(draining) {}
 
   grpc::ServerWriteReactor<v1::RouterGenerateResponse>* Generate(
       grpc::CallbackServerContext* context,
@@ -34,6 +40,7 @@ class RouterRpcService final : public v1::Router::CallbackService {
   BatchEngine& engine_;
   const ModelConfig& config_;
   const GrpcExpertDispatch* remote_;
+  const std::atomic<bool>* const draining_;
   std::atomic<int64_t> next_id_{1};
 };
 

@@ -41,17 +41,19 @@ void WorkerHealth::MarkDown(int worker, const absl::Status& why) {
 
 void WorkerHealth::ProbeLoop() {
   std::unique_lock<std::mutex> lock(mutex_);
-  while (!stopping_) {
+  for (int round = 1; !stopping_; ++round) {
     wake_.wait_for(lock, absl::ToChronoMilliseconds(probe_interval_));
-    if (stopping_) return;
+    const bool probe_up = round % kUpProbeRounds == 0;
     for (size_t w = 0; w < names_.size() && !stopping_; ++w) {
-      if (up_[w].load(std::memory_order_acquire)) continue;
+      const bool up = up_[w].load(std::memory_order_acquire);
+      if (up && !probe_up) continue;
       // The probe is an RPC: not under the lock, which MarkDown's callers
       // never wait for but the destructor does.
       lock.unlock();
       const absl::Status probed = probe_(static_cast<int>(w));
+      if (up && !probed.ok()) MarkDown(static_cast<int>(w), probed);
       lock.lock();
-      if (!probed.ok()) continue;
+      if (up || !probed.ok()) continue;
       up_[w].store(true, std::memory_order_release);
       recoveries_[w].fetch_add(1, std::memory_order_relaxed);
       std::cerr << "moe-router: " << names_[w] << " is back" << std::endl;

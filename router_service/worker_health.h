@@ -16,11 +16,15 @@
 namespace moe {
 
 // Which expert workers the router may send rows to. A worker is up until a
-// call to it fails; then it is down, and a prober thread asks it again every
-// `probe_interval` (`probe`: OK once it serves the plan again) until it is
-// back. Transitions are logged to stderr with the worker's name.
+// call to it fails or a probe finds it not serving; then it is down, and a
+// prober thread asks it again every `probe_interval` (`probe`: OK once it
+// serves the plan again) until it is back. Workers that are up are probed
+// every kUpProbeRounds intervals, so one that died while idle is noticed
+// too. Transitions are logged to stderr with the worker's name.
 class WorkerHealth {
  public:
+  static constexpr int kUpProbeRounds = 5;
+
   // probe(worker): OK when the worker answers and serves what the router
   // expects of it.
   WorkerHealth(std::vector<std::string> names,

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/util/termination_signal.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -15,7 +16,8 @@ namespace moe {
 
 absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
                                   const std::string& listen,
-                                  const std::string& name) {
+                                  const std::string& name,
+                                  const ServeOptions& options) {
   constexpr int kMaxMessageBytes = 256 << 20;
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -34,10 +36,31 @@ absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", listen, " (address in use or not local?)"));
   }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  bool serving = true;
+  auto report = [&](bool now) {
+    if (now == serving) return;
+    serving = now;
+    health->SetServingStatus(now);
+    std::cerr << name << ": " << (now ? "SERVING" : "NOT_SERVING") << std::endl;
+  };
+  if (options.serving) report(options.serving());
   std::cout << name << " listening on " << listen.substr(0, colon) << ":"
             << port << std::endl;
-  WaitForTerminationSignal();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  while (WaitForTerminationSignalFor(100) == 0) {
+    if (options.serving) report(options.serving());
+  }
+  report(false);
+  std::cerr << name << ": draining, up to "
+            << absl::FormatDuration(options.drain_timeout) << std::endl;
+  const absl::Time give_up = absl::Now() + options.drain_timeout;
+  if (options.draining != nullptr) options.draining->store(true);
+  if (options.idle) {
+    while (!options.idle() && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  server->Shutdown(absl::ToChronoTime(give_up));
   return absl::OkStatus();
 }
 

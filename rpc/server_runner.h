@@ -1,24 +1,45 @@
 #ifndef MOE_RPC_SERVER_RUNNER_H_
 #define MOE_RPC_SERVER_RUNNER_H_
 
+#include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpcpp/impl/codegen/service_type.h"
 
 namespace moe {
 
+struct ServeOptions {
+  // Whether the service can do its work now (polled every 100 ms); the
+  // standard grpc.health.v1 service reports SERVING or NOT_SERVING by it.
+  // Null: always.
+  std::function<bool()> serving;
+  // After SIGINT or SIGTERM: the work in flight gets this long to end.
+  absl::Duration drain_timeout = absl::Seconds(10);
+  // Set on SIGINT or SIGTERM, for a service that refuses new work itself
+  // while it drains (and still answers health and status calls); then
+  // `idle` says when its work in flight has ended. Without `idle`, the
+  // server stops taking calls at once.
+  std::atomic<bool>* draining = nullptr;
+  std::function<bool()> idle;
+};
+
 // Serves `services` on `listen` (host:port, insecure: the cluster runs on a
 // private network; port 0 picks a free one), with the standard
-// grpc.health.v1 service reporting SERVING, until SIGINT or SIGTERM (which
-// the caller has blocked, see termination_signal.h); calls still open then
-// get two seconds to end. Once serving it prints "<name> listening on
-// HOST:PORT" on stdout: scripts and tests that start the process with port 0
-// read the address from it. Fails when the address cannot be bound.
+// grpc.health.v1 service, until SIGINT or SIGTERM (which the caller has
+// blocked, see termination_signal.h). Then health says NOT_SERVING, and the
+// work in flight gets `drain_timeout` to end (see `draining`) before the
+// server stops.
+// Once serving it prints "<name> listening on HOST:PORT" on stdout: scripts
+// and tests that start the process with port 0 read the address from it.
+// Fails when the address cannot be bound.
 absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
                                   const std::string& listen,
-                                  const std::string& name);
+                                  const std::string& name,
+                                  const ServeOptions& options = {});
 
 }  // namespace moe
 

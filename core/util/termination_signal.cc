@@ -21,6 +21,14 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+int WaitForTerminationSignalFor(int milliseconds) {
+  const sigset_t set = TerminationSignals();
+  const timespec timeout = {milliseconds / 1000,
+                            (milliseconds % 1000) * 1000000L};
+  const int signal = sigtimedwait(&set, nullptr, &timeout);
+  return signal > 0 ? signal : 0;
+}
+
 int WaitForTerminationSignal() {
   const sigset_t set = TerminationSignals();
   int signal = 0;

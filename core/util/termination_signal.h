@@ -11,6 +11,9 @@ void BlockTerminationSignals();
 // Returns the signal number once SIGINT or SIGTERM arrives.
 int WaitForTerminationSignal();
 
+// The same, giving up after `milliseconds`: 0 when no signal came.
+int WaitForTerminationSignalFor(int milliseconds);
+
 }  // namespace moe
 
 #endif  // MOE_CORE_UTIL_TERMINATION_SIGNAL_H_

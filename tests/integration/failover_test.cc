@@ -5,6 +5,7 @@
 // expert with no live holder fails its requests. Real processes on
 // 127.0.0.1.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "engine/local_expert_dispatch.h"
 #include "gtest/gtest.h"
 #include "tests/support/expect_has_substr.h"
+#include "tests/support/raw_grpc.h"
 #include "tests/support/test_cluster.h"
 
 namespace moe::testing {
@@ -154,6 +156,62 @@ TEST_P(FailoverTest, AnExpertWithNoLiveHolderFailsNamingItAndTheWorkers) {
   EXPECT_HAS_SUBSTR(result.status.error_message(), "has no live holder");
   EXPECT_HAS_SUBSTR(result.status.error_message(), "tried w");
   EXPECT_LT(result.elapsed, absl::Seconds(10));
+}
+
+// Polls the router's grpc.health.v1 status for up to 10 s until it is
+// `wanted`; returns the last one seen.
+std::string AwaitHealth(const std::string& address, const std::string& wanted) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  std::string status = HealthStatus(address);
+  while (status != wanted && absl::Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = HealthStatus(address);
+  }
+  return status;
+}
+
+// The router is SERVING while every expert has a live holder, also when no
+// request is running to find a dead worker, and NOT_SERVING otherwise.
+TEST_P(FailoverTest, RouterHealthFollowsWhetherEveryExpertIsHeld) {
+  EXPECT_EQ(HealthStatus(cluster_.router_address), "SERVING");
+  cluster_.workers[0]->Signal(SIGKILL);
+  cluster_.workers[0]->Wait();
+  // Found down by its probe; the other copies hold every expert.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!Status(*stub_).workers(0).down() && absl::Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(Status(*stub_).workers(0).down());
+  EXPECT_EQ(HealthStatus(cluster_.router_address), "SERVING");
+  cluster_.workers[1]->Signal(SIGKILL);
+  cluster_.workers[1]->Wait();
+  EXPECT_EQ(AwaitHealth(cluster_.router_address, "NOT_SERVING"), "NOT_SERVING");
+  for (int w : {0, 1}) {
+    cluster_.workers[w] = StartWorker(cluster_, cluster_.plan.workers[w].id,
+                                      cluster_.worker_addresses[w]);
+    ASSERT_TRUE(cluster_.workers[w]->AwaitAddress(kStartTimeout).ok());
+  }
+  EXPECT_EQ(AwaitHealth(cluster_.router_address, "SERVING"), "SERVING");
+}
+
+// SIGTERM: the router says NOT_SERVING, refuses new streams, lets the one
+// running finish, then exits.
+TEST_P(FailoverTest, SigtermLetsTheRunningStreamFinish) {
+  v1::RouterGenerateRequest request = Request(1);
+  request.set_max_tokens(120);
+  std::string health_while_draining;
+  const StreamResult result =
+      RunGenerate(*stub_, request, absl::Seconds(60), [&] {
+        cluster_.router->Signal(SIGTERM);
+        health_while_draining =
+            AwaitHealth(cluster_.router_address, "NOT_SERVING");
+      });
+  EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.tokens.size(), 120u);
+  EXPECT_EQ(health_while_draining, "NOT_SERVING");
+  const int exit_status = cluster_.router->Wait();
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
+      << exit_status;
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/expect_has_substr.h"
+#include "tests/support/raw_grpc.h"
 #include "tests/support/test_models.h"
 
 namespace moe {
@@ -115,30 +116,6 @@ v1::GenerateRequest Greedy(const std::string& text, int max_tokens) {
   v1::GenerateRequest request = TextRequest(text, max_tokens);
   request.set_temperature(0);
   return request;
-}
-
-// A unary call by method name with raw bytes, for the services whose protos
-// this build does not generate (health, reflection).
-grpc::Status RawUnaryCall(const std::string& address, const std::string& method,
-                          const std::string& request_bytes,
-                          std::string& response_bytes) {
-  grpc::GenericStub stub(Channel(address));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
-  grpc::Slice slice(request_bytes);
-  grpc::ByteBuffer request(&slice, 1), response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
-                 [&](grpc::Status status) { done.set_value(status); });
-  const grpc::Status status = done.get_future().get();
-  std::vector<grpc::Slice> slices;
-  if (status.ok() && response.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) {
-      response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
-  return status;
 }
 
 // One request and one response on a bidirectional stream, by method name.
@@ -522,12 +499,7 @@ TEST_F(GatewayTest, ModelInfoHealthAndReflection) {
                                  info.eos_token_ids().end()),
             std::vector<int32_t>{2});
 
-  // grpc.health.v1.HealthCheckResponse{status: SERVING} is 08 01.
-  std::string health;
-  ASSERT_TRUE(RawUnaryCall(gateway_->address, "/grpc.health.v1.Health/Check",
-                           "", health)
-                  .ok());
-  EXPECT_EQ(health, std::string("\x08\x01", 2));
+  EXPECT_EQ(testing::HealthStatus(gateway_->address), "SERVING");
 
   // ServerReflectionRequest{list_services: ""} is 3a 00; the answer lists
   // the services by name.
