@@ -156,6 +156,30 @@ constexpr char kGeneratedIdPrefix[] = "router-";
 
 }  // namespace
 
+RouterRpcService::RouterRpcService(BatchEngine& engine,
+                                   const ModelConfig& config,
+                                   const GrpcExpertDispatch* remote,
+                                   const std::atomic<bool>* draining)
+    : engine_(engine),
+      config_(config),
+      remote_(remote),
+      draining_(draining),
+      load_recorder_(
+          load_,
+          [this] {
+            LoadCounts counts;
+            counts.routed_tokens = engine_.Status().routed_counts;
+            if (remote_ == nullptr) return counts;
+            for (const WorkerCallStats& stats : remote_->Stats()) {
+              counts.workers.push_back({stats.id, stats.calls, stats.rows_sent,
+                                        stats.total_worker_compute_us / 1e6,
+                                        stats.total_worker_wait_us / 1e6,
+                                        stats.total_round_trip_us / 1e6});
+            }
+            return counts;
+          },
+          absl::Seconds(1)) {}
+
 grpc::ServerWriteReactor<v1::RouterGenerateResponse>*
 RouterRpcService::Generate(grpc::CallbackServerContext* context,
                            const v1::RouterGenerateRequest* request) {
@@ -241,6 +265,42 @@ grpc::ServerUnaryReactor* RouterRpcService::GetStatus(
     }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RouterRpcService::GetLoad(
+    grpc::CallbackServerContext* context, const v1::LoadRequest* request,
+    v1::LoadReport* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->window_seconds() < 0) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("window_seconds must be >= 0, got ",
+                                  request->window_seconds())));
+    return reactor;
+  }
+  const absl::Duration window = request->window_seconds() == 0
+                                    ? absl::Seconds(60)
+                                    : absl::Seconds(request->window_seconds());
+  LoadWindow::Load load = load_.Over(window);
+  // Before the second sample: nothing counted yet.
+  load.counts.routed_tokens.resize(
+      static_cast<size_t>(config_.num_layers) * config_.num_experts, 0);
+  reply->set_window_seconds(absl::ToDoubleSeconds(load.span));
+  reply->set_num_layers(config_.num_layers);
+  reply->set_num_experts(config_.num_experts);
+  reply->mutable_routed_tokens()->Add(load.counts.routed_tokens.begin(),
+                                      load.counts.routed_tokens.end());
+  for (const LoadCounts::Worker& counts : load.counts.workers) {
+    v1::WorkerLoad* worker = reply->add_workers();
+    worker->set_worker_id(counts.id);
+    worker->set_calls(counts.calls);
+    worker->set_rows(counts.rows);
+    worker->set_compute_seconds(counts.compute_seconds);
+    worker->set_queue_seconds(counts.queue_seconds);
+    worker->set_round_trip_seconds(counts.round_trip_seconds);
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -7,6 +7,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "router_service/batch_engine.h"
 #include "router_service/grpc_expert_dispatch.h"
+#include "router_service/load_window.h"
 
 namespace moe {
 
@@ -20,11 +21,7 @@ class RouterRpcService final : public v1::Router::CallbackService {
   // UNAVAILABLE; those running go on.
   RouterRpcService(BatchEngine& engine, const ModelConfig& config,
                    const GrpcExpertDispatch* remote,
-                   const std::atomic<bool>* draining = nullptr)
-      : engine_(engine),
-        config_(config),
-        remote_(remote),
-        draining_(draining) {}
+                   const std::atomic<bool>* draining = nullptr);
 
   grpc::ServerWriteReactor<v1::RouterGenerateResponse>* Generate(
       grpc::CallbackServerContext* context,
@@ -35,6 +32,9 @@ class RouterRpcService final : public v1::Router::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::RouterStatusRequest* request,
                                       v1::RouterStatus* reply) override;
+  grpc::ServerUnaryReactor* GetLoad(grpc::CallbackServerContext* context,
+                                    const v1::LoadRequest* request,
+                                    v1::LoadReport* reply) override;
 
  private:
   BatchEngine& engine_;
@@ -42,6 +42,8 @@ class RouterRpcService final : public v1::Router::CallbackService {
   const GrpcExpertDispatch* remote_;
   const std::atomic<bool>* const draining_;
   std::atomic<int64_t> next_id_{1};
+  LoadWindow load_{absl::Minutes(10)};
+  LoadRecorder load_recorder_;  // last: it reads the members above
 };
 
 }  // namespace moe

@@ -36,7 +36,7 @@ ALLOWED = {
 }
 SERVICES = ["router_service", "expert_worker", "gateway", "sdk"]
 LOWER = list(ALLOWED)
-TOOLS = ["tools/moe_bench", "tools/moe_generate", "tools/moe_make_model",
+TOOLS = ["tools/moe_admin", "tools/moe_bench", "tools/moe_generate", "tools/moe_make_model",
          "tools/moe_plan", "tools/moe_quantize", "tools/moe_upcycle"]
 for tool in TOOLS:
     ALLOWED[tool] = LOWER

@@ -131,7 +131,10 @@ int64_t ExpertWeightBytes(const ModelConfig& config) {
 absl::StatusOr<std::vector<double>> ReadLoadMatrix(const std::string& path,
                                                    int num_layers,
                                                    int num_experts) {
-  MOE_ASSIGN_OR_RETURN(const nlohmann::json json, ReadJsonFile(path));
+  MOE_ASSIGN_OR_RETURN(const nlohmann::json file, ReadJsonFile(path));
+  // moe-admin load's report holds the matrix under "load".
+  const nlohmann::json& json =
+      file.is_object() && file.contains("load") ? file["load"] : file;
   if (!json.is_array() || static_cast<int>(json.size()) != num_layers) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": expected a list of ", num_layers, " rows (one per layer) of ",

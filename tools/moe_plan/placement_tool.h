@@ -34,7 +34,8 @@ absl::StatusOr<std::vector<WorkerSpec>> ParseWorkerSpecs(
 // released).
 int64_t ExpertWeightBytes(const ModelConfig& config);
 
-// Reads a JSON [layers][experts] list of routed token counts, row-major.
+// Reads a JSON [layers][experts] list of routed token counts, row-major, or
+// moe-admin load's report, which holds it under "load".
 absl::StatusOr<std::vector<double>> ReadLoadMatrix(const std::string& path,
                                                    int num_layers,
                                                    int num_experts);

@@ -1,0 +1,129 @@
+// moe-admin against a router and two expert workers as real processes on
+// 127.0.0.1: status lists the workers, load exports the routed tokens of
+// the window in the form moe-plan --load reads, and errors are named.
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/placement/placement_planner.h"
+#include "core/util/subprocess.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/expect_has_substr.h"
+#include "tests/support/test_cluster.h"
+
+namespace moe::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PlannerInput input;
+    input.model = spec_.Name();
+    input.num_layers = spec_.layers;
+    input.num_experts = spec_.experts;
+    input.expert_bytes = int64_t{3} * spec_.hidden * spec_.intermediate * 2;
+    input.workers = {{"w0", 10 * input.expert_bytes, 1.0},
+                     {"w1", 10 * input.expert_bytes, 1.0}};
+    absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    StartCluster(spec_, *plan, {}, cluster_);
+  }
+
+  // moe-admin with `args`; its exit status, and its output in `output`.
+  absl::Status Admin(const std::vector<std::string>& args,
+                     std::string& output) {
+    std::vector<std::string> command = {SiblingBinary("moe-admin")};
+    command.insert(command.end(), args.begin(), args.end());
+    const std::string log = LogPrefix("moe-admin.log");
+    const absl::Status status = RunProgram(command, log);
+    output = ReadFile(log);
+    return status;
+  }
+
+  const TestModelSpec spec_{.layers = 2};
+  Cluster cluster_;
+};
+
+TEST_F(AdminTest, LoadExportsTheWindowAsMoePlanReadsIt) {
+  auto stub = RouterStub(cluster_);
+  int64_t rows = 0;
+  for (int r = 0; r < 4; ++r) {
+    const StreamResult result =
+        RunGenerate(*stub, GreedyRequest(Prompt(5 + r, r), 6));
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    // Every prompt token and every token fed back passes every layer.
+    rows += 5 + r + static_cast<int64_t>(result.tokens.size()) - 1;
+  }
+  const int64_t expected = rows * spec_.layers * 2;  // top-2
+  const std::string out = LogPrefix("load.json");
+  const std::string router = absl::StrCat("--router=", cluster_.router_address);
+  nlohmann::json load;
+  int64_t routed = -1;
+  // The router samples its counters every second.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (routed != expected && absl::Now() < give_up) {
+    std::string output;
+    const absl::Status status =
+        Admin({router, "load", "--window-s=600", "--out", out}, output);
+    ASSERT_TRUE(status.ok()) << status << "\n" << output;
+    load = nlohmann::json::parse(ReadFile(out));
+    routed = 0;
+    for (const auto& row : load["load"]) {
+      for (const auto& count : row) routed += count.get<int64_t>();
+    }
+    if (routed != expected) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  EXPECT_EQ(routed, expected);
+  ASSERT_EQ(load["load"].size(), size_t(spec_.layers));
+  EXPECT_EQ(load["load"][0].size(), size_t(spec_.experts));
+  EXPECT_GT(load["window_seconds"].get<double>(), 0);
+  ASSERT_EQ(load["workers"].size(), 2u);
+  for (const auto& worker : load["workers"]) {
+    EXPECT_GT(worker["rows"].get<int64_t>(), 0) << worker.dump();
+    EXPECT_GT(worker["calls"].get<int64_t>(), 0) << worker.dump();
+  }
+
+  // moe-plan plans from it as it stands.
+  const std::string plan_log = LogPrefix("moe-plan.log");
+  const absl::Status replanned =
+      RunProgram({SiblingBinary("moe-plan"), "--model", cluster_.model_dir,
+                  "--workers", "w0=1GiB,w1=1GiB", "--load", out},
+                 plan_log);
+  EXPECT_TRUE(replanned.ok()) << replanned;
+  EXPECT_HAS_SUBSTR(ReadFile(plan_log), "given load");
+}
+
+TEST_F(AdminTest, StatusListsTheWorkersAndErrorsAreNamed) {
+  std::string output;
+  const std::string router = absl::StrCat("--router=", cluster_.router_address);
+  ASSERT_TRUE(Admin({router, "status"}, output).ok()) << output;
+  EXPECT_HAS_SUBSTR(output, "plan version: 1");
+  for (const char* worker : {"w0", "w1"}) {
+    EXPECT_HAS_SUBSTR(output, absl::StrCat(worker, " "));
+  }
+  EXPECT_HAS_SUBSTR(output, " up ");
+
+  EXPECT_FALSE(Admin({"status"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "--router HOST:PORT is needed");
+  EXPECT_FALSE(Admin({router, "rebalance"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "expected the command status or load");
+  EXPECT_FALSE(Admin({router, "load", "--window-s=-1"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "window_seconds must be >= 0");
+  EXPECT_FALSE(Admin({"--router=127.0.0.1:1", "status"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "UNAVAILABLE");
+}
+
+}  // namespace
+}  // namespace moe::testing
