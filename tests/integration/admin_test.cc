@@ -1,13 +1,11 @@
 // moe-admin against a router and two expert workers as real processes on
 // 127.0.0.1: status lists the workers, load exports the routed tokens of
 // the window in the form moe-plan --load reads, and errors are named.
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/placement/placement_planner.h"
+#include "core/util/file_util.h"
 #include "core/util/subprocess.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -18,25 +16,15 @@ namespace moe::testing {
 namespace {
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  EXPECT_TRUE(text.ok()) << text.status();
+  return text.ok() ? *text : "";
 }
 
 class AdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    PlannerInput input;
-    input.model = spec_.Name();
-    input.num_layers = spec_.layers;
-    input.num_experts = spec_.experts;
-    input.expert_bytes = int64_t{3} * spec_.hidden * spec_.intermediate * 2;
-    input.workers = {{"w0", 10 * input.expert_bytes, 1.0},
-                     {"w1", 10 * input.expert_bytes, 1.0}};
-    absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
-    ASSERT_TRUE(plan.ok()) << plan.status();
-    StartCluster(spec_, *plan, {}, cluster_);
+    StartCluster(spec_, PlanWithSlots(spec_, {10, 10}), {}, cluster_);
   }
 
   // moe-admin with `args`; its exit status, and its output in `output`.

@@ -41,6 +41,7 @@ using testing::Cluster;
 using testing::GreedyRequest;
 using testing::kStartTimeout;
 using testing::LogPrefix;
+using testing::PlanWithSlots;
 using testing::Prompt;
 using testing::RouterStub;
 using testing::RunGenerate;
@@ -65,18 +66,7 @@ TestModelSpec Fp8Spec(Architecture architecture) {
 // Three workers with room for 12, 8 and 5 experts of the model's 24: the
 // small one shares its machine with the router.
 PlacementPlan UnevenPlan(const TestModelSpec& spec) {
-  PlannerInput input;
-  input.model = spec.Name();
-  input.version = 3;
-  input.num_layers = spec.layers;
-  input.num_experts = spec.experts;
-  input.expert_bytes = int64_t{3} * spec.hidden * spec.intermediate;
-  input.workers = {{"w0", 12 * input.expert_bytes, 1.0},
-                   {"w1", 8 * input.expert_bytes, 1.0},
-                   {"w2", 5 * input.expert_bytes, 1.0}};
-  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
-  EXPECT_TRUE(plan.ok()) << plan.status();
-  return *plan;
+  return PlanWithSlots(spec, {12, 8, 5}, /*copies=*/1, /*version=*/3);
 }
 
 // A long greedy generation during which worker `index` is killed, once the

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "core/placement/placement_planner.h"
 #include "core/util/thread_pool.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/generation.h"
@@ -22,22 +21,6 @@
 
 namespace moe::testing {
 namespace {
-
-// Two copies of each of the 16 experts in room for 36.
-PlacementPlan TwoCopyPlan(const TestModelSpec& spec) {
-  PlannerInput input;
-  input.model = spec.Name();
-  input.num_layers = spec.layers;
-  input.num_experts = spec.experts;
-  input.expert_bytes = int64_t{3} * spec.hidden * spec.intermediate * 2;
-  input.workers = {{"w0", 12 * input.expert_bytes, 1.0},
-                   {"w1", 12 * input.expert_bytes, 1.0},
-                   {"w2", 12 * input.expert_bytes, 1.0}};
-  input.copies = 2;
-  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
-  EXPECT_TRUE(plan.ok()) << plan.status();
-  return *plan;
-}
 
 v1::RouterStatus Status(v1::Router::Stub& stub) {
   grpc::ClientContext context;
@@ -52,7 +35,7 @@ class FailoverTest : public ::testing::TestWithParam<std::string> {
   static constexpr int kTokens = 48;
 
   void SetUp() override {
-    StartCluster(spec_, TwoCopyPlan(spec_),
+    StartCluster(spec_, PlanWithSlots(spec_, {12, 12, 12}, /*copies=*/2),
                  {"--worker-timeout-ms", "2000", "--activation-link",
                   GetParam(), "--max-batch", "16"},
                  cluster_);

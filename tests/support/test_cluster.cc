@@ -5,9 +5,30 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/placement/placement_planner.h"
 #include "gtest/gtest.h"
 
 namespace moe::testing {
+
+PlacementPlan PlanWithSlots(const TestModelSpec& spec,
+                            const std::vector<int>& slots, int copies,
+                            int version) {
+  PlannerInput input;
+  input.model = spec.Name();
+  input.version = version;
+  input.num_layers = spec.layers;
+  input.num_experts = spec.experts;
+  input.expert_bytes = int64_t{3} * spec.hidden * spec.intermediate *
+                       (spec.format == WeightFormat::kFp8 ? 1 : 2);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    input.workers.push_back(
+        {absl::StrCat("w", i), slots[i] * input.expert_bytes, 1.0});
+  }
+  input.copies = copies;
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan.ok() ? *plan : PlacementPlan();
+}
 
 std::string LogPrefix(const std::string& name) {
   std::string test =

@@ -48,6 +48,12 @@ struct Cluster {
   }
 };
 
+// A plan (version `version`) for the spec's model on workers w0, w1, ...
+// with room for slots[i] experts each and every expert on `copies` of them.
+PlacementPlan PlanWithSlots(const TestModelSpec& spec,
+                            const std::vector<int>& slots, int copies = 1,
+                            int version = 1);
+
 // Per test and process, e.g. /tmp/cluster_CancelEndsTheRequest_mixtral_w0.
 std::string LogPrefix(const std::string& name);
 
