@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A soak of the elastic expert tier (not run in CI): scripts/serve.sh with
+# --workers 3 --copies 2 on 127.0.0.1, moe-bench at a fixed concurrency for
+# DURATION seconds, and every INTERVAL seconds one worker killed with -9 in
+# turn (serve.sh starts it again). Prints moe-bench's table, the kills and
+# restarts, the worst inter-token gaps (a stream whose rows a killed worker
+# owed waits for the failover), and the router's RSS growth from the first
+# kill on. Exits 1 when a request failed or the router's RSS grew by 10% or
+# more.
+#
+#   scripts/soak-failover.sh [--model DIR] [--duration 300] [--interval 30]
+#       [--concurrency 64] [--output-tokens 64] [--out DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+bin=$build/bin
+logs=$build/serve-logs
+model=""
+duration=300
+interval=30
+concurrency=64
+output_tokens=64
+out=$(mktemp -d)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --interval) interval=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --output-tokens) output_tokens=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "soak-failover: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+
+serve_args=(--port 0 --workers 3 --copies 2)
+[ -n "$model" ] && serve_args+=(--model "$model")
+"$root/scripts/serve.sh" "${serve_args[@]}" >"$out/serve.out" 2>"$out/serve.err" &
+serve_pid=$!
+trap 'kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null' EXIT
+for _ in $(seq 1200); do
+  grep -q "Ctrl-C" "$out/serve.out" 2>/dev/null && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$out/serve.err" >&2; exit 1; }
+  sleep 0.5
+done
+address=$(head -1 "$out/serve.out")
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$logs/router.pid")/status"; }
+
+"$bin/moe-bench" --address "$address" --concurrency "$concurrency" \
+  --duration "$duration" --output-tokens "$output_tokens" \
+  --prompt-tokens uniform:16:48 --warmup 4 --json "$out/bench.json" \
+  >"$out/bench.txt" 2>"$out/bench.err" &
+bench_pid=$!
+# The router's RSS is taken at the first kill, after one interval of load:
+# by then its KV cache and buffers have grown to their working size.
+rss_start=""
+kills=0
+next=$((SECONDS + interval))
+while kill -0 "$bench_pid" 2>/dev/null; do
+  if ((SECONDS >= next)); then
+    [ -n "$rss_start" ] || rss_start=$(rss)
+    worker=w$((kills % 3))
+    kill -KILL "$(cat "$logs/$worker.pid")" 2>/dev/null || true
+    echo "$(date +%T) killed $worker" >>"$out/kills.log"
+    kills=$((kills + 1))
+    next=$((SECONDS + interval))
+  fi
+  sleep 0.2
+done
+wait "$bench_pid" || true
+rss_end=$(rss)
+
+cat "$out/bench.txt"
+restarts=$(grep -c "starting it again" "$out/serve.err" || true)
+echo "kills: $kills, restarts by serve.sh: $restarts (log: $out/kills.log)"
+python3 - "$out/bench.json" "$rss_start" "$rss_end" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+start, end = int(sys.argv[2]), int(sys.argv[3])
+itl = report["itl_ms"]
+print(f"requests: {report['completed']} completed, {report['failed']} failed "
+      f"{report['errors'] or ''}")
+print(f"inter-token ms: p50 {itl['p50']:.1f}, p99 {itl['p99']:.1f}, "
+      f"max {itl['max']:.1f}")
+print(f"router RSS: {start / 1024:.1f} MiB -> {end / 1024:.1f} MiB "
+      f"({100.0 * (end - start) / start:+.1f}%)")
+sys.exit(1 if report["failed"] or end >= start * 1.1 else 0)
+PY
