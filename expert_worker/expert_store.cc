@@ -23,10 +23,10 @@ void Touch(const LinearWeight& w) {
 
 absl::StatusOr<std::unique_ptr<ExpertStore>> ExpertStore::Open(
     const std::string& model_dir, const std::set<ExpertKey>& experts,
-    ExpertCompute& compute) {
+    ExpertCompute& compute, int64_t memory_budget_bytes) {
   MOE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
-  auto store =
-      std::unique_ptr<ExpertStore>(new ExpertStore(model_dir, config, compute));
+  auto store = std::unique_ptr<ExpertStore>(
+      new ExpertStore(model_dir, config, compute, memory_budget_bytes));
   MOE_RETURN_IF_ERROR(
       store->CheckKeys(std::vector<ExpertKey>(experts.begin(), experts.end())));
   MOE_RETURN_IF_ERROR(store->Replace(experts));
@@ -76,6 +76,18 @@ absl::Status ExpertStore::Replace(std::set<ExpertKey> experts) {
   };
   MOE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelWeights> weights,
                        ModelWeights::Load(model_dir_, selection));
+  // Mapped, not read yet: a set over the budget costs no memory.
+  int64_t bytes = 0;
+  for (const auto& [layer, expert] : experts) {
+    const ExpertWeights& w = weights->layers()[layer].experts[expert];
+    bytes += WeightBytes(w.w1) + WeightBytes(w.w3) + WeightBytes(w.w2);
+  }
+  if (memory_budget_bytes_ > 0 && bytes > memory_budget_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        experts.size(), " experts hold ", bytes,
+        " bytes of weights, over this worker's budget of ",
+        memory_budget_bytes_, " bytes by ", bytes - memory_budget_bytes_));
+  }
   for (const auto& [layer, expert] : experts) {
     const ExpertWeights& w = weights->layers()[layer].experts[expert];
     Touch(w.w1);

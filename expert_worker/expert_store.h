@@ -21,9 +21,11 @@ namespace moe {
 // stays. A compute that started keeps the set it took.
 class ExpertStore {
  public:
+  // `memory_budget_bytes` bounds the weight bytes held (0: no bound): a set
+  // above it is refused with RESOURCE_EXHAUSTED before any of it is read.
   static absl::StatusOr<std::unique_ptr<ExpertStore>> Open(
       const std::string& model_dir, const std::set<ExpertKey>& experts,
-      ExpertCompute& compute);
+      ExpertCompute& compute, int64_t memory_budget_bytes = 0);
 
   const ModelConfig& config() const { return config_; }
   // Where the experts are computed.
@@ -39,12 +41,15 @@ class ExpertStore {
   std::vector<ExpertKey> Held() const;
   // Weight bytes of the experts held (FP8 weights count one byte each).
   int64_t BytesHeld() const;
+  int64_t memory_budget_bytes() const { return memory_budget_bytes_; }
 
  private:
-  ExpertStore(std::string model_dir, ModelConfig config, ExpertCompute& compute)
+  ExpertStore(std::string model_dir, ModelConfig config, ExpertCompute& compute,
+              int64_t memory_budget_bytes)
       : model_dir_(std::move(model_dir)),
         config_(std::move(config)),
-        compute_(compute) {}
+        compute_(compute),
+        memory_budget_bytes_(memory_budget_bytes) {}
 
   absl::Status CheckKeys(const std::vector<ExpertKey>& experts) const;
   // Maps `experts` and reads them once, so they are resident before the
@@ -54,6 +59,7 @@ class ExpertStore {
   const std::string model_dir_;
   const ModelConfig config_;
   ExpertCompute& compute_;
+  const int64_t memory_budget_bytes_;
   mutable std::mutex mutex_;
   std::mutex update_mutex_;  // one Load/Unload at a time
   std::set<ExpertKey> held_;

@@ -71,8 +71,10 @@ absl::Status Serve() {
         compute, moe::NewGpuExpertCompute(absl::GetFlag(FLAGS_device), config,
                                           precision == "fp8"));
   }
-  MOE_ASSIGN_OR_RETURN(std::unique_ptr<moe::ExpertStore> store,
-                       moe::ExpertStore::Open(model, experts, *compute));
+  MOE_ASSIGN_OR_RETURN(
+      std::unique_ptr<moe::ExpertStore> store,
+      moe::ExpertStore::Open(model, experts, *compute,
+                             plan.workers[index].memory_bytes));
   moe::ComputeQueue queue(*store, absl::GetFlag(FLAGS_queue_capacity));
   moe::WorkerIdentity identity{worker_id, compute->device(),
                                plan.workers[index].memory_bytes, plan.version,
