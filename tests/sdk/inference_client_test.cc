@@ -205,9 +205,15 @@ TEST_F(ClientTest, RetriesStopBeforeTheDeadline) {
   call.timeout = absl::Milliseconds(300);
   const absl::Time start = absl::Now();
   absl::StatusOr<Completion> completion = client.GenerateText("Hi", {}, call);
-  EXPECT_EQ(completion.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(300));
+  // It stops when the next backoff would pass the deadline and reports the
+  // last UNAVAILABLE; an attempt started past the deadline would end with
+  // DEADLINE_EXCEEDED instead. The time bound only rules out a hang: a busy
+  // machine may take a little past the 300 ms.
+  EXPECT_EQ(completion.status().code(), absl::StatusCode::kUnavailable)
+      << completion.status();
   EXPECT_GT(fake_.calls, 2);
+  EXPECT_LT(fake_.calls, 1000);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 TEST_F(ClientTest, NeverRetriesAfterATokenWasDelivered) {
