@@ -27,7 +27,8 @@ else
   failed=$((failed + 1)); echo "FAIL: the bundle's spm_train does not run"
 fi
 
-# Whole: every part has a verdict, within the limit.
+# Whole: every part has a verdict, within the limit (bash counts whole
+# seconds, so the script's and this test's clocks may each be a second off).
 began=$SECONDS
 LIMIT=240 "$source_dir/scripts/gpu-check.sh" "$work/check" "$work/bundle" >/dev/null 2>&1
 elapsed=$((SECONDS - began))
@@ -48,14 +49,14 @@ for name in probe unit_tests benchmark gpu_model_runner_test cluster_test \
 done
 if grep -q "out of $tests" "$work/check/unit_tests.log"; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: ctest did not run the $tests GPU tests"; tail "$work/check/unit_tests.log"; fi
-if ((elapsed <= 240)); then passed=$((passed + 1)); else
+if ((elapsed <= 242)); then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: the check took ${elapsed}s, over its 240s limit"; fi
 
 # Short of time: it stops within the limit and says what did not run.
 began=$SECONDS
 LIMIT=20 "$source_dir/scripts/gpu-check.sh" "$work/short" "$work/bundle" >/dev/null 2>&1
 elapsed=$((SECONDS - began))
-if ((elapsed <= 20)) && grep -q "NOT RUN (no time left)" "$work/short/summary.txt"; then
+if ((elapsed <= 22)) && grep -q "NOT RUN (no time left)" "$work/short/summary.txt"; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: LIMIT=20 took ${elapsed}s or ran every part"
