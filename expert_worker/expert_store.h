@@ -41,7 +41,6 @@ class ExpertStore {
   std::vector<ExpertKey> Held() const;
   // Weight bytes of the experts held (FP8 weights count one byte each).
   int64_t BytesHeld() const;
-  int64_t memory_budget_bytes() const { return memory_budget_bytes_; }
 
  private:
   ExpertStore(std::string model_dir, ModelConfig config, ExpertCompute& compute,

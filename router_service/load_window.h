@@ -45,7 +45,6 @@ class LoadWindow {
   };
   Load Over(absl::Duration window) const;
 
-  absl::Duration keep() const { return keep_; }
 
  private:
   struct Sample {

@@ -93,22 +93,20 @@ done
 "$bin/moe-plan" --model "$model" --workers "${specs%,}" --copies "$copies" \
   --out "$logs/plan.json" >"$logs/plan.txt"
 
+# launch NAME PROGRAM ARGS...: in the background, its output appended to
+# NAME.log (a restarted worker's too), its pid in NAME.pid.
 declare -A pid_of
-start_worker() {  # ID LISTEN
-  "$bin/moe-expert-worker" --model "$model" --plan "$logs/plan.json" \
-    --worker-id "$1" --listen "$2" >>"$logs/$1.log" 2>&1 &
-  pid_of[$1]=$!
-  echo $! >"$logs/$1.pid"
-  pids+=($!)
-}
-start_service() {  # NAME PROGRAM ARGS...: sets $address
+launch() {
   local name=$1
   shift
-  "$@" >"$logs/$name.log" 2>&1 &
+  "$@" >>"$logs/$name.log" 2>&1 &
   pid_of[$name]=$!
   echo $! >"$logs/$name.pid"
   pids+=($!)
-  address=$(await_address "$logs/$name.log" "${pid_of[$name]}")
+}
+start_worker() {  # ID LISTEN
+  launch "$1" "$bin/moe-expert-worker" --model "$model" \
+    --plan "$logs/plan.json" --worker-id "$1" --listen "$2"
 }
 
 declare -A worker_address
@@ -121,12 +119,14 @@ for ((i = 0; i < num_workers; i++)); do
   worker_address[w$i]=$(await_address "$logs/w$i.log" "${pid_of[w$i]}")
   workers+="w$i=${worker_address[w$i]},"
 done
-start_service router "$bin/moe-router" --model "$model" --plan "$logs/plan.json" \
+: >"$logs/router.log"
+launch router "$bin/moe-router" --model "$model" --plan "$logs/plan.json" \
   --workers "${workers%,}" --listen 127.0.0.1:0
-router=$address
-start_service gateway "$bin/moe-gateway" --model "$model" --routers "$router" \
+router=$(await_address "$logs/router.log" "${pid_of[router]}")
+: >"$logs/gateway.log"
+launch gateway "$bin/moe-gateway" --model "$model" --routers "$router" \
   --listen "127.0.0.1:$port"
-gateway=$address
+gateway=$(await_address "$logs/gateway.log" "${pid_of[gateway]}")
 
 echo "$gateway"
 cat <<MESSAGE

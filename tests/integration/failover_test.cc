@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <functional>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -21,6 +22,15 @@
 
 namespace moe::testing {
 namespace {
+
+// Polls `condition` every 50 ms for up to 10 s; its last answer.
+bool Eventually(const std::function<bool()>& condition) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!condition() && absl::Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
 
 v1::RouterStatus Status(v1::Router::Stub& stub) {
   grpc::ClientContext context;
@@ -113,12 +123,8 @@ TEST_P(FailoverTest, AKilledWorkersRowsGoToTheOtherCopyAndItIsUsedAgain) {
   cluster_.workers[1] =
       StartWorker(cluster_, "w1", cluster_.worker_addresses[1]);
   ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (Status(*stub_).workers(1).down() && absl::Now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_TRUE(Eventually([&] { return !Status(*stub_).workers(1).down(); }));
   status = Status(*stub_);
-  ASSERT_FALSE(status.workers(1).down());
   EXPECT_EQ(status.workers(1).recoveries(), 1);
   const int64_t calls_before = status.workers(1).calls();
   RunStreamsExpectingEngineTokens(nullptr);
@@ -144,12 +150,8 @@ TEST_P(FailoverTest, AnExpertWithNoLiveHolderFailsNamingItAndTheWorkers) {
 // Polls the router's grpc.health.v1 status for up to 10 s until it is
 // `wanted`; returns the last one seen.
 std::string AwaitHealth(const std::string& address, const std::string& wanted) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  std::string status = HealthStatus(address);
-  while (status != wanted && absl::Now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    status = HealthStatus(address);
-  }
+  std::string status;
+  Eventually([&] { return (status = HealthStatus(address)) == wanted; });
   return status;
 }
 
@@ -160,11 +162,7 @@ TEST_P(FailoverTest, RouterHealthFollowsWhetherEveryExpertIsHeld) {
   cluster_.workers[0]->Signal(SIGKILL);
   cluster_.workers[0]->Wait();
   // Found down by its probe; the other copies hold every expert.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (!Status(*stub_).workers(0).down() && absl::Now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(Status(*stub_).workers(0).down());
+  EXPECT_TRUE(Eventually([&] { return Status(*stub_).workers(0).down(); }));
   EXPECT_EQ(HealthStatus(cluster_.router_address), "SERVING");
   cluster_.workers[1]->Signal(SIGKILL);
   cluster_.workers[1]->Wait();
