@@ -47,6 +47,7 @@ class ComputeQueue {
   ComputeQueue(const ExpertStore& store, int capacity);
   ~ComputeQueue();
 
+  const ExpertStore& store() const { return store_; }
   int capacity() const { return capacity_; }
 
   // RESOURCE_EXHAUSTED (and `task.done` not called) when `capacity` calls

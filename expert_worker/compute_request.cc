@@ -7,19 +7,20 @@
 namespace moe {
 
 absl::StatusOr<ComputeTask> MakeComputeTask(const v1::ComputeRequest& request,
-                                            const ModelConfig& config,
-                                            const WorkerIdentity& identity) {
+                                            const ExpertStore& store,
+                                            const std::string& worker_id) {
+  const ModelConfig& config = store.config();
   if (request.layer() < 0 || request.layer() >= config.num_layers) {
     return absl::InvalidArgumentError(absl::StrCat("layer: ", request.layer(),
                                                    " is outside [0, ",
                                                    config.num_layers, ")"));
   }
-  if (request.placement_version() != 0 &&
-      request.placement_version() != identity.placement_version) {
+  const int loaded_version = store.placement_version();
+  if (request.placement_version() > loaded_version) {
     return absl::FailedPreconditionError(
         absl::StrCat("placement_version: the router uses plan version ",
-                     request.placement_version(), ", worker ", identity.id,
-                     " holds version ", identity.placement_version));
+                     request.placement_version(), ", worker ", worker_id,
+                     " has loaded version ", loaded_version));
   }
   const v1::ActivationDType output = request.output_dtype();
   if (output != v1::ACTIVATION_DTYPE_UNSPECIFIED &&

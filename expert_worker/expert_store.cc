@@ -23,13 +23,15 @@ void Touch(const LinearWeight& w) {
 
 absl::StatusOr<std::unique_ptr<ExpertStore>> ExpertStore::Open(
     const std::string& model_dir, const std::set<ExpertKey>& experts,
-    ExpertCompute& compute, int64_t memory_budget_bytes) {
+    ExpertCompute& compute, int64_t memory_budget_bytes,
+    int placement_version) {
   MOE_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
   auto store = std::unique_ptr<ExpertStore>(
       new ExpertStore(model_dir, config, compute, memory_budget_bytes));
   MOE_RETURN_IF_ERROR(
       store->CheckKeys(std::vector<ExpertKey>(experts.begin(), experts.end())));
   MOE_RETURN_IF_ERROR(store->Replace(experts));
+  store->placement_version_.store(placement_version);
   return store;
 }
 
@@ -52,12 +54,15 @@ absl::Status ExpertStore::CheckKeys(
   return absl::OkStatus();
 }
 
-absl::Status ExpertStore::Load(const std::vector<ExpertKey>& experts) {
+absl::Status ExpertStore::Load(const std::vector<ExpertKey>& experts,
+                               int placement_version) {
   MOE_RETURN_IF_ERROR(CheckKeys(experts));
   std::lock_guard<std::mutex> update(update_mutex_);
   std::set<ExpertKey> next = held_;
   next.insert(experts.begin(), experts.end());
-  return Replace(std::move(next));
+  MOE_RETURN_IF_ERROR(Replace(std::move(next)));
+  if (placement_version != 0) placement_version_.store(placement_version);
+  return absl::OkStatus();
 }
 
 absl::Status ExpertStore::Unload(const std::vector<ExpertKey>& experts) {

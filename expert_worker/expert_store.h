@@ -1,6 +1,7 @@
 #ifndef MOE_EXPERT_WORKER_EXPERT_STORE_H_
 #define MOE_EXPERT_WORKER_EXPERT_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -23,9 +24,11 @@ class ExpertStore {
  public:
   // `memory_budget_bytes` bounds the weight bytes held (0: no bound): a set
   // above it is refused with RESOURCE_EXHAUSTED before any of it is read.
+  // `placement_version` is that of the plan `experts` come from (0: none).
   static absl::StatusOr<std::unique_ptr<ExpertStore>> Open(
       const std::string& model_dir, const std::set<ExpertKey>& experts,
-      ExpertCompute& compute, int64_t memory_budget_bytes = 0);
+      ExpertCompute& compute, int64_t memory_budget_bytes = 0,
+      int placement_version = 0);
 
   const ModelConfig& config() const { return config_; }
   // Where the experts are computed.
@@ -35,12 +38,17 @@ class ExpertStore {
   std::shared_ptr<const ModelWeights> Current() const;
 
   // Adds or drops experts (INVALID_ARGUMENT for one outside the model).
-  absl::Status Load(const std::vector<ExpertKey>& experts);
+  // A Load for a plan version (not 0) makes it the version served once the
+  // experts are in.
+  absl::Status Load(const std::vector<ExpertKey>& experts,
+                    int placement_version = 0);
   absl::Status Unload(const std::vector<ExpertKey>& experts);
 
   std::vector<ExpertKey> Held() const;
   // Weight bytes of the experts held (FP8 weights count one byte each).
   int64_t BytesHeld() const;
+  // The version of the last plan loaded (0: none).
+  int placement_version() const { return placement_version_.load(); }
 
  private:
   ExpertStore(std::string model_dir, ModelConfig config, ExpertCompute& compute,
@@ -63,6 +71,7 @@ class ExpertStore {
   std::mutex update_mutex_;  // one Load/Unload at a time
   std::set<ExpertKey> held_;
   std::shared_ptr<const ModelWeights> weights_;
+  std::atomic<int> placement_version_{0};
 };
 
 }  // namespace moe

@@ -33,7 +33,7 @@ void Answer(const std::string& message, const ModelConfig& config,
     return;
   }
   absl::StatusOr<ComputeTask> task =
-      MakeComputeTask(request->compute(), config, identity);
+      MakeComputeTask(request->compute(), queue.store(), identity.id);
   if (!task.ok()) {
     Reply(*promise, task.status());
     return;

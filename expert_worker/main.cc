@@ -20,9 +20,14 @@
 #include "rpc/server_runner.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
-ABSL_FLAG(std::string, plan, "", "placement plan JSON (required)");
+ABSL_FLAG(std::string, plan, "",
+          "placement plan JSON: start with the experts it gives this worker; "
+          "without it, start empty (a worker joining a running cluster)");
 ABSL_FLAG(std::string, worker_id, "",
-          "this worker's id in the plan (required)");
+          "this worker's id (required; in the plan when there is one)");
+ABSL_FLAG(int64_t, memory_bytes, 0,
+          "budget for expert weights; required without --plan, which "
+          "otherwise sets it");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
@@ -37,26 +42,55 @@ ABSL_FLAG(int, queue_capacity, 64,
 
 namespace {
 
-absl::Status Serve() {
-  const std::string model = absl::GetFlag(FLAGS_model);
-  const std::string worker_id = absl::GetFlag(FLAGS_worker_id);
-  if (model.empty() || absl::GetFlag(FLAGS_plan).empty() || worker_id.empty()) {
-    return absl::InvalidArgumentError(
-        "--model, --plan and --worker-id are required");
+// What the worker starts with: its share of a plan, or nothing.
+struct StartingShare {
+  std::set<moe::ExpertKey> experts;
+  int64_t memory_bytes = 0;
+  int placement_version = 0;
+  std::string model;
+};
+
+absl::StatusOr<StartingShare> ReadStartingShare(
+    const std::string& worker_id, const moe::ModelConfig& config) {
+  StartingShare share;
+  const std::string plan_path = absl::GetFlag(FLAGS_plan);
+  if (plan_path.empty()) {
+    share.memory_bytes = absl::GetFlag(FLAGS_memory_bytes);
+    if (share.memory_bytes <= 0) {
+      return absl::InvalidArgumentError(
+          "--memory-bytes: a worker started without --plan needs a budget "
+          "for the experts it will be given");
+    }
+    return share;
   }
-  MOE_ASSIGN_OR_RETURN(moe::PlacementPlan plan,
-                       moe::ReadPlan(absl::GetFlag(FLAGS_plan)));
+  MOE_ASSIGN_OR_RETURN(moe::PlacementPlan plan, moe::ReadPlan(plan_path));
+  MOE_RETURN_IF_ERROR(
+      moe::CheckPlanMatchesModel(plan, config.num_layers, config.num_experts));
   const int index = plan.WorkerIndex(worker_id);
   if (index < 0) {
     return absl::NotFoundError(absl::StrCat("--worker-id: \"", worker_id,
                                             "\" is not a worker of the plan"));
   }
   const std::vector<moe::ExpertKey> held = plan.ExpertsOf(index);
-  const std::set<moe::ExpertKey> experts(held.begin(), held.end());
+  share.experts.insert(held.begin(), held.end());
+  share.memory_bytes = absl::GetFlag(FLAGS_memory_bytes) > 0
+                           ? absl::GetFlag(FLAGS_memory_bytes)
+                           : plan.workers[index].memory_bytes;
+  share.placement_version = plan.version;
+  share.model = plan.model;
+  return share;
+}
+
+absl::Status Serve() {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  const std::string worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (model.empty() || worker_id.empty()) {
+    return absl::InvalidArgumentError("--model and --worker-id are required");
+  }
   MOE_ASSIGN_OR_RETURN(const moe::ModelConfig config,
                        moe::LoadModelConfig(model));
-  MOE_RETURN_IF_ERROR(
-      moe::CheckPlanMatchesModel(plan, config.num_layers, config.num_experts));
+  MOE_ASSIGN_OR_RETURN(const StartingShare share,
+                       ReadStartingShare(worker_id, config));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   std::unique_ptr<moe::ExpertCompute> compute;
   if (absl::GetFlag(FLAGS_device) < 0) {
@@ -73,20 +107,19 @@ absl::Status Serve() {
   }
   MOE_ASSIGN_OR_RETURN(
       std::unique_ptr<moe::ExpertStore> store,
-      moe::ExpertStore::Open(model, experts, *compute,
-                             plan.workers[index].memory_bytes));
+      moe::ExpertStore::Open(model, share.experts, *compute, share.memory_bytes,
+                             share.placement_version));
   moe::ComputeQueue queue(*store, absl::GetFlag(FLAGS_queue_capacity));
-  moe::WorkerIdentity identity{worker_id, compute->device(),
-                               plan.workers[index].memory_bytes, plan.version,
-                               plan.model};
+  moe::WorkerIdentity identity{worker_id, compute->device(), share.memory_bytes,
+                               share.model};
   moe::ExpertWorkerService service(identity, *store, queue);
   const int device = absl::GetFlag(FLAGS_device);
   moe::ExpertLinkService links(
       identity, store->config(), queue,
       device < 0 ? nullptr : moe::ExpertLinkService::NcclJoinerFor(device));
   std::cerr << "worker " << worker_id << " on " << compute->device() << ": "
-            << experts.size() << " experts, " << store->BytesHeld() << " bytes"
-            << std::endl;
+            << share.experts.size() << " experts, " << store->BytesHeld()
+            << " bytes" << std::endl;
   // NOT_SERVING while it loads experts.
   MOE_ASSIGN_OR_RETURN(
       const moe::ServeOptions serve_options,
@@ -103,8 +136,9 @@ int main(int argc, char** argv) {
   moe::ParseCommandLine(
       argc, argv,
       "Serves the experts a placement plan assigns to one worker.\n"
-      "usage: moe-expert-worker --model DIR --plan FILE --worker-id ID "
-      "[--listen 127.0.0.1:PORT] [--device N]");
+      "usage: moe-expert-worker --model DIR --worker-id ID "
+      "(--plan FILE | --memory-bytes N) [--listen 127.0.0.1:PORT] "
+      "[--device N]");
   const absl::Status status = Serve();
   if (!status.ok()) {
     std::cerr << "moe-expert-worker: " << status.message() << std::endl;

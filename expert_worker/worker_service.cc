@@ -36,7 +36,7 @@ void ExpertWorkerService::FillDescription(v1::WorkerDescription* reply) const {
     id->set_layer(layer);
     id->set_expert(expert);
   }
-  reply->set_placement_version(identity_.placement_version);
+  reply->set_placement_version(store_.placement_version());
   reply->set_model(identity_.model);
   reply->set_hidden_size(store_.config().hidden_size);
   reply->set_queue_capacity(queue_.capacity());
@@ -56,7 +56,8 @@ grpc::ServerUnaryReactor* ExpertWorkerService::LoadExperts(
     grpc::CallbackServerContext* context, const v1::ExpertSet* request,
     v1::WorkerDescription* reply) {
   loading_.fetch_add(1);
-  const absl::Status status = store_.Load(Keys(*request));
+  const absl::Status status =
+      store_.Load(Keys(*request), request->placement_version());
   loading_.fetch_sub(1);
   if (status.ok()) FillDescription(reply);
   return FinishNow(context, status);
@@ -74,7 +75,7 @@ grpc::ServerUnaryReactor* ExpertWorkerService::Compute(
     grpc::CallbackServerContext* context, const v1::ComputeRequest* request,
     v1::ComputeResponse* reply) {
   absl::StatusOr<ComputeTask> task =
-      MakeComputeTask(*request, store_.config(), identity_);
+      MakeComputeTask(*request, store_, identity_.id);
   if (!task.ok()) return FinishNow(context, task.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   task->abandoned = [context] {

@@ -58,6 +58,37 @@ BatchEngine::~BatchEngine() {
       absl::UnavailableError("the router is shutting down");
   for (auto& sequence : queue_) sequence->request.on_finish(stopped);
   for (auto& sequence : running_) sequence->request.on_finish(stopped);
+  for (auto& [task, ran] : between_steps_) ran.set_value(false);
+}
+
+absl::Status BatchEngine::RunBetweenSteps(std::function<void()> task) {
+  std::future<bool> ran;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      return absl::UnavailableError("the router is shutting down");
+    }
+    between_steps_.emplace_back(std::move(task), std::promise<bool>());
+    ran = between_steps_.back().second.get_future();
+  }
+  wake_.notify_all();
+  if (!ran.get()) {
+    return absl::UnavailableError(
+        "the router shut down before the change could be made");
+  }
+  return absl::OkStatus();
+}
+
+void BatchEngine::RunTasksBetweenSteps() {
+  std::deque<std::pair<std::function<void()>, std::promise<bool>>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tasks.swap(between_steps_);
+  }
+  for (auto& [task, ran] : tasks) {
+    task();
+    ran.set_value(true);
+  }
 }
 
 absl::Status BatchEngine::Submit(EngineRequest request) {
@@ -293,10 +324,12 @@ void BatchEngine::Loop() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] {
-        return stopping_ || !queue_.empty() || !running_.empty();
+        return stopping_ || !queue_.empty() || !running_.empty() ||
+               !between_steps_.empty();
       });
       if (stopping_) return;
     }
+    RunTasksBetweenSteps();
     for (auto& s : UpdateBatch()) s->request.on_finish(*s->outcome);
     // An empty pool always admits the queue's head (Submit checked that it
     // fits), so nothing is running only when nothing is queued either.

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -79,6 +81,11 @@ class BatchEngine {
   // live request has this id.
   absl::Status Cancel(const std::string& id);
 
+  // Runs `task` on the engine thread between two steps (at once when none
+  // is running) and returns once it ran; UNAVAILABLE when the engine stops
+  // first. What a step reads stays as it was for the whole step.
+  absl::Status RunBetweenSteps(std::function<void()> task);
+
   EngineStatus Status() const;
   const EngineOptions& options() const { return options_; }
   int kv_block_size() const { return runner_.kv_pool().block_size(); }
@@ -92,6 +99,8 @@ class BatchEngine {
     int64_t count;
   };
   void Loop();
+  // Runs the tasks queued by RunBetweenSteps.
+  void RunTasksBetweenSteps();
   // Removes cancelled and expired sequences and admits queued ones while
   // their blocks are free; returns the sequences that ended.
   std::vector<std::unique_ptr<Sequence>> UpdateBatch();
@@ -112,6 +121,9 @@ class BatchEngine {
   bool stopping_ = false;
   std::deque<std::unique_ptr<Sequence>> queue_;
   std::map<std::string, Sequence*> live_;  // queued or running, by id
+  // RunBetweenSteps's tasks, each with whether it ran.
+  std::deque<std::pair<std::function<void()>, std::promise<bool>>>
+      between_steps_;
   int64_t next_arrival_ = 0;
   EngineStatus status_;
   // Touched by the engine thread only: in order of arrival.

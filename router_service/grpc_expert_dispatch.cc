@@ -2,19 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
+#include <iostream>
+#include <iterator>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "grpcpp/support/channel_arguments.h"
-#include "link/grpc_message_link.h"
-#include "link/nccl_worker_link.h"
+#include "core/util/status_macros.h"
 #include "rpc/grpc_status.h"
 #include "rpc/tensor_codec.h"
 
@@ -22,7 +19,7 @@ namespace moe {
 
 // One worker's share of a layer: its rows (each once) and their assignments.
 struct GrpcExpertDispatch::Call {
-  int worker = 0;
+  int worker = 0;                           // in the placement
   std::vector<int32_t> rows;                // batch row of each request row
   std::vector<std::vector<Routed>> routed;  // per request row
   // The call as an activation link sends it; its `compute` is the request
@@ -37,192 +34,216 @@ struct GrpcExpertDispatch::Call {
   absl::Duration round_trip;
 };
 
-absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
-    const std::string& name) {
-  if (name == "rpc") return ActivationLinkKind::kRpc;
-  if (name == "stream") return ActivationLinkKind::kStream;
-  if (name == "nccl") return ActivationLinkKind::kNccl;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--activation-link: \"", name, "\" is not rpc, stream or nccl"));
-}
-
 namespace {
 
-// A new activation link to a worker: over NCCL when asked for and the
-// worker computes on a GPU (asked each time: a restarted worker may not),
-// else over a gRPC stream.
-absl::StatusOr<std::unique_ptr<MessageLink>> OpenActivationLink(
-    v1::ExpertWorker::Stub& worker, v1::ExpertLink::Stub& link,
-    const GrpcExpertDispatch::Options& options) {
-  if (options.link == ActivationLinkKind::kNccl) {
-    grpc::ClientContext context;
-    context.set_deadline(
-        absl::ToChronoTime(absl::Now() + options.link_connect_timeout));
-    v1::WorkerDescription description;
-    const grpc::Status described =
-        worker.Describe(&context, v1::DescribeRequest(), &description);
-    if (!described.ok()) return FromGrpcStatus(described);
-    if (description.device().starts_with("cuda:")) {
-      return OpenNcclWorkerLink(link, options.nccl_device,
-                                options.link_connect_timeout);
+bool EveryExpertHasALiveHolder(
+    const PlacementPlan& plan,
+    const std::vector<std::shared_ptr<RemoteWorker>>& workers) {
+  for (const std::vector<int>& holders : plan.holders) {
+    if (std::none_of(holders.begin(), holders.end(), [&workers](int holder) {
+          return workers[holder]->up();
+        })) {
+      return false;
     }
   }
-  return OpenGrpcStreamLink(link);
+  return true;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
-    const std::string& spec) {
-  std::vector<WorkerEndpoint> endpoints;
-  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    const std::vector<std::string> parts = absl::StrSplit(item, '=');
-    if (parts.size() != 2 || parts[0].empty() ||
-        parts[1].find(':') == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--workers: \"", std::string(item), "\" is not id=host:port"));
-    }
-    endpoints.push_back({parts[0], parts[1]});
-  }
-  return endpoints;
-}
-
-absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
-    const PlacementPlan& plan, int hidden_size,
-    const std::vector<WorkerEndpoint>& endpoints, const Options& options) {
-  auto dispatch = std::unique_ptr<GrpcExpertDispatch>(
-      new GrpcExpertDispatch(plan, hidden_size, options));
-  std::map<std::string, const WorkerEndpoint*> by_id;
-  for (const WorkerEndpoint& endpoint : endpoints) {
-    if (plan.WorkerIndex(endpoint.id) < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--workers: \"", endpoint.id, "\" is not a worker of the plan"));
-    }
-    if (!by_id.emplace(endpoint.id, &endpoint).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--workers: \"", endpoint.id, "\" is listed twice"));
-    }
-  }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(256 << 20);
-  args.SetMaxSendMessageSize(256 << 20);
-  // A restarted worker is reachable again within a second, not after the
-  // default backoff of up to two minutes.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // A worker whose host vanished without closing its connections (a crash,
-  // a partition) is noticed within seconds, also by an idle activation
-  // link whose next write would otherwise wait for TCP to give up.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  for (const WorkerSpec& spec : plan.workers) {
-    auto it = by_id.find(spec.id);
-    if (it == by_id.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--workers: no address for plan worker \"", spec.id, "\""));
-    }
-    auto worker = std::make_unique<Worker>();
-    worker->endpoint = *it->second;
-    worker->speed = spec.speed > 0 ? spec.speed : 1.0;
-    const std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-        worker->endpoint.address, grpc::InsecureChannelCredentials(), args);
-    worker->stub = v1::ExpertWorker::NewStub(channel);
-    worker->link_stub = v1::ExpertLink::NewStub(channel);
-    if (options.link != ActivationLinkKind::kRpc) {
-      Worker* raw = worker.get();
-      worker->link = std::make_unique<WorkerLink>(
-          [raw, options] {
-            return OpenActivationLink(*raw->stub, *raw->link_stub, options);
-          },
-          options.call_timeout);
-    }
-    WorkerCallStats stats;
-    stats.id = spec.id;
-    stats.address = worker->endpoint.address;
-    dispatch->stats_.push_back(stats);
-    dispatch->workers_.push_back(std::move(worker));
-  }
-  std::vector<std::string> names;
-  for (const std::unique_ptr<Worker>& worker : dispatch->workers_) {
-    names.push_back(absl::StrCat("expert worker ", worker->endpoint.id, " at ",
-                                 worker->endpoint.address));
-  }
-  GrpcExpertDispatch* raw = dispatch.get();
-  dispatch->health_ = std::make_unique<WorkerHealth>(
-      std::move(names),
-      [raw](int worker) {
-        return raw->Probe(*raw->workers_[worker], absl::Seconds(1));
-      },
-      options.probe_interval);
-  return dispatch;
-}
-
-absl::Status GrpcExpertDispatch::CheckWorker(
-    const Worker& worker, const v1::WorkerDescription& description) const {
-  const std::string name = absl::StrCat("expert worker ", worker.endpoint.id,
-                                        " at ", worker.endpoint.address);
-  if (description.worker_id() != worker.endpoint.id) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, " says it is \"", description.worker_id(), "\""));
-  }
-  if (description.placement_version() != plan_.version ||
-      description.hidden_size() != hidden_size_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(name, " serves plan version ",
-                     description.placement_version(), " with rows of ",
-                     description.hidden_size(), "; the router has version ",
-                     plan_.version, " and rows of ", hidden_size_));
-  }
+std::vector<std::pair<int, int>> HeldExperts(
+    const v1::WorkerDescription& description) {
   std::vector<std::pair<int, int>> held;
   for (const v1::ExpertId& id : description.experts()) {
     held.emplace_back(id.layer(), id.expert());
   }
   std::sort(held.begin(), held.end());
+  return held;
+}
+
+// The worker's share of `plan`; empty when the plan does not name it.
+std::vector<std::pair<int, int>> ShareOf(const PlacementPlan& plan,
+                                         const std::string& id) {
+  const int index = plan.WorkerIndex(id);
+  if (index < 0) return {};
+  return plan.ExpertsOf(index);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
+    const PlacementPlan& plan, int hidden_size,
+    const std::vector<WorkerEndpoint>& endpoints, const Options& options) {
+  auto dispatch = std::unique_ptr<GrpcExpertDispatch>(
+      new GrpcExpertDispatch(hidden_size, options));
+  GrpcExpertDispatch* raw = dispatch.get();
+  dispatch->registry_ = std::make_unique<WorkerRegistry>(
+      options, [raw](RemoteWorker& worker) { return raw->Probe(worker); });
+  std::set<std::string> listed;
+  for (const WorkerEndpoint& endpoint : endpoints) {
+    if (plan.WorkerIndex(endpoint.id) < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workers: \"", endpoint.id, "\" is not a worker of the plan"));
+    }
+    if (!listed.insert(endpoint.id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: \"", endpoint.id, "\" is listed twice"));
+    }
+  }
+  for (const WorkerSpec& spec : plan.workers) {
+    auto it = std::find_if(
+        endpoints.begin(), endpoints.end(),
+        [&spec](const WorkerEndpoint& e) { return e.id == spec.id; });
+    if (it == endpoints.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--workers: no address for plan worker \"", spec.id, "\""));
+    }
+    absl::StatusOr<std::shared_ptr<RemoteWorker>> added =
+        dispatch->registry_->Add(*it);
+    if (!added.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: ", added.status().message()));
+    }
+  }
+  MOE_ASSIGN_OR_RETURN(std::shared_ptr<const Placement> placement,
+                       dispatch->Place(plan));
+  std::lock_guard<std::mutex> lock(dispatch->placement_mutex_);
+  dispatch->placement_ = std::move(placement);
+  return dispatch;
+}
+
+absl::StatusOr<std::shared_ptr<const GrpcExpertDispatch::Placement>>
+GrpcExpertDispatch::Place(const PlacementPlan& plan) const {
+  auto placement = std::make_shared<Placement>();
+  placement->plan = plan;
+  for (const WorkerSpec& spec : plan.workers) {
+    std::shared_ptr<RemoteWorker> worker = registry_->Find(spec.id);
+    if (worker == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "plan version ", plan.version, ": the router knows no worker \"",
+          spec.id, "\" (add it first)"));
+    }
+    placement->workers.push_back(std::move(worker));
+  }
+  return placement;
+}
+
+std::shared_ptr<const GrpcExpertDispatch::Placement>
+GrpcExpertDispatch::current() const {
+  std::lock_guard<std::mutex> lock(placement_mutex_);
+  return placement_;
+}
+
+std::shared_ptr<const PlacementPlan> GrpcExpertDispatch::plan() const {
+  std::shared_ptr<const Placement> placement = current();
+  return std::shared_ptr<const PlacementPlan>(placement, &placement->plan);
+}
+
+absl::Status GrpcExpertDispatch::CheckWorker(
+    const RemoteWorker& worker,
+    const v1::WorkerDescription& description) const {
+  std::shared_ptr<const Placement> in_use, staged;
+  {
+    std::lock_guard<std::mutex> lock(placement_mutex_);
+    in_use = placement_;
+    staged = staged_;
+  }
+  if (description.worker_id() != worker.endpoint.id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        worker.name, " says it is \"", description.worker_id(), "\""));
+  }
+  if (description.hidden_size() != hidden_size_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(worker.name, " takes rows of ", description.hidden_size(),
+                     "; the router's are ", hidden_size_));
+  }
+  // A worker serves the plan in use once it holds its share of it and has
+  // loaded that version or the staged one.
+  const int version = description.placement_version();
+  const bool in_use_version = version == in_use->plan.version;
+  const bool staged_version = staged && version == staged->plan.version;
+  const bool named = in_use->plan.WorkerIndex(worker.endpoint.id) >= 0;
+  if (named && !in_use_version && !staged_version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(worker.name, " serves plan version ", version,
+                     "; the router has version ", in_use->plan.version));
+  }
+  const std::vector<std::pair<int, int>> held = HeldExperts(description);
   for (const auto& [layer, expert] :
-       plan_.ExpertsOf(plan_.WorkerIndex(worker.endpoint.id))) {
+       ShareOf(in_use->plan, worker.endpoint.id)) {
     if (!std::binary_search(held.begin(), held.end(),
                             std::make_pair(layer, expert))) {
       return absl::FailedPreconditionError(
-          absl::StrCat(name, " does not hold expert ", expert, " of layer ",
-                       layer, " as the plan says"));
+          absl::StrCat(worker.name, " does not hold expert ", expert,
+                       " of layer ", layer, " as the plan says"));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status GrpcExpertDispatch::Probe(const Worker& worker,
-                                       absl::Duration timeout) const {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  v1::WorkerDescription description;
-  const grpc::Status status =
-      worker.stub->Describe(&context, v1::DescribeRequest(), &description);
-  if (!status.ok()) return FromGrpcStatus(status);
-  return CheckWorker(worker, description);
+absl::Status GrpcExpertDispatch::Probe(RemoteWorker& worker) {
+  MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
+                       registry_->Describe(worker, absl::Seconds(1)));
+  const absl::Status checked = CheckWorker(worker, description);
+  if (checked.ok() || !absl::IsFailedPrecondition(checked) ||
+      description.worker_id() != worker.endpoint.id) {
+    return checked;
+  }
+  // It answers with other experts or another version: a worker restarted
+  // from an older plan. Give it its share, unless a change is running
+  // (which gives it when it is done, or leaves it down till the next probe).
+  std::unique_lock<std::mutex> changes(change_mutex_, std::try_to_lock);
+  if (!changes.owns_lock()) return checked;
+  MOE_RETURN_IF_ERROR(GiveShare(worker, description));
+  MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription given,
+                       registry_->Describe(worker, absl::Seconds(1)));
+  return CheckWorker(worker, given);
+}
+
+absl::Status GrpcExpertDispatch::GiveShare(
+    const RemoteWorker& worker, const v1::WorkerDescription& description) {
+  const PlacementPlan& plan = current()->plan;
+  const std::vector<std::pair<int, int>> share =
+      ShareOf(plan, worker.endpoint.id);
+  const std::vector<std::pair<int, int>> held = HeldExperts(description);
+  std::vector<std::pair<int, int>> extra, missing;
+  std::set_difference(held.begin(), held.end(), share.begin(), share.end(),
+                      std::back_inserter(extra));
+  std::set_difference(share.begin(), share.end(), held.begin(), held.end(),
+                      std::back_inserter(missing));
+  std::cerr << "moe-router: " << worker.name << " holds " << held.size()
+            << " experts of plan version " << description.placement_version()
+            << "; giving it its " << share.size() << " of version "
+            << plan.version << " (" << missing.size() << " to load, "
+            << extra.size() << " to drop)" << std::endl;
+  constexpr absl::Duration kTimeout = absl::Seconds(60);
+  if (!extra.empty()) {
+    MOE_RETURN_IF_ERROR(registry_
+                            ->ChangeExperts(worker,
+                                            WorkerRegistry::Change::kUnload,
+                                            extra, 0, kTimeout)
+                            .status());
+  }
+  return registry_
+      ->ChangeExperts(worker, WorkerRegistry::Change::kLoad, missing,
+                      plan.version, kTimeout)
+      .status();
 }
 
 absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
-  for (const std::unique_ptr<Worker>& worker : workers_) {
+  for (const std::shared_ptr<RemoteWorker>& worker : current()->workers) {
     while (true) {
-      grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(
-          std::min(give_up, absl::Now() + absl::Seconds(1))));
-      context.set_wait_for_ready(true);
-      v1::WorkerDescription description;
-      const grpc::Status status =
-          worker->stub->Describe(&context, v1::DescribeRequest(), &description);
-      if (status.ok()) {
-        absl::Status checked = CheckWorker(*worker, description);
-        if (!checked.ok()) return checked;
+      absl::StatusOr<v1::WorkerDescription> description = registry_->Describe(
+          *worker, std::min(absl::Seconds(1), give_up - absl::Now()),
+          /*wait_for_ready=*/true);
+      if (description.ok()) {
+        MOE_RETURN_IF_ERROR(CheckWorker(*worker, *description));
         break;
       }
       if (absl::Now() >= give_up) {
-        return absl::UnavailableError(absl::StrCat(
-            "expert worker ", worker->endpoint.id, " at ",
-            worker->endpoint.address, " did not answer within ",
-            absl::FormatDuration(timeout), ": ", status.error_message()));
+        return absl::UnavailableError(
+            absl::StrCat(worker->name, " did not answer within ",
+                         absl::FormatDuration(timeout), ": ",
+                         description.status().message()));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -231,19 +252,21 @@ absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
 }
 
 int GrpcExpertDispatch::PickHolder(
-    int layer, int expert, const std::vector<int>& tried,
+    const Placement& placement, int layer, int expert,
+    const std::vector<int>& tried,
     const std::vector<int64_t>& rows_this_call) const {
   int best = -1;
   bool best_up = false;
   double best_load = 0;
-  for (int holder : plan_.Holders(layer, expert)) {
+  for (int holder : placement.plan.Holders(layer, expert)) {
     if (std::find(tried.begin(), tried.end(), holder) != tried.end()) continue;
-    const Worker& worker = *workers_[holder];
-    const bool up = health_->up(holder);
+    const RemoteWorker& worker = *placement.workers[holder];
+    const double speed = placement.plan.workers[holder].speed;
+    const bool up = worker.up();
     const double load = static_cast<double>(worker.outstanding_rows.load(
                                                 std::memory_order_relaxed) +
                                             rows_this_call[holder]) /
-                        worker.speed;
+                        (speed > 0 ? speed : 1.0);
     if (best < 0 || (up && !best_up) || (up == best_up && load < best_load)) {
       best = holder;
       best_up = up;
@@ -253,29 +276,29 @@ int GrpcExpertDispatch::PickHolder(
   return best;
 }
 
-absl::Status GrpcExpertDispatch::NoHolderError(int layer,
+absl::Status GrpcExpertDispatch::NoHolderError(const Placement& placement,
+                                               int layer,
                                                const Routed& routed) const {
   std::vector<std::string> tried;
   for (int worker : routed.tried) {
-    tried.push_back(workers_[worker]->endpoint.id);
+    tried.push_back(placement.workers[worker]->endpoint.id);
   }
   return absl::UnavailableError(absl::StrCat(
       ExpertName(layer, routed.expert), " has no live holder; tried ",
       absl::StrJoin(tried, ", "), ": ", routed.last_failure.message()));
 }
 
-absl::Status GrpcExpertDispatch::CallError(const Worker& worker, int layer,
+absl::Status GrpcExpertDispatch::CallError(const RemoteWorker& worker,
+                                           int layer,
                                            const grpc::Status& status,
                                            absl::Duration waited) const {
-  const std::string name = absl::StrCat("expert worker ", worker.endpoint.id,
-                                        " at ", worker.endpoint.address);
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::DeadlineExceededError(
-        absl::StrCat(name, " did not answer layer ", layer, " within ",
+        absl::StrCat(worker.name, " did not answer layer ", layer, " within ",
                      absl::ToInt64Milliseconds(waited), " ms"));
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(name, " failed layer ", layer, ": ",
+                      absl::StrCat(worker.name, " failed layer ", layer, ": ",
                                    status.error_message()));
 }
 
@@ -308,7 +331,7 @@ class GrpcExpertDispatch::Pending : public PendingExperts {
     failures.insert(failures.end(), unplaced_.begin(), unplaced_.end());
     std::vector<Routed> retry;
     for (const std::unique_ptr<Call>& call : calls_) {
-      dispatch_.Collect(*call, rows_->layer, out_, failures, retry);
+      dispatch_.Collect(*call, *rows_, out_, failures, retry);
     }
     if (retry.empty()) return absl::OkStatus();
     return dispatch_.Send(rows_, std::move(retry), out_)->Wait(failures);
@@ -327,11 +350,12 @@ class GrpcExpertDispatch::Pending : public PendingExperts {
 std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
     const ExpertBatch& batch, float* out) {
   std::fill(out, out + batch.n * int64_t{hidden_size_}, 0.0f);
+  std::shared_ptr<const Placement> placement = current();
   std::vector<Routed> routed;
   routed.reserve(batch.assignments.size());
   for (const ExpertAssignment& a : batch.assignments) {
     if (a.row < 0 || a.row >= batch.n || a.expert < 0 ||
-        a.expert >= plan_.num_experts) {
+        a.expert >= placement->plan.num_experts) {
       return std::make_unique<FinishedExperts>(absl::InvalidArgumentError(
           absl::StrCat("layer ", batch.layer, ": assignment (row ", a.row,
                        ", expert ", a.expert, ") is out of range")));
@@ -341,7 +365,8 @@ std::unique_ptr<PendingExperts> GrpcExpertDispatch::Start(
   auto rows = std::make_shared<Rows>(
       Rows{batch.layer, batch.x, batch.n,
            std::vector<absl::Time>(batch.row_deadlines.begin(),
-                                   batch.row_deadlines.end())});
+                                   batch.row_deadlines.end()),
+           std::move(placement)});
   return Send(std::move(rows), std::move(routed), out);
 }
 
@@ -349,15 +374,18 @@ std::unique_ptr<GrpcExpertDispatch::Pending> GrpcExpertDispatch::Send(
     std::shared_ptr<const Rows> rows, std::vector<Routed> routed, float* out) {
   const int64_t hidden = hidden_size_;
   const int layer = rows->layer;
+  const Placement& placement = *rows->placement;
+  const size_t num_workers = placement.workers.size();
   // Split the assignments by worker, each row once per worker.
-  std::vector<std::unique_ptr<Call>> calls(workers_.size());
-  std::vector<std::vector<int32_t>> local_row(workers_.size());
-  std::vector<int64_t> rows_this_call(workers_.size(), 0);
+  std::vector<std::unique_ptr<Call>> calls(num_workers);
+  std::vector<std::vector<int32_t>> local_row(num_workers);
+  std::vector<int64_t> rows_this_call(num_workers, 0);
   std::vector<RowFailure> unplaced;
   for (Routed& r : routed) {
-    const int w = PickHolder(layer, r.expert, r.tried, rows_this_call);
+    const int w =
+        PickHolder(placement, layer, r.expert, r.tried, rows_this_call);
     if (w < 0) {
-      unplaced.push_back({r.row, NoHolderError(layer, r)});
+      unplaced.push_back({r.row, NoHolderError(placement, layer, r)});
       continue;
     }
     if (!calls[w]) {
@@ -390,7 +418,7 @@ std::unique_ptr<GrpcExpertDispatch::Pending> GrpcExpertDispatch::Send(
     }
     v1::ComputeRequest& request = call->request;
     request.set_layer(layer);
-    request.set_placement_version(plan_.version);
+    request.set_placement_version(placement.plan.version);
     EncodeTensor(values.data(), n, hidden, options_.activation_dtype,
                  request.mutable_rows());
     for (const std::vector<Routed>& experts : call->routed) {
@@ -407,7 +435,7 @@ std::unique_ptr<GrpcExpertDispatch::Pending> GrpcExpertDispatch::Send(
   auto pending = std::make_unique<Pending>(
       *this, std::move(rows), out, std::move(calls), std::move(unplaced));
   for (const std::unique_ptr<Call>& call : pending->calls()) {
-    Worker& worker = *workers_[call->worker];
+    RemoteWorker& worker = *placement.workers[call->worker];
     call->started = absl::Now();
     call->context.set_deadline(absl::ToChronoTime(
         std::min(call->deadline, call->started + options_.call_timeout)));
@@ -432,11 +460,12 @@ std::unique_ptr<GrpcExpertDispatch::Pending> GrpcExpertDispatch::Send(
   return pending;
 }
 
-void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
+void GrpcExpertDispatch::Collect(Call& call, const Rows& rows, float* out,
                                  std::vector<RowFailure>& failures,
                                  std::vector<Routed>& retry) {
   const int64_t hidden = hidden_size_;
-  Worker& worker = *workers_[call.worker];
+  const int layer = rows.layer;
+  RemoteWorker& worker = *rows.placement->workers[call.worker];
   const int64_t n = static_cast<int64_t>(call.rows.size());
   worker.outstanding_rows.fetch_sub(n, std::memory_order_relaxed);
   absl::Status status;
@@ -448,9 +477,9 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
   } else {
     status = DecodeTensor(call.response.output(), "output", hidden, &partial);
     if (status.ok() && call.response.output().rows() != n) {
-      status = absl::InternalError(
-          absl::StrCat("expert worker ", worker.endpoint.id, " returned ",
-                       call.response.output().rows(), " rows for ", n));
+      status = absl::InternalError(absl::StrCat(worker.name, " returned ",
+                                                call.response.output().rows(),
+                                                " rows for ", n));
     }
   }
   // Another holder cannot help a request that is malformed, nor one whose
@@ -460,8 +489,8 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
   const bool failover =
       !status.ok() && !absl::IsInvalidArgument(status) && !past_deadline;
   {
-    std::lock_guard<std::mutex> lock(stats_mutex_);
-    WorkerCallStats& stats = stats_[call.worker];
+    std::lock_guard<std::mutex> lock(worker.stats_mutex);
+    WorkerCallStats& stats = worker.stats;
     ++stats.calls;
     stats.rows_sent += n;
     stats.total_round_trip_us += absl::ToDoubleMicroseconds(call.round_trip);
@@ -472,9 +501,7 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
   }
   if (failover) {
     // A full queue is busy, not down: it stays in use for other rows.
-    if (!absl::IsResourceExhausted(status)) {
-      health_->MarkDown(call.worker, status);
-    }
+    if (!absl::IsResourceExhausted(status)) registry_->MarkDown(worker, status);
     for (std::vector<Routed>& experts : call.routed) {
       for (Routed& r : experts) {
         r.tried.push_back(call.worker);
@@ -496,29 +523,58 @@ void GrpcExpertDispatch::Collect(Call& call, int layer, float* out,
 }
 
 bool GrpcExpertDispatch::EveryExpertHeld() const {
-  for (const std::vector<int>& holders : plan_.holders) {
-    if (std::none_of(holders.begin(), holders.end(),
-                     [this](int holder) { return health_->up(holder); })) {
-      return false;
-    }
-  }
-  return true;
+  const std::shared_ptr<const Placement> placement = current();
+  return EveryExpertHasALiveHolder(placement->plan, placement->workers);
 }
 
 std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
-  std::vector<WorkerCallStats> stats;
-  {
-    std::lock_guard<std::mutex> lock(stats_mutex_);
-    stats = stats_;
-  }
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    if (workers_[i]->link) {
-      stats[i].links_opened = workers_[i]->link->links_opened();
+  std::vector<WorkerCallStats> all;
+  for (const std::shared_ptr<RemoteWorker>& worker : registry_->All()) {
+    {
+      std::lock_guard<std::mutex> lock(worker->stats_mutex);
+      all.push_back(worker->stats);
     }
-    stats[i].down = !health_->up(static_cast<int>(i));
-    stats[i].recoveries = health_->recoveries(static_cast<int>(i));
+    WorkerCallStats& stats = all.back();
+    if (worker->link) stats.links_opened = worker->link->links_opened();
+    stats.down = !worker->up();
+    stats.recoveries = worker->health->recoveries();
   }
-  return stats;
+  return all;
+}
+
+absl::Status GrpcExpertDispatch::StageNext(const PlacementPlan& next) {
+  const std::shared_ptr<const Placement> in_use = current();
+  if (next.version < in_use->plan.version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("plan version ", next.version,
+                     " is older than the router's ", in_use->plan.version));
+  }
+  MOE_RETURN_IF_ERROR(CheckPlanMatchesModel(next, in_use->plan.num_layers,
+                                            in_use->plan.num_experts));
+  MOE_ASSIGN_OR_RETURN(std::shared_ptr<const Placement> staged, Place(next));
+  std::lock_guard<std::mutex> lock(placement_mutex_);
+  staged_ = std::move(staged);
+  return absl::OkStatus();
+}
+
+bool GrpcExpertDispatch::EveryStagedExpertHeld() const {
+  std::shared_ptr<const Placement> staged;
+  {
+    std::lock_guard<std::mutex> lock(placement_mutex_);
+    staged = staged_;
+  }
+  return staged != nullptr &&
+         EveryExpertHasALiveHolder(staged->plan, staged->workers);
+}
+
+void GrpcExpertDispatch::SwitchToStaged() {
+  std::lock_guard<std::mutex> lock(placement_mutex_);
+  if (staged_ != nullptr) placement_ = staged_;
+}
+
+void GrpcExpertDispatch::DropStaged() {
+  std::lock_guard<std::mutex> lock(placement_mutex_);
+  staged_ = nullptr;
 }
 
 }  // namespace moe

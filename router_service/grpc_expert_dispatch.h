@@ -1,7 +1,6 @@
 #ifndef MOE_ROUTER_SERVICE_GRPC_EXPERT_DISPATCH_H_
 #define MOE_ROUTER_SERVICE_GRPC_EXPERT_DISPATCH_H_
 
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,48 +10,10 @@
 #include "absl/time/time.h"
 #include "core/placement/placement_plan.h"
 #include "engine/expert_dispatch.h"
-#include "link/worker_link.h"
 #include "moe/v1/expert.grpc.pb.h"
-#include "router_service/worker_health.h"
+#include "router_service/worker_registry.h"
 
 namespace moe {
-
-struct WorkerEndpoint {
-  std::string id;
-  std::string address;  // host:port
-};
-
-// Parses "id=host:port,id=host:port" (the --workers flag).
-absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
-    const std::string& spec);
-
-// Router-side counters of one worker.
-struct WorkerCallStats {
-  std::string id;
-  std::string address;
-  int64_t calls = 0;
-  int64_t failed_calls = 0;
-  int64_t rows_sent = 0;
-  int64_t links_opened = 0;  // activation links; 0 with Compute RPCs
-  // Health: down after a failed call until a probe finds it serving the
-  // plan again; rows of its failed calls sent to other holders instead.
-  bool down = false;
-  int64_t rows_failed_over = 0;
-  int64_t recoveries = 0;
-  double total_round_trip_us = 0;
-  // As the worker reports it: waiting in its queue, and computing.
-  double total_worker_wait_us = 0;
-  double total_worker_compute_us = 0;
-};
-
-// How a layer's rows reach the workers: one Compute RPC per call, or
-// messages on a long-lived activation link per worker (a gRPC stream; NCCL
-// for GPU workers, with the stream for those on a CPU).
-enum class ActivationLinkKind { kRpc, kStream, kNccl };
-
-// Parses "rpc", "stream" or "nccl" (the --activation-link flag).
-absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
-    const std::string& name);
 
 // Experts on expert workers, placed by a plan. Each layer's rows go out as
 // one Compute call per worker that holds any of their experts, all calls in
@@ -65,22 +26,16 @@ absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
 // holders of the same experts; only an assignment whose expert has no live
 // holder left fails its row, with UNAVAILABLE naming the expert and the
 // workers tried. A down worker is probed until it serves the plan again,
-// then used again.
+// then used again; one that came back holding other experts (restarted
+// from an older plan) is given the plan's share first.
+//
+// The plan changes while serving (PlacementChange drives it): workers join,
+// a next plan is staged (probes then accept workers that serve either),
+// and Switch makes it the plan of the calls that start after it; a layer
+// in flight keeps the plan it started with, retries included.
 class GrpcExpertDispatch : public ExpertDispatch {
  public:
-  struct Options {
-    v1::ActivationDType activation_dtype = v1::ACTIVATION_DTYPE_FP32;
-    // A call not answered in this time fails its rows with DEADLINE_EXCEEDED
-    // naming the worker, so a stuck worker never hangs a request.
-    absl::Duration call_timeout = absl::Seconds(10);
-    ActivationLinkKind link = ActivationLinkKind::kRpc;
-    // The router's GPU, for NCCL links.
-    int nccl_device = -1;
-    // How long joining an NCCL link may take.
-    absl::Duration link_connect_timeout = absl::Seconds(10);
-    // How often a down worker is asked whether it serves again.
-    absl::Duration probe_interval = absl::Milliseconds(200);
-  };
+  using Options = ExpertTierOptions;
 
   // Every worker of the plan needs an endpoint, and every endpoint a worker.
   static absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> Connect(
@@ -97,19 +52,38 @@ class GrpcExpertDispatch : public ExpertDispatch {
   std::unique_ptr<PendingExperts> Start(const ExpertBatch& batch,
                                         float* out) override;
 
-  int placement_version() const { return plan_.version; }
-  // Whether every expert of the plan has a holder that is up.
+  int placement_version() const { return plan()->version; }
+  // The plan in use.
+  std::shared_ptr<const PlacementPlan> plan() const;
+  // Whether every expert of the plan in use has a holder that is up.
   bool EveryExpertHeld() const;
+  // The known workers (joined order), each with its counters and health.
   std::vector<WorkerCallStats> Stats() const;
 
+  // Changes of the expert tier; one at a time (the caller holds the lock
+  // from LockChanges throughout).
+  std::unique_lock<std::mutex> LockChanges() {
+    return std::unique_lock<std::mutex>(change_mutex_);
+  }
+  WorkerRegistry& workers() { return *registry_; }
+  int hidden_size() const { return hidden_size_; }
+  // Checks `next` against the plan in use (not an older version, the same
+  // model shape) and the workers (every one known) and stages it: probes
+  // accept a worker serving either plan from now on.
+  absl::Status StageNext(const PlacementPlan& next);
+  // Whether every expert of the staged plan has a holder that is up.
+  bool EveryStagedExpertHeld() const;
+  // The staged plan becomes the one calls start with; the caller runs it
+  // between engine steps, so no step mixes the two.
+  void SwitchToStaged();
+  // Forgets the staged plan (after a switch, or when the change failed).
+  void DropStaged();
+
  private:
-  struct Worker {
-    WorkerEndpoint endpoint;
-    double speed = 1.0;
-    std::unique_ptr<v1::ExpertWorker::Stub> stub;
-    std::unique_ptr<v1::ExpertLink::Stub> link_stub;
-    std::unique_ptr<WorkerLink> link;  // null: Compute RPCs
-    std::atomic<int64_t> outstanding_rows{0};
+  // A plan with its workers (in plan order).
+  struct Placement {
+    PlacementPlan plan;
+    std::vector<std::shared_ptr<RemoteWorker>> workers;
   };
   // One (row, expert) assignment on its way, with the workers that failed
   // it in this step and the last failure.
@@ -120,52 +94,69 @@ class GrpcExpertDispatch : public ExpertDispatch {
     std::vector<int> tried;
     absl::Status last_failure;
   };
-  // What a layer's calls (and their retries) read: the step's rows.
+  // What a layer's calls (and their retries) read: the step's rows, and the
+  // placement the layer started with.
   struct Rows {
     int layer;
     const float* x;
     int64_t n;
     std::vector<absl::Time> deadlines;  // per row; empty: none
+    std::shared_ptr<const Placement> placement;
   };
   struct Call;
   class Pending;
 
-  GrpcExpertDispatch(PlacementPlan plan, int hidden_size, Options options)
-      : plan_(std::move(plan)), hidden_size_(hidden_size), options_(options) {}
+  GrpcExpertDispatch(int hidden_size, Options options)
+      : hidden_size_(hidden_size), options_(options) {}
 
-  absl::Status CheckWorker(const Worker& worker,
+  // The plan's workers from the registry; INVALID_ARGUMENT naming one it
+  // does not know.
+  absl::StatusOr<std::shared_ptr<const Placement>> Place(
+      const PlacementPlan& plan) const;
+  std::shared_ptr<const Placement> current() const;
+  // OK when the worker serves the plan in use or the staged one: its id,
+  // row width and version, and every expert the plan gives it.
+  absl::Status CheckWorker(const RemoteWorker& worker,
                            const v1::WorkerDescription& description) const;
-  // Describe, then CheckWorker: OK when the worker serves this plan.
-  absl::Status Probe(const Worker& worker, absl::Duration timeout) const;
+  // Describe, then CheckWorker. A worker that answers but lacks its share
+  // (one restarted from an older plan) is given it first, unless a plan
+  // change is running.
+  absl::Status Probe(RemoteWorker& worker);
+  // Loads the worker's share of the plan in use and unloads the rest.
+  absl::Status GiveShare(const RemoteWorker& worker,
+                         const v1::WorkerDescription& description);
   // The holder of (layer, expert), not among `tried`, that should take one
   // more row: a live one if any (the least loaded), else one that is down
   // (it may be back before a probe has seen it); -1 when all were tried.
-  int PickHolder(int layer, int expert, const std::vector<int>& tried,
+  int PickHolder(const Placement& placement, int layer, int expert,
+                 const std::vector<int>& tried,
                  const std::vector<int64_t>& rows_this_call) const;
   // Why `routed` cannot be sent anywhere.
-  absl::Status NoHolderError(int layer, const Routed& routed) const;
+  absl::Status NoHolderError(const Placement& placement, int layer,
+                             const Routed& routed) const;
   // Sends each assignment to a live holder, grouped into one call per
   // worker, and returns the calls in flight; `out` gets their sums when
   // waited for. Assignments with no live holder fail their rows there.
   std::unique_ptr<Pending> Send(std::shared_ptr<const Rows> rows,
                                 std::vector<Routed> routed, float* out);
-  absl::Status CallError(const Worker& worker, int layer,
+  absl::Status CallError(const RemoteWorker& worker, int layer,
                          const grpc::Status& status,
                          absl::Duration waited) const;
   // One finished call: its partial sums added into `out`; or, when it
   // failed, its assignments listed in `retry` (the worker marked down), or
   // its rows in `failures` when another worker cannot help; counted in the
   // worker's stats.
-  void Collect(Call& call, int layer, float* out,
+  void Collect(Call& call, const Rows& rows, float* out,
                std::vector<RowFailure>& failures, std::vector<Routed>& retry);
 
-  const PlacementPlan plan_;
   const int hidden_size_;
   const Options options_;
-  std::vector<std::unique_ptr<Worker>> workers_;  // in plan order
-  std::unique_ptr<WorkerHealth> health_;
-  mutable std::mutex stats_mutex_;
-  std::vector<WorkerCallStats> stats_;
+  std::mutex change_mutex_;
+  mutable std::mutex placement_mutex_;
+  std::shared_ptr<const Placement> placement_;  // guarded by placement_mutex_
+  std::shared_ptr<const Placement> staged_;     // guarded by placement_mutex_
+  // Last: its health prober calls Probe, which reads the members above.
+  std::unique_ptr<WorkerRegistry> registry_;
 };
 
 }  // namespace moe

@@ -45,7 +45,6 @@ class LoadWindow {
   };
   Load Over(absl::Duration window) const;
 
-
  private:
   struct Sample {
     absl::Time time;

@@ -9,10 +9,12 @@
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
 #include "core/util/thread_pool.h"
+#include "router_service/admin_rpc_service.h"
 #include "router_service/batch_engine.h"
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
+#include "router_service/placement_change.h"
 #include "router_service/router_rpc_service.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
@@ -50,6 +52,20 @@ absl::Status Serve() {
   std::atomic<bool> draining{false};
   moe::RouterRpcService service(engine, runner->config(), backend.remote,
                                 &draining);
+  std::vector<grpc::Service*> services = {&service};
+  // With expert workers, the tier changes while serving: plans applied
+  // between engine steps, workers joining and leaving.
+  std::unique_ptr<moe::PlacementChange> change;
+  std::unique_ptr<moe::RouterAdminService> admin;
+  if (backend.remote != nullptr) {
+    change = std::make_unique<moe::PlacementChange>(
+        *backend.remote, [&engine](std::function<void()> task) {
+          return engine.RunBetweenSteps(std::move(task));
+        });
+    admin = std::make_unique<moe::RouterAdminService>(*change,
+                                                      service.load_window());
+    services.push_back(admin.get());
+  }
   // NOT_SERVING while some expert has no live holder. On SIGTERM it takes
   // no new requests and ends once those it has are done.
   moe::GrpcExpertDispatch* remote = backend.remote;
@@ -63,7 +79,7 @@ absl::Status Serve() {
     return status.running == 0 && status.queued == 0;
   };
   // Streams still open at the end get UNAVAILABLE when the engine stops.
-  return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
+  return moe::ServeUntilTerminated(services, absl::GetFlag(FLAGS_listen),
                                    "moe-router", serve_options);
 }
 

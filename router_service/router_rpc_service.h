@@ -36,6 +36,9 @@ class RouterRpcService final : public v1::Router::CallbackService {
                                     const v1::LoadRequest* request,
                                     v1::LoadReport* reply) override;
 
+  // What was routed lately, sampled every second (ten minutes kept).
+  const LoadWindow& load_window() const { return load_; }
+
  private:
   BatchEngine& engine_;
   const ModelConfig& config_;

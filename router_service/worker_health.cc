@@ -1,23 +1,14 @@
 #include "router_service/worker_health.h"
 
+#include <algorithm>
 #include <iostream>
 
 #include "absl/time/clock.h"
 
 namespace moe {
 
-WorkerHealth::WorkerHealth(std::vector<std::string> names,
-                           std::function<absl::Status(int)> probe,
-                           absl::Duration probe_interval)
-    : names_(std::move(names)),
-      probe_(std::move(probe)),
-      probe_interval_(probe_interval),
-      up_(new std::atomic<bool>[names_.size()]),
-      recoveries_(new std::atomic<int64_t>[names_.size()]) {
-  for (size_t w = 0; w < names_.size(); ++w) {
-    up_[w].store(true);
-    recoveries_[w].store(0);
-  }
+WorkerHealth::WorkerHealth(absl::Duration probe_interval)
+    : probe_interval_(probe_interval) {
   prober_ = std::thread([this] { ProbeLoop(); });
 }
 
@@ -30,9 +21,25 @@ WorkerHealth::~WorkerHealth() {
   prober_.join();
 }
 
-void WorkerHealth::MarkDown(int worker, const absl::Status& why) {
-  if (!up_[worker].exchange(false, std::memory_order_acq_rel)) return;
-  std::cerr << "moe-router: " << names_[worker] << " is down (" << why.message()
+std::shared_ptr<WorkerHealth::Watched> WorkerHealth::Watch(
+    std::string name, std::function<absl::Status()> probe) {
+  auto watched =
+      std::shared_ptr<Watched>(new Watched(std::move(name), std::move(probe)));
+  std::lock_guard<std::mutex> lock(mutex_);
+  watched_.push_back(watched);
+  return watched;
+}
+
+void WorkerHealth::Forget(const Watched& watched) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::erase_if(watched_, [&watched](const std::shared_ptr<Watched>& w) {
+    return w.get() == &watched;
+  });
+}
+
+void WorkerHealth::MarkDown(Watched& watched, const absl::Status& why) {
+  if (!watched.up_.exchange(false, std::memory_order_acq_rel)) return;
+  std::cerr << "moe-router: " << watched.name_ << " is down (" << why.message()
             << "); its rows go to other holders of its experts until it "
                "answers again"
             << std::endl;
@@ -44,19 +51,22 @@ void WorkerHealth::ProbeLoop() {
   for (int round = 1; !stopping_; ++round) {
     wake_.wait_for(lock, absl::ToChronoMilliseconds(probe_interval_));
     const bool probe_up = round % kUpProbeRounds == 0;
-    for (size_t w = 0; w < names_.size() && !stopping_; ++w) {
-      const bool up = up_[w].load(std::memory_order_acquire);
+    // A copy: workers may join or be forgotten while the lock is released.
+    const std::vector<std::shared_ptr<Watched>> watched = watched_;
+    for (const std::shared_ptr<Watched>& w : watched) {
+      if (stopping_) break;
+      const bool up = w->up();
       if (up && !probe_up) continue;
       // The probe is an RPC: not under the lock, which MarkDown's callers
       // never wait for but the destructor does.
       lock.unlock();
-      const absl::Status probed = probe_(static_cast<int>(w));
-      if (up && !probed.ok()) MarkDown(static_cast<int>(w), probed);
+      const absl::Status probed = w->probe_();
+      if (up && !probed.ok()) MarkDown(*w, probed);
       lock.lock();
       if (up || !probed.ok()) continue;
-      up_[w].store(true, std::memory_order_release);
-      recoveries_[w].fetch_add(1, std::memory_order_relaxed);
-      std::cerr << "moe-router: " << names_[w] << " is back" << std::endl;
+      w->up_.store(true, std::memory_order_release);
+      w->recoveries_.fetch_add(1, std::memory_order_relaxed);
+      std::cerr << "moe-router: " << w->name_ << " is back" << std::endl;
     }
   }
 }

@@ -50,7 +50,7 @@ class LinkServiceTest : public ::testing::Test {
     store_ = std::move(*store);
     queue_ = std::make_unique<ComputeQueue>(*store_, 16);
     service_ = std::make_unique<ExpertLinkService>(
-        WorkerIdentity{"w0", "cpu", 0, 1, "test"}, store_->config(), *queue_,
+        WorkerIdentity{"w0", "cpu", 0, "test"}, store_->config(), *queue_,
         std::move(join));
     grpc::ServerBuilder builder;
     int port = 0;

@@ -25,68 +25,90 @@ bool Eventually(Condition condition) {
 TEST(WorkerHealthTest, ADownWorkerIsProbedUntilItServesAgain) {
   std::atomic<bool> serving{false};
   std::atomic<int> probes{0};
-  WorkerHealth health(
-      {"w0", "w1", "w2"},
-      [&](int worker) {
-        if (worker != 1) return absl::OkStatus();
-        ++probes;
-        return serving ? absl::OkStatus() : absl::UnavailableError("refused");
-      },
-      absl::Milliseconds(10));
-  for (int w = 0; w < 3; ++w) EXPECT_TRUE(health.up(w));
+  WorkerHealth health(absl::Milliseconds(10));
+  auto w0 = health.Watch("w0", [] { return absl::OkStatus(); });
+  auto w1 = health.Watch("w1", [&] {
+    ++probes;
+    return serving ? absl::OkStatus() : absl::UnavailableError("refused");
+  });
+  auto w2 = health.Watch("w2", [] { return absl::OkStatus(); });
+  EXPECT_TRUE(w0->up() && w1->up() && w2->up());
 
-  health.MarkDown(1, absl::UnavailableError("connection reset"));
-  EXPECT_FALSE(health.up(1));
-  EXPECT_TRUE(health.up(0));
-  EXPECT_TRUE(health.up(2));
+  health.MarkDown(*w1, absl::UnavailableError("connection reset"));
+  EXPECT_FALSE(w1->up());
+  EXPECT_TRUE(w0->up());
+  EXPECT_TRUE(w2->up());
   // Refused probes keep it down.
   ASSERT_TRUE(Eventually([&] { return probes >= 3; }));
-  EXPECT_FALSE(health.up(1));
-  EXPECT_EQ(health.recoveries(1), 0);
+  EXPECT_FALSE(w1->up());
+  EXPECT_EQ(w1->recoveries(), 0);
 
   serving = true;
-  ASSERT_TRUE(Eventually([&] { return health.up(1); }));
-  EXPECT_EQ(health.recoveries(1), 1);
+  ASSERT_TRUE(Eventually([&] { return w1->up(); }));
+  EXPECT_EQ(w1->recoveries(), 1);
 
   // Marking a down worker down again changes nothing.
   serving = false;
-  health.MarkDown(1, absl::UnavailableError("again"));
-  health.MarkDown(1, absl::UnavailableError("and again"));
-  EXPECT_FALSE(health.up(1));
+  health.MarkDown(*w1, absl::UnavailableError("again"));
+  health.MarkDown(*w1, absl::UnavailableError("and again"));
+  EXPECT_FALSE(w1->up());
   serving = true;
-  ASSERT_TRUE(Eventually([&] { return health.up(1); }));
-  EXPECT_EQ(health.recoveries(1), 2);
+  ASSERT_TRUE(Eventually([&] { return w1->up(); }));
+  EXPECT_EQ(w1->recoveries(), 2);
 }
 
 // A worker that stops answering while nothing is sent to it is found down
 // by the probes of the workers that are up.
 TEST(WorkerHealthTest, AnIdleWorkerThatDiesIsFoundDown) {
   std::atomic<bool> w0_serving{true};
-  WorkerHealth health(
-      {"w0", "w1"},
-      [&](int worker) {
-        return worker == 1 || w0_serving ? absl::OkStatus()
-                                         : absl::UnavailableError("refused");
-      },
-      absl::Milliseconds(10));
+  WorkerHealth health(absl::Milliseconds(10));
+  auto w0 = health.Watch("w0", [&] {
+    return w0_serving ? absl::OkStatus() : absl::UnavailableError("refused");
+  });
+  auto w1 = health.Watch("w1", [] { return absl::OkStatus(); });
   std::this_thread::sleep_for(
       std::chrono::milliseconds(10 * 3 * WorkerHealth::kUpProbeRounds));
-  EXPECT_TRUE(health.up(0));
+  EXPECT_TRUE(w0->up());
   w0_serving = false;
-  ASSERT_TRUE(Eventually([&] { return !health.up(0); }));
-  EXPECT_TRUE(health.up(1));
+  ASSERT_TRUE(Eventually([&] { return !w0->up(); }));
+  EXPECT_TRUE(w1->up());
   w0_serving = true;
-  ASSERT_TRUE(Eventually([&] { return health.up(0); }));
+  ASSERT_TRUE(Eventually([&] { return w0->up(); }));
+}
+
+// Workers join and leave while it runs: one that joined is probed, one
+// that was forgotten is not any more.
+TEST(WorkerHealthTest, WorkersJoinAndAreForgotten) {
+  WorkerHealth health(absl::Milliseconds(10));
+  std::atomic<int> early_probes{0}, late_probes{0};
+  auto early = health.Watch("early", [&] {
+    ++early_probes;
+    return absl::UnavailableError("down");
+  });
+  health.MarkDown(*early, absl::UnavailableError("down"));
+  ASSERT_TRUE(Eventually([&] { return early_probes > 0; }));
+  auto late = health.Watch("late", [&] {
+    ++late_probes;
+    return absl::UnavailableError("down");
+  });
+  health.MarkDown(*late, absl::UnavailableError("down"));
+  ASSERT_TRUE(Eventually([&] { return late_probes > 0; }));
+  health.Forget(*early);
+  // A probe in flight when it was forgotten may still end.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int forgotten_at = early_probes;
+  const int late_at = late_probes;
+  ASSERT_TRUE(Eventually([&] { return late_probes >= late_at + 5; }));
+  EXPECT_EQ(early_probes, forgotten_at);
 }
 
 // Destroying it stops the prober at once, not after its interval.
 TEST(WorkerHealthTest, StopsWithoutWaitingForTheNextProbe) {
   const absl::Time start = absl::Now();
   {
-    WorkerHealth health(
-        {"w0"}, [](int) { return absl::UnavailableError("down"); },
-        absl::Hours(1));
-    health.MarkDown(0, absl::UnavailableError("down"));
+    WorkerHealth health(absl::Hours(1));
+    auto w0 = health.Watch("w0", [] { return absl::UnavailableError("down"); });
+    health.MarkDown(*w0, absl::UnavailableError("down"));
   }
   EXPECT_LT(absl::Now() - start, absl::Minutes(1));
 }

@@ -75,4 +75,29 @@ std::string FormatLoadSummary(const v1::LoadReport& report) {
   return out;
 }
 
+std::string FormatPlanChange(const v1::PlanChange& change) {
+  std::string out = absl::StrFormat(
+      "plan version %d -> %d in %.3f s: loading %.3f s, switching %.3f s "
+      "(%d switches between steps), unloading %.3f s\n",
+      change.from_version(), change.to_version(), change.total_seconds(),
+      change.load_seconds(), change.switch_seconds(), change.switches(),
+      change.unload_seconds());
+  absl::StrAppendFormat(&out, "%-8s %8s %10s %6s\n", "worker", "loaded",
+                        "unloaded", "holds");
+  for (const v1::WorkerChange& worker : change.workers()) {
+    absl::StrAppendFormat(&out, "%-8s %8d %10d %6d\n", worker.worker_id(),
+                          worker.experts_loaded(), worker.experts_unloaded(),
+                          worker.experts_held());
+  }
+  return out;
+}
+
+std::string FormatWorkerJoined(const v1::WorkerDescription& description) {
+  return absl::StrFormat(
+      "worker %s joined: %s, %d bytes for experts, %d experts held; "
+      "rebalance or apply a plan to give it experts\n",
+      description.worker_id(), description.device(),
+      description.memory_budget_bytes(), description.experts_size());
+}
+
 }  // namespace moe

@@ -4,7 +4,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "moe/v1/expert.pb.h"
 #include "moe/v1/router.pb.h"
+#include "moe/v1/router_admin.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace moe {
@@ -21,6 +23,13 @@ absl::StatusOr<nlohmann::json> LoadReportToJson(const v1::LoadReport& report);
 // A summary of the report for a terminal: the window, the tokens routed, and
 // per worker its rows and time.
 std::string FormatLoadSummary(const v1::LoadReport& report);
+
+// `moe-admin apply-plan`, `rebalance`, `drain-worker`: the versions, per
+// worker the experts it loaded, unloaded and holds, and where the time went.
+std::string FormatPlanChange(const v1::PlanChange& change);
+
+// `moe-admin add-worker`: the worker that joined.
+std::string FormatWorkerJoined(const v1::WorkerDescription& description);
 
 }  // namespace moe
 

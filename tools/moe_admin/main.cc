@@ -1,6 +1,11 @@
-// moe-admin: an operator's view of a running router (moe.v1.Router).
+// moe-admin: an operator's view and control of a running router
+// (moe.v1.Router and moe.v1.RouterAdmin).
 //   moe-admin --router HOST:PORT status
 //   moe-admin --router HOST:PORT load [--window-s 60] [--out FILE]
+//   moe-admin --router HOST:PORT apply-plan FILE
+//   moe-admin --router HOST:PORT add-worker ID=HOST:PORT
+//   moe-admin --router HOST:PORT drain-worker ID [--window-s 60]
+//   moe-admin --router HOST:PORT rebalance [--window-s 60]
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -9,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/util/command_line.h"
 #include "core/util/file_util.h"
@@ -16,30 +22,36 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "moe/v1/router.grpc.pb.h"
+#include "moe/v1/router_admin.grpc.pb.h"
 #include "rpc/grpc_status.h"
 #include "tools/moe_admin/admin_report.h"
 
 ABSL_FLAG(std::string, router, "", "the router's host:port (required)");
-ABSL_FLAG(int, window_s, 60, "load: seconds of the window (at most 600)");
+ABSL_FLAG(int, window_s, 60,
+          "load, rebalance, drain-worker: seconds of the load window (at "
+          "most 600)");
 ABSL_FLAG(std::string, out, "",
           "load: write the JSON here (moe-plan --load reads it); default "
           "stdout");
-ABSL_FLAG(int, deadline_ms, 10000, "the deadline of each call");
+ABSL_FLAG(int, deadline_ms, 10000, "the deadline of status and load");
+ABSL_FLAG(int, change_deadline_s, 600,
+          "the deadline of apply-plan, add-worker, drain-worker and rebalance "
+          "(workers read the experts they gain meanwhile)");
 
 namespace {
 
-// Runs `call(stub, context)` with the deadline; its status as absl's.
-template <typename Call>
-absl::Status CallRouter(Call call) {
+// Runs `call(stub, context)` on a stub of `Service` with `deadline`; its
+// status as absl's.
+template <typename Service, typename Call>
+absl::Status CallRouter(absl::Duration deadline, Call call) {
   const std::string address = absl::GetFlag(FLAGS_router);
   if (address.empty()) {
     return absl::InvalidArgumentError("--router HOST:PORT is needed");
   }
-  auto stub = moe::v1::Router::NewStub(
+  auto stub = Service::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(
-      absl::Now() + absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms))));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   const grpc::Status status = call(*stub, context);
   if (status.ok()) return absl::OkStatus();
   return absl::Status(
@@ -47,11 +59,85 @@ absl::Status CallRouter(Call call) {
       absl::StrCat("router ", address, ": ", status.error_message()));
 }
 
+absl::Duration ReadDeadline() {
+  return absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+}
+
+// Runs a change on moe.v1.RouterAdmin and prints what it did and how long
+// it took, as this end saw it.
+template <typename Call>
+absl::Status Change(Call call) {
+  const absl::Time start = absl::Now();
+  MOE_RETURN_IF_ERROR(CallRouter<moe::v1::RouterAdmin>(
+      absl::Seconds(absl::GetFlag(FLAGS_change_deadline_s)), call));
+  std::cout << "took " << absl::FormatDuration(absl::Now() - start)
+            << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status ApplyPlan(const std::string& path) {
+  moe::v1::ApplyPlanRequest request;
+  MOE_ASSIGN_OR_RETURN(const std::string json, moe::ReadFileToString(path));
+  request.set_plan_json(json);
+  moe::v1::PlanChange change;
+  return Change([&](auto& stub, auto& context) {
+    const grpc::Status status = stub.ApplyPlan(&context, request, &change);
+    if (status.ok()) std::cout << moe::FormatPlanChange(change);
+    return status;
+  });
+}
+
+absl::Status Rebalance() {
+  moe::v1::RebalanceRequest request;
+  request.set_window_seconds(absl::GetFlag(FLAGS_window_s));
+  moe::v1::PlanChange change;
+  return Change([&](auto& stub, auto& context) {
+    const grpc::Status status = stub.Rebalance(&context, request, &change);
+    if (status.ok()) std::cout << moe::FormatPlanChange(change);
+    return status;
+  });
+}
+
+absl::Status AddWorker(const std::string& spec) {
+  const std::pair<std::string, std::string> endpoint =
+      absl::StrSplit(spec, absl::MaxSplits('=', 1));
+  if (endpoint.first.empty() ||
+      endpoint.second.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add-worker: \"", spec, "\" is not ID=HOST:PORT"));
+  }
+  moe::v1::AddWorkerRequest request;
+  request.set_worker_id(endpoint.first);
+  request.set_address(endpoint.second);
+  moe::v1::WorkerDescription description;
+  return Change([&](auto& stub, auto& context) {
+    const grpc::Status status = stub.AddWorker(&context, request, &description);
+    if (status.ok()) std::cout << moe::FormatWorkerJoined(description);
+    return status;
+  });
+}
+
+absl::Status DrainWorker(const std::string& id) {
+  moe::v1::DrainWorkerRequest request;
+  request.set_worker_id(id);
+  request.set_window_seconds(absl::GetFlag(FLAGS_window_s));
+  moe::v1::PlanChange change;
+  return Change([&](auto& stub, auto& context) {
+    const grpc::Status status = stub.DrainWorker(&context, request, &change);
+    if (status.ok()) {
+      std::cout << moe::FormatPlanChange(change) << "worker " << id
+                << " holds no experts and the router has forgotten it\n";
+    }
+    return status;
+  });
+}
+
 absl::Status Status() {
   moe::v1::RouterStatus status;
-  MOE_RETURN_IF_ERROR(CallRouter([&](auto& stub, auto& context) {
-    return stub.GetStatus(&context, {}, &status);
-  }));
+  MOE_RETURN_IF_ERROR(CallRouter<moe::v1::Router>(
+      ReadDeadline(), [&](auto& stub, auto& context) {
+        return stub.GetStatus(&context, {}, &status);
+      }));
   std::cout << moe::FormatRouterStatus(status);
   return absl::OkStatus();
 }
@@ -60,9 +146,10 @@ absl::Status Load() {
   moe::v1::LoadRequest request;
   request.set_window_seconds(absl::GetFlag(FLAGS_window_s));
   moe::v1::LoadReport report;
-  MOE_RETURN_IF_ERROR(CallRouter([&](auto& stub, auto& context) {
-    return stub.GetLoad(&context, request, &report);
-  }));
+  MOE_RETURN_IF_ERROR(CallRouter<moe::v1::Router>(
+      ReadDeadline(), [&](auto& stub, auto& context) {
+        return stub.GetLoad(&context, request, &report);
+      }));
   MOE_ASSIGN_OR_RETURN(const nlohmann::json json,
                        moe::LoadReportToJson(report));
   const std::string out = absl::GetFlag(FLAGS_out);
@@ -78,17 +165,33 @@ absl::Status Load() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> args = moe::ParseCommandLine(
-      argc, argv,
-      "moe-admin --router HOST:PORT status | load [--window-s 60 --out "
-      "FILE]");
+  const std::vector<std::string> args =
+      moe::ParseCommandLine(argc, argv,
+                            "moe-admin --router HOST:PORT COMMAND, one of\n"
+                            "  status\n"
+                            "  load [--window-s 60 --out FILE]\n"
+                            "  apply-plan FILE\n"
+                            "  add-worker ID=HOST:PORT\n"
+                            "  drain-worker ID [--window-s 60]\n"
+                            "  rebalance [--window-s 60]");
   absl::Status status;
-  if (args.size() == 1 && args[0] == "status") {
+  const std::string command = args.empty() ? "" : args[0];
+  if (args.size() == 1 && command == "status") {
     status = Status();
-  } else if (args.size() == 1 && args[0] == "load") {
+  } else if (args.size() == 1 && command == "load") {
     status = Load();
+  } else if (args.size() == 2 && command == "apply-plan") {
+    status = ApplyPlan(args[1]);
+  } else if (args.size() == 2 && command == "add-worker") {
+    status = AddWorker(args[1]);
+  } else if (args.size() == 2 && command == "drain-worker") {
+    status = DrainWorker(args[1]);
+  } else if (args.size() == 1 && command == "rebalance") {
+    status = Rebalance();
   } else {
-    status = absl::InvalidArgumentError("expected the command status or load");
+    status = absl::InvalidArgumentError(
+        "expected one of: status, load, apply-plan FILE, add-worker "
+        "ID=HOST:PORT, drain-worker ID, rebalance");
   }
   if (!status.ok()) {
     std::cerr << "moe-admin: " << status.ToString() << std::endl;

@@ -1,0 +1,354 @@
+#include "router_service/placement_change.h"
+
+#include <algorithm>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/placement/placement_planner.h"
+#include "core/util/status_macros.h"
+
+namespace moe {
+namespace {
+
+using ExpertList = std::vector<std::pair<int, int>>;
+
+// Calls on workers: loading takes as long as reading the experts does.
+constexpr absl::Duration kDescribeTimeout = absl::Seconds(5);
+constexpr absl::Duration kLoadTimeout = absl::Minutes(10);
+// How long a new plan's experts may lack a live holder after loading.
+constexpr absl::Duration kHolderTimeout = absl::Seconds(10);
+
+ExpertList Held(const v1::WorkerDescription& description) {
+  ExpertList held;
+  for (const v1::ExpertId& id : description.experts()) {
+    held.emplace_back(id.layer(), id.expert());
+  }
+  std::sort(held.begin(), held.end());
+  return held;
+}
+
+ExpertList ShareOf(const PlacementPlan& plan, const std::string& id) {
+  const int index = plan.WorkerIndex(id);
+  return index < 0 ? ExpertList() : plan.ExpertsOf(index);
+}
+
+ExpertList Minus(const ExpertList& a, const ExpertList& b) {
+  ExpertList out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(),
+                      std::back_inserter(out));
+  return out;
+}
+
+ExpertList Union(const ExpertList& a, const ExpertList& b) {
+  ExpertList out;
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(),
+                 std::back_inserter(out));
+  return out;
+}
+
+// The report's entry for a worker, made on first use.
+v1::WorkerChange& EntryFor(v1::PlanChange& report, const std::string& id) {
+  for (v1::WorkerChange& entry : *report.mutable_workers()) {
+    if (entry.worker_id() == id) return entry;
+  }
+  v1::WorkerChange* entry = report.add_workers();
+  entry->set_worker_id(id);
+  return *entry;
+}
+
+// Runs fn(i) for i in [0, n) on threads of their own; the first error.
+absl::Status ForEachInParallel(size_t n,
+                               const std::function<absl::Status(size_t)>& fn) {
+  std::vector<absl::Status> results(n);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] { results[i] = fn(i); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& result : results) MOE_RETURN_IF_ERROR(result);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::PlanChange> PlacementChange::Apply(
+    const PlacementPlan& plan) {
+  std::unique_lock<std::mutex> lock = dispatch_.LockChanges();
+  return ApplyLocked(plan);
+}
+
+absl::StatusOr<v1::PlanChange> PlacementChange::Rebalance(
+    const std::vector<double>& load) {
+  std::unique_lock<std::mutex> lock = dispatch_.LockChanges();
+  MOE_ASSIGN_OR_RETURN(const PlacementPlan plan, PlanFromLoad(load, ""));
+  return ApplyLocked(plan);
+}
+
+absl::StatusOr<v1::PlanChange> PlacementChange::Drain(
+    const std::string& worker_id, const std::vector<double>& load) {
+  std::unique_lock<std::mutex> lock = dispatch_.LockChanges();
+  if (dispatch_.workers().Find(worker_id) == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "worker_id: the router has no worker \"", worker_id, "\""));
+  }
+  v1::PlanChange report;
+  if (dispatch_.plan()->WorkerIndex(worker_id) >= 0) {
+    MOE_ASSIGN_OR_RETURN(const PlacementPlan plan,
+                         PlanFromLoad(load, worker_id));
+    MOE_ASSIGN_OR_RETURN(report, ApplyLocked(plan));
+  } else {
+    report.set_from_version(dispatch_.placement_version());
+    report.set_to_version(dispatch_.placement_version());
+    report.set_plan_json(PlanToJson(*dispatch_.plan()).dump());
+  }
+  dispatch_.workers().Remove(worker_id);
+  std::cerr << "moe-router: expert worker " << worker_id
+            << " drained and forgotten" << std::endl;
+  return report;
+}
+
+absl::StatusOr<v1::WorkerDescription> PlacementChange::AddWorker(
+    const WorkerEndpoint& endpoint) {
+  std::unique_lock<std::mutex> lock = dispatch_.LockChanges();
+  if (endpoint.id.empty() || endpoint.address.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker_id and address (host:port) are needed, got \"",
+                     endpoint.id, "\" at \"", endpoint.address, "\""));
+  }
+  MOE_ASSIGN_OR_RETURN(std::shared_ptr<RemoteWorker> worker,
+                       dispatch_.workers().Add(endpoint));
+  absl::StatusOr<v1::WorkerDescription> description =
+      dispatch_.workers().Describe(*worker, kDescribeTimeout,
+                                   /*wait_for_ready=*/true);
+  absl::Status joined = description.status();
+  if (joined.ok() && description->worker_id() != endpoint.id) {
+    joined = absl::FailedPreconditionError(absl::StrCat(
+        worker->name, " says it is \"", description->worker_id(), "\""));
+  }
+  if (joined.ok() && description->hidden_size() != dispatch_.hidden_size()) {
+    joined = absl::FailedPreconditionError(absl::StrCat(
+        worker->name, " takes rows of ", description->hidden_size(),
+        "; the router's are ", dispatch_.hidden_size()));
+  }
+  if (!joined.ok()) {
+    dispatch_.workers().Remove(endpoint.id);
+    return joined;
+  }
+  std::cerr << "moe-router: " << worker->name << " joined ("
+            << description->device() << ", "
+            << description->memory_budget_bytes() << " bytes for experts)"
+            << std::endl;
+  return description;
+}
+
+absl::StatusOr<v1::PlanChange> PlacementChange::ApplyLocked(
+    const PlacementPlan& plan) {
+  const absl::Time start = absl::Now();
+  const int from = dispatch_.placement_version();
+  if (plan.version <= from) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("plan version ", plan.version,
+                     " is not newer than the router's ", from));
+  }
+  MOE_RETURN_IF_ERROR(ValidatePlan(plan));
+  v1::PlanChange report;
+  report.set_from_version(from);
+  report.set_to_version(plan.version);
+  MOE_ASSIGN_OR_RETURN(const std::optional<PlacementPlan> room, MakeRoom(plan));
+  if (room.has_value()) MOE_RETURN_IF_ERROR(RunPhase(*room, report));
+  MOE_RETURN_IF_ERROR(RunPhase(plan, report));
+  for (const WorkerSpec& spec : plan.workers) {
+    EntryFor(report, spec.id)
+        .set_experts_held(
+            static_cast<int32_t>(plan.ExpertCount(plan.WorkerIndex(spec.id))));
+  }
+  report.set_total_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  report.set_plan_json(PlanToJson(plan).dump());
+  std::cerr << "moe-router: plan version " << plan.version << " applied in "
+            << report.total_seconds() << " s (" << report.switches()
+            << " switches)" << std::endl;
+  return report;
+}
+
+absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
+                                       v1::PlanChange& report) {
+  WorkerRegistry& registry = dispatch_.workers();
+  MOE_RETURN_IF_ERROR(dispatch_.StageNext(plan));
+  absl::Cleanup drop_staged = [this] { dispatch_.DropStaged(); };
+
+  // 1. Every worker of the plan loads what it gains and takes its version.
+  absl::Time phase = absl::Now();
+  std::vector<std::shared_ptr<RemoteWorker>> workers;
+  for (const WorkerSpec& spec : plan.workers) {
+    workers.push_back(registry.Find(spec.id));
+  }
+  std::vector<int> loaded(workers.size(), 0);
+  MOE_RETURN_IF_ERROR(ForEachInParallel(workers.size(), [&](size_t w) {
+    MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
+                         registry.Describe(*workers[w], kDescribeTimeout));
+    const ExpertList gained =
+        Minus(plan.ExpertsOf(static_cast<int>(w)), Held(description));
+    if (gained.empty() && description.placement_version() == plan.version) {
+      return absl::OkStatus();
+    }
+    loaded[w] = static_cast<int>(gained.size());
+    return registry
+        .ChangeExperts(*workers[w], WorkerRegistry::Change::kLoad, gained,
+                       plan.version, kLoadTimeout)
+        .status();
+  }));
+  for (size_t w = 0; w < workers.size(); ++w) {
+    v1::WorkerChange& entry = EntryFor(report, plan.workers[w].id);
+    entry.set_experts_loaded(entry.experts_loaded() + loaded[w]);
+  }
+  report.set_load_seconds(report.load_seconds() +
+                          absl::ToDoubleSeconds(absl::Now() - phase));
+
+  // 2. Switch between two steps once every expert has a live holder.
+  phase = absl::Now();
+  while (!dispatch_.EveryStagedExpertHeld()) {
+    if (absl::Now() - phase > kHolderTimeout) {
+      return absl::UnavailableError(absl::StrCat(
+          "plan version ", plan.version, ": some expert had no live holder ",
+          absl::FormatDuration(kHolderTimeout), " after loading"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  MOE_RETURN_IF_ERROR(between_steps_([this] { dispatch_.SwitchToStaged(); }));
+  report.set_switches(report.switches() + 1);
+  report.set_switch_seconds(report.switch_seconds() +
+                            absl::ToDoubleSeconds(absl::Now() - phase));
+
+  // 3. Every known worker unloads what the plan does not give it. One that
+  // cannot keeps them unused; the change stands.
+  phase = absl::Now();
+  const std::vector<std::shared_ptr<RemoteWorker>> known = registry.All();
+  std::vector<int> unloaded(known.size(), 0);
+  ForEachInParallel(known.size(), [&](size_t w) {
+    absl::StatusOr<v1::WorkerDescription> description =
+        registry.Describe(*known[w], kDescribeTimeout);
+    if (!description.ok()) return description.status();
+    const ExpertList lost =
+        Minus(Held(*description), ShareOf(plan, known[w]->endpoint.id));
+    if (lost.empty()) return absl::OkStatus();
+    const absl::Status status =
+        registry
+            .ChangeExperts(*known[w], WorkerRegistry::Change::kUnload, lost, 0,
+                           kLoadTimeout)
+            .status();
+    if (status.ok()) unloaded[w] = static_cast<int>(lost.size());
+    return status;
+  }).IgnoreError();
+  for (size_t w = 0; w < known.size(); ++w) {
+    if (unloaded[w] == 0) continue;
+    v1::WorkerChange& entry = EntryFor(report, known[w]->endpoint.id);
+    entry.set_experts_unloaded(entry.experts_unloaded() + unloaded[w]);
+  }
+  report.set_unload_seconds(report.unload_seconds() +
+                            absl::ToDoubleSeconds(absl::Now() - phase));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<PlacementPlan>> PlacementChange::MakeRoom(
+    const PlacementPlan& next) {
+  WorkerRegistry& registry = dispatch_.workers();
+  const std::shared_ptr<const PlacementPlan> in_use = dispatch_.plan();
+  PlacementPlan room = *in_use;
+  bool needs_room = false;
+  for (const WorkerSpec& spec : next.workers) {
+    const std::shared_ptr<RemoteWorker> worker = registry.Find(spec.id);
+    if (worker == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "plan version ", next.version, ": the router knows no worker \"",
+          spec.id, "\" (add it first)"));
+    }
+    MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
+                         registry.Describe(*worker, kDescribeTimeout));
+    const int64_t budget = description.memory_budget_bytes();
+    if (budget <= 0) continue;  // no bound
+    const ExpertList held = Held(description);
+    const ExpertList kept = ShareOf(*in_use, spec.id);
+    const ExpertList share = next.ExpertsOf(next.WorkerIndex(spec.id));
+    // What it holds at most during the change: all it has now and what it
+    // gains; with a phase to make room, less what is not its share.
+    int64_t count = static_cast<int64_t>(Union(held, share).size());
+    auto fits = [&] { return count * next.expert_bytes <= budget; };
+    if (fits()) continue;
+    needs_room = true;
+    count -= static_cast<int64_t>(Minus(held, kept).size());
+    const int index = in_use->WorkerIndex(spec.id);
+    for (const auto& [layer, expert] : Minus(kept, share)) {
+      if (fits()) break;
+      // Drop its copy where another live worker keeps one.
+      std::vector<int>& holders =
+          room.holders[static_cast<size_t>(layer) * room.num_experts + expert];
+      const bool other_live_holder =
+          std::any_of(holders.begin(), holders.end(), [&](int holder) {
+            const std::shared_ptr<RemoteWorker> other =
+                registry.Find(in_use->workers[holder].id);
+            return holder != index && other != nullptr && other->up();
+          });
+      if (!other_live_holder) continue;
+      std::erase(holders, index);
+      --count;
+    }
+    if (!fits()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "worker ", spec.id, " would hold ", count, " experts (",
+          count * next.expert_bytes,
+          " bytes) while the plan changes, over "
+          "its budget of ",
+          budget,
+          " bytes even after dropping the copies other workers hold; apply "
+          "a plan that moves fewer experts to it at once"));
+    }
+  }
+  if (!needs_room) return std::nullopt;
+  return room;
+}
+
+absl::StatusOr<PlacementPlan> PlacementChange::PlanFromLoad(
+    const std::vector<double>& load, const std::string& excluded) {
+  const std::shared_ptr<const PlacementPlan> in_use = dispatch_.plan();
+  PlannerInput input;
+  input.model = in_use->model;
+  input.version = in_use->version + 1;
+  input.num_layers = in_use->num_layers;
+  input.num_experts = in_use->num_experts;
+  input.expert_bytes = in_use->expert_bytes;
+  input.load = load;
+  for (const std::shared_ptr<RemoteWorker>& worker :
+       dispatch_.workers().All()) {
+    if (worker->endpoint.id == excluded) continue;
+    WorkerSpec spec;
+    spec.id = worker->endpoint.id;
+    const int index = in_use->WorkerIndex(spec.id);
+    MOE_ASSIGN_OR_RETURN(
+        const v1::WorkerDescription description,
+        dispatch_.workers().Describe(*worker, kDescribeTimeout));
+    spec.memory_bytes =
+        description.memory_budget_bytes() > 0
+            ? description.memory_budget_bytes()
+            : (index < 0 ? 0 : in_use->workers[index].memory_bytes);
+    spec.speed = index < 0 ? 1.0 : in_use->workers[index].speed;
+    input.workers.push_back(spec);
+  }
+  // The copies and the replicas of the plan in use stay.
+  size_t copies = in_use->holders.empty() ? 1 : in_use->holders[0].size();
+  int64_t placed = 0;
+  for (const std::vector<int>& holders : in_use->holders) {
+    copies = std::min(copies, holders.size());
+    placed += static_cast<int64_t>(holders.size());
+  }
+  input.copies = static_cast<int>(copies);
+  input.replica_budget = static_cast<int>(
+      placed - static_cast<int64_t>(copies) * in_use->holders.size());
+  return PlanPlacement(input);
+}
+
+}  // namespace moe
