@@ -83,7 +83,8 @@ class BatchEngine {
 
   // Runs `task` on the engine thread between two steps (at once when none
   // is running) and returns once it ran; UNAVAILABLE when the engine stops
-  // first. What a step reads stays as it was for the whole step.
+  // first. What a step reads stays as it was for the whole step. Not from
+  // the engine's callbacks: it would wait for itself.
   absl::Status RunBetweenSteps(std::function<void()> task);
 
   EngineStatus Status() const;

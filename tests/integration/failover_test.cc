@@ -11,10 +11,6 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "core/util/thread_pool.h"
-#include "engine/cpu_model_runner.h"
-#include "engine/generation.h"
-#include "engine/local_expert_dispatch.h"
 #include "gtest/gtest.h"
 #include "tests/support/expect_has_substr.h"
 #include "tests/support/raw_grpc.h"
@@ -22,22 +18,6 @@
 
 namespace moe::testing {
 namespace {
-
-// Polls `condition` every 50 ms for up to 10 s; its last answer.
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (!condition() && absl::Now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
-}
-
-v1::RouterStatus Status(v1::Router::Stub& stub) {
-  grpc::ClientContext context;
-  v1::RouterStatus status;
-  EXPECT_TRUE(stub.GetStatus(&context, {}, &status).ok());
-  return status;
-}
 
 class FailoverTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -49,12 +29,9 @@ class FailoverTest : public ::testing::TestWithParam<std::string> {
                  {"--worker-timeout-ms", "2000", "--activation-link",
                   GetParam(), "--max-batch", "16"},
                  cluster_);
-    auto weights = ModelWeights::Load(cluster_.model_dir);
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    weights_ = std::move(*weights);
-    local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
-    embedded_ = std::make_unique<CpuModelRunner>(*weights_, *local_, pool_);
+    reference_ = std::make_unique<EngineReference>(cluster_.model_dir);
     stub_ = RouterStub(cluster_);
+    for (int r = 0; r < kStreams; ++r) requests_.push_back(Request(r));
   }
 
   v1::RouterGenerateRequest Request(int r) const {
@@ -68,39 +45,15 @@ class FailoverTest : public ::testing::TestWithParam<std::string> {
   // stream's first tokens came. Each must end with the embedded engine's
   // tokens.
   void RunStreamsExpectingEngineTokens(const std::function<void()>& on_first) {
-    std::vector<StreamResult> results(kStreams);
-    std::once_flag first;
-    std::vector<std::thread> clients;
-    for (int r = 0; r < kStreams; ++r) {
-      clients.emplace_back([&, r] {
-        results[r] = RunGenerate(*stub_, Request(r), absl::Seconds(60), [&] {
-          std::call_once(first, [&] {
-            if (on_first) on_first();
-          });
-        });
-      });
-    }
-    for (std::thread& client : clients) client.join();
-    for (int r = 0; r < kStreams; ++r) {
-      ASSERT_TRUE(results[r].status.ok())
-          << "stream " << r << ": " << results[r].status.error_message();
-      GenerationRequest request;
-      request.prompt = Prompt(4 + r, r);
-      request.max_tokens = kTokens;
-      request.stop_on_eos = false;
-      auto expected = Generate(*embedded_, request);
-      ASSERT_TRUE(expected.ok()) << expected.status();
-      EXPECT_EQ(results[r].tokens, expected->tokens) << "stream " << r;
-    }
+    reference_->ExpectItsTokens(RunConcurrently(*stub_, requests_, on_first),
+                                requests_);
   }
 
   const TestModelSpec spec_{.format = WeightFormat::kFp8, .layers = 2};
   Cluster cluster_;
-  ThreadPool pool_{1};
-  std::unique_ptr<ModelWeights> weights_;
-  std::unique_ptr<LocalExpertDispatch> local_;
-  std::unique_ptr<ModelRunner> embedded_;
+  std::unique_ptr<EngineReference> reference_;
   std::unique_ptr<v1::Router::Stub> stub_;
+  std::vector<v1::RouterGenerateRequest> requests_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Links, FailoverTest,
@@ -110,7 +63,7 @@ INSTANTIATE_TEST_SUITE_P(Links, FailoverTest,
 TEST_P(FailoverTest, AKilledWorkersRowsGoToTheOtherCopyAndItIsUsedAgain) {
   RunStreamsExpectingEngineTokens(
       [&] { cluster_.workers[1]->Signal(SIGKILL); });
-  v1::RouterStatus status = Status(*stub_);
+  v1::RouterStatus status = GetRouterStatus(*stub_);
   ASSERT_EQ(status.workers_size(), 3);
   EXPECT_TRUE(status.workers(1).down());
   EXPECT_GT(status.workers(1).rows_failed_over(), 0);
@@ -123,12 +76,13 @@ TEST_P(FailoverTest, AKilledWorkersRowsGoToTheOtherCopyAndItIsUsedAgain) {
   cluster_.workers[1] =
       StartWorker(cluster_, "w1", cluster_.worker_addresses[1]);
   ASSERT_TRUE(cluster_.workers[1]->AwaitAddress(kStartTimeout).ok());
-  ASSERT_TRUE(Eventually([&] { return !Status(*stub_).workers(1).down(); }));
-  status = Status(*stub_);
+  ASSERT_TRUE(
+      Eventually([&] { return !GetRouterStatus(*stub_).workers(1).down(); }));
+  status = GetRouterStatus(*stub_);
   EXPECT_EQ(status.workers(1).recoveries(), 1);
   const int64_t calls_before = status.workers(1).calls();
   RunStreamsExpectingEngineTokens(nullptr);
-  status = Status(*stub_);
+  status = GetRouterStatus(*stub_);
   EXPECT_GT(status.workers(1).calls(), calls_before);
   EXPECT_FALSE(status.workers(1).down());
 }
@@ -162,7 +116,8 @@ TEST_P(FailoverTest, RouterHealthFollowsWhetherEveryExpertIsHeld) {
   cluster_.workers[0]->Signal(SIGKILL);
   cluster_.workers[0]->Wait();
   // Found down by its probe; the other copies hold every expert.
-  EXPECT_TRUE(Eventually([&] { return Status(*stub_).workers(0).down(); }));
+  EXPECT_TRUE(
+      Eventually([&] { return GetRouterStatus(*stub_).workers(0).down(); }));
   EXPECT_EQ(HealthStatus(cluster_.router_address), "SERVING");
   cluster_.workers[1]->Signal(SIGKILL);
   cluster_.workers[1]->Wait();

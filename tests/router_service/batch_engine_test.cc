@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "core/model/model_weights.h"
 #include "engine/cpu_model_runner.h"
@@ -384,6 +385,66 @@ TEST_F(BatchEngineTest, TwoMicroBatchesGetTheSameTokens) {
     ExpectAsAlone(requests[i], outcomes[i], i);
   }
   EXPECT_GT(runner->counters().split_passes, 0);
+  ExpectIdleAndWhole(engine);
+}
+
+// Tasks run between steps: never between two layers of a step, on the engine
+// thread, while requests go on with the tokens they get alone; and at once
+// when the engine is idle.
+TEST_F(BatchEngineTest, TasksRunBetweenStepsOnly) {
+  auto runner = Runner(1024, 16);
+  BatchEngine engine(*runner, EngineOptions{});
+  std::mutex mutex;
+  std::vector<int> log;  // the layer of each dispatch; -1 for a task
+  std::thread::id engine_thread;
+  dispatch_->hook = [&](const ExpertBatch& batch) {
+    std::lock_guard<std::mutex> lock(mutex);
+    log.push_back(batch.layer);
+    engine_thread = std::this_thread::get_id();
+  };
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 4; ++i) {
+    requests.push_back(Greedy(RandomTokens(3 + i, spec_.vocab, 70 + i), 24));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> ran{0};
+  std::atomic<bool> always_on_engine_thread{true};
+  std::thread changer([&] {
+    while (!stop) {
+      ASSERT_TRUE(engine
+                      .RunBetweenSteps([&] {
+                        std::lock_guard<std::mutex> lock(mutex);
+                        log.push_back(-1);
+                        if (engine_thread != std::thread::id() &&
+                            engine_thread != std::this_thread::get_id()) {
+                          always_on_engine_thread = false;
+                        }
+                      })
+                      .ok());
+      ++ran;
+    }
+  });
+  const std::vector<Outcome> outcomes = RunAll(engine, requests);
+  stop = true;
+  changer.join();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ExpectAsAlone(requests[i], outcomes[i], i);
+  }
+  EXPECT_GT(ran, 0);
+  EXPECT_TRUE(always_on_engine_thread);
+  // A task comes after the last layer of a step or before the first one.
+  int previous = spec_.layers - 1;
+  for (int entry : log) {
+    if (entry < 0) {
+      EXPECT_EQ(previous, spec_.layers - 1) << "a task ran within a step";
+    } else {
+      EXPECT_EQ(entry, previous == spec_.layers - 1 ? 0 : previous + 1);
+      previous = entry;
+    }
+  }
+  bool idle_ran = false;
+  EXPECT_TRUE(engine.RunBetweenSteps([&] { idle_ran = true; }).ok());
+  EXPECT_TRUE(idle_ran);
   ExpectIdleAndWhole(engine);
 }
 

@@ -1,11 +1,16 @@
 #include "tests/support/test_cluster.h"
 
 #include <algorithm>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/placement/placement_planner.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/generation.h"
+#include "engine/local_expert_dispatch.h"
 #include "gtest/gtest.h"
 
 namespace moe::testing {
@@ -37,24 +42,44 @@ std::string LogPrefix(const std::string& name) {
   return absl::StrCat(::testing::TempDir(), "/cluster_", test, "_", name);
 }
 
-std::unique_ptr<ChildProcess> StartWorker(
+namespace {
+
+// moe-expert-worker `id` on the cluster's model; `share` says what it
+// starts with (--plan or --memory-bytes).
+std::unique_ptr<ChildProcess> StartWorkerWith(
     const Cluster& cluster, const std::string& id, const std::string& listen,
+    const std::vector<std::string>& share,
     const std::vector<std::string>& worker_flags) {
   std::vector<std::string> args = {SiblingBinary("moe-expert-worker"),
                                    "--model",
                                    cluster.model_dir,
-                                   "--plan",
-                                   cluster.plan_path,
                                    "--worker-id",
                                    id,
                                    "--listen",
                                    listen,
                                    "--threads",
                                    "1"};
+  args.insert(args.end(), share.begin(), share.end());
   args.insert(args.end(), worker_flags.begin(), worker_flags.end());
   auto worker = ChildProcess::Start(args, LogPrefix(id));
   EXPECT_TRUE(worker.ok()) << worker.status();
   return std::move(*worker);
+}
+
+}  // namespace
+
+std::unique_ptr<ChildProcess> StartWorker(
+    const Cluster& cluster, const std::string& id, const std::string& listen,
+    const std::vector<std::string>& worker_flags) {
+  return StartWorkerWith(cluster, id, listen, {"--plan", cluster.plan_path},
+                         worker_flags);
+}
+
+std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
+                                               const std::string& id,
+                                               int64_t memory_bytes) {
+  return StartWorkerWith(cluster, id, "127.0.0.1:0",
+                         {"--memory-bytes", std::to_string(memory_bytes)}, {});
 }
 
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
@@ -115,6 +140,54 @@ StreamResult RunGenerate(v1::Router::Stub& stub,
   return result;
 }
 
+std::vector<StreamResult> RunConcurrently(
+    v1::Router::Stub& stub,
+    const std::vector<v1::RouterGenerateRequest>& requests,
+    const std::function<void()>& on_first) {
+  std::vector<StreamResult> results(requests.size());
+  std::once_flag first;
+  std::vector<std::thread> clients;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    clients.emplace_back([&, r] {
+      results[r] = RunGenerate(stub, requests[r], absl::Seconds(60), [&] {
+        std::call_once(first, [&] {
+          if (on_first) on_first();
+        });
+      });
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  return results;
+}
+
+EngineReference::EngineReference(const std::string& model_dir) {
+  auto weights = ModelWeights::Load(model_dir);
+  EXPECT_TRUE(weights.ok()) << weights.status();
+  if (!weights.ok()) return;
+  weights_ = std::move(*weights);
+  local_ = std::make_unique<LocalExpertDispatch>(*weights_, pool_);
+  runner_ = std::make_unique<CpuModelRunner>(*weights_, *local_, pool_);
+}
+
+void EngineReference::ExpectItsTokens(
+    const std::vector<StreamResult>& results,
+    const std::vector<v1::RouterGenerateRequest>& requests) {
+  ASSERT_NE(runner_, nullptr);
+  ASSERT_EQ(results.size(), requests.size());
+  for (size_t r = 0; r < requests.size(); ++r) {
+    ASSERT_TRUE(results[r].status.ok())
+        << "stream " << r << ": " << results[r].status.error_message();
+    GenerationRequest request;
+    request.prompt.assign(requests[r].prompt_token_ids().begin(),
+                          requests[r].prompt_token_ids().end());
+    request.max_tokens = requests[r].max_tokens();
+    request.stop_on_eos = false;
+    auto expected = Generate(*runner_, request);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    EXPECT_EQ(results[r].tokens, expected->tokens) << "stream " << r;
+  }
+}
+
 v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
                                         int max_tokens) {
   v1::RouterGenerateRequest request;
@@ -126,6 +199,23 @@ v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
 std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster) {
   return v1::Router::NewStub(grpc::CreateChannel(
       cluster.router_address, grpc::InsecureChannelCredentials()));
+}
+
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (!condition() && absl::Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+v1::RouterStatus GetRouterStatus(v1::Router::Stub& stub) {
+  grpc::ClientContext context;
+  v1::RouterStatus status;
+  const grpc::Status called = stub.GetStatus(&context, {}, &status);
+  EXPECT_TRUE(called.ok()) << called.error_message();
+  return status;
 }
 
 std::vector<int32_t> Prompt(int length, int seed) {

@@ -9,7 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/model/model_weights.h"
 #include "core/placement/placement_plan.h"
+#include "core/util/thread_pool.h"
+#include "engine/model_runner.h"
 #include "grpcpp/grpcpp.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "router_service/grpc_expert_dispatch.h"
@@ -62,6 +65,12 @@ std::unique_ptr<ChildProcess> StartWorker(
     const Cluster& cluster, const std::string& id, const std::string& listen,
     const std::vector<std::string>& worker_flags = {});
 
+// moe-expert-worker `id` of the cluster's model started without a plan,
+// holding nothing, with room for `memory_bytes` of experts: one that joins.
+std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
+                                               const std::string& id,
+                                               int64_t memory_bytes);
+
 // Writes `plan`, starts its workers on the spec's model and a router in
 // front of them.
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
@@ -82,10 +91,43 @@ StreamResult RunGenerate(v1::Router::Stub& stub,
                          absl::Duration deadline = absl::Seconds(60),
                          const std::function<void()>& on_first = nullptr);
 
+// Runs `requests` at once, a client thread each; `on_first` runs once, on
+// the thread of the first stream whose first tokens came.
+std::vector<StreamResult> RunConcurrently(
+    v1::Router::Stub& stub,
+    const std::vector<v1::RouterGenerateRequest>& requests,
+    const std::function<void()>& on_first = nullptr);
+
+// The embedded engine on a checkpoint: what a cluster's tokens are checked
+// against.
+class EngineReference {
+ public:
+  explicit EngineReference(const std::string& model_dir);
+
+  ModelRunner& runner() { return *runner_; }
+  // Every stream ended OK with the engine's greedy tokens for its request
+  // (which must be greedy and ignore EOS).
+  void ExpectItsTokens(const std::vector<StreamResult>& results,
+                       const std::vector<v1::RouterGenerateRequest>& requests);
+
+ private:
+  ThreadPool pool_{1};
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<ExpertDispatch> local_;
+  std::unique_ptr<ModelRunner> runner_;
+};
+
 v1::RouterGenerateRequest GreedyRequest(const std::vector<int32_t>& prompt,
                                         int max_tokens);
 
 std::unique_ptr<v1::Router::Stub> RouterStub(const Cluster& cluster);
+
+// Polls `condition` every 50 ms for up to `timeout`; its last answer.
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout = absl::Seconds(10));
+
+// The router's GetStatus; a test failure when the call fails.
+v1::RouterStatus GetRouterStatus(v1::Router::Stub& stub);
 
 // A prompt of `length` tokens, BOS first, the rest from `seed`.
 std::vector<int32_t> Prompt(int length, int seed);
