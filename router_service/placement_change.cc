@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
@@ -49,6 +51,78 @@ ExpertList Union(const ExpertList& a, const ExpertList& b) {
   std::set_union(a.begin(), a.end(), b.begin(), b.end(),
                  std::back_inserter(out));
   return out;
+}
+
+// What a worker holds and the bytes it may hold (0: no bound).
+struct WorkerRoom {
+  ExpertList held;
+  int64_t budget_bytes = 0;
+};
+
+// When some worker of `target` cannot hold what it gains beside what it
+// holds: a step from `from` towards `target` (the gains that fit added as
+// holders and, for every expert that then has a holder of the target, the
+// holders the target drops removed; what a worker holds beyond its share
+// goes too); nullopt when the target fits at once; RESOURCE_EXHAUSTED
+// naming a worker when no step makes room.
+absl::StatusOr<std::optional<PlacementPlan>> NextWave(
+    const PlacementPlan& from, const PlacementPlan& target,
+    const std::map<std::string, WorkerRoom>& rooms) {
+  PlacementPlan wave = from;
+  for (const WorkerSpec& spec : target.workers) {
+    if (wave.WorkerIndex(spec.id) < 0) wave.workers.push_back(spec);
+  }
+  bool fits_at_once = true;
+  bool holds_extras = false;
+  std::string short_of_room;
+  for (const WorkerSpec& spec : target.workers) {
+    const WorkerRoom& room = rooms.at(spec.id);
+    const ExpertList share = target.ExpertsOf(target.WorkerIndex(spec.id));
+    // Experts it has room for; no bound without a budget.
+    const int64_t slots = room.budget_bytes > 0
+                              ? room.budget_bytes / target.expert_bytes
+                              : std::numeric_limits<int64_t>::max();
+    const int64_t peak = static_cast<int64_t>(Union(room.held, share).size());
+    if (peak > slots && short_of_room.empty()) {
+      short_of_room = absl::StrCat("worker ", spec.id, " would hold ", peak,
+                                   " experts (", peak * target.expert_bytes,
+                                   " bytes) while the plan changes, over "
+                                   "its budget of ",
+                                   room.budget_bytes, " bytes");
+    }
+    fits_at_once &= peak <= slots;
+    holds_extras |= !Minus(room.held, ShareOf(from, spec.id)).empty();
+    // As many of its gains as fit beside what it holds join the wave.
+    int64_t free = slots - static_cast<int64_t>(room.held.size());
+    const int index = wave.WorkerIndex(spec.id);
+    for (const auto& [layer, expert] : Minus(share, room.held)) {
+      if (free-- <= 0) break;
+      wave.holders[static_cast<size_t>(layer) * wave.num_experts + expert]
+          .push_back(index);
+    }
+  }
+  if (fits_at_once) return std::nullopt;
+  for (int layer = 0; layer < wave.num_layers; ++layer) {
+    for (int expert = 0; expert < wave.num_experts; ++expert) {
+      std::vector<int>& holders =
+          wave.holders[static_cast<size_t>(layer) * wave.num_experts + expert];
+      const std::vector<int>& kept = target.Holders(layer, expert);
+      auto in_target = [&](int holder) {
+        const int t = target.WorkerIndex(wave.workers[holder].id);
+        return std::find(kept.begin(), kept.end(), t) != kept.end();
+      };
+      if (std::any_of(holders.begin(), holders.end(), in_target)) {
+        std::erase_if(holders, [&](int h) { return !in_target(h); });
+      }
+    }
+  }
+  if (wave.holders == from.holders && !holds_extras) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(short_of_room,
+                     ", and no expert can move first to make room; apply "
+                     "a plan that moves fewer experts at once"));
+  }
+  return wave;
 }
 
 // The report's entry for a worker, made on first use.
@@ -159,8 +233,12 @@ absl::StatusOr<v1::PlanChange> PlacementChange::ApplyLocked(
   v1::PlanChange report;
   report.set_from_version(from);
   report.set_to_version(plan.version);
-  MOE_ASSIGN_OR_RETURN(const std::optional<PlacementPlan> room, MakeRoom(plan));
-  if (room.has_value()) MOE_RETURN_IF_ERROR(RunPhase(*room, report));
+  // Planned before anything moves, so a plan that cannot be reached
+  // changes nothing.
+  MOE_ASSIGN_OR_RETURN(const std::vector<PlacementPlan> waves, PlanWaves(plan));
+  for (const PlacementPlan& wave : waves) {
+    MOE_RETURN_IF_ERROR(RunPhase(wave, report));
+  }
   MOE_RETURN_IF_ERROR(RunPhase(plan, report));
   for (const WorkerSpec& spec : plan.workers) {
     EntryFor(report, spec.id)
@@ -254,62 +332,33 @@ absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<PlacementPlan>> PlacementChange::MakeRoom(
-    const PlacementPlan& next) {
+absl::StatusOr<std::vector<PlacementPlan>> PlacementChange::PlanWaves(
+    const PlacementPlan& target) {
   WorkerRegistry& registry = dispatch_.workers();
-  const std::shared_ptr<const PlacementPlan> in_use = dispatch_.plan();
-  PlacementPlan room = *in_use;
-  bool needs_room = false;
-  for (const WorkerSpec& spec : next.workers) {
+  std::map<std::string, WorkerRoom> rooms;
+  for (const WorkerSpec& spec : target.workers) {
     const std::shared_ptr<RemoteWorker> worker = registry.Find(spec.id);
     if (worker == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "plan version ", next.version, ": the router knows no worker \"",
+          "plan version ", target.version, ": the router knows no worker \"",
           spec.id, "\" (add it first)"));
     }
     MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
                          registry.Describe(*worker, kDescribeTimeout));
     const int64_t budget = description.memory_budget_bytes();
-    if (budget <= 0) continue;  // no bound
-    const ExpertList held = Held(description);
-    const ExpertList kept = ShareOf(*in_use, spec.id);
-    const ExpertList share = next.ExpertsOf(next.WorkerIndex(spec.id));
-    // What it holds at most during the change: all it has now and what it
-    // gains; with a phase to make room, less what is not its share.
-    int64_t count = static_cast<int64_t>(Union(held, share).size());
-    auto fits = [&] { return count * next.expert_bytes <= budget; };
-    if (fits()) continue;
-    needs_room = true;
-    count -= static_cast<int64_t>(Minus(held, kept).size());
-    const int index = in_use->WorkerIndex(spec.id);
-    for (const auto& [layer, expert] : Minus(kept, share)) {
-      if (fits()) break;
-      // Drop its copy where another live worker keeps one.
-      std::vector<int>& holders =
-          room.holders[static_cast<size_t>(layer) * room.num_experts + expert];
-      const bool other_live_holder =
-          std::any_of(holders.begin(), holders.end(), [&](int holder) {
-            const std::shared_ptr<RemoteWorker> other =
-                registry.Find(in_use->workers[holder].id);
-            return holder != index && other != nullptr && other->up();
-          });
-      if (!other_live_holder) continue;
-      std::erase(holders, index);
-      --count;
-    }
-    if (!fits()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "worker ", spec.id, " would hold ", count, " experts (",
-          count * next.expert_bytes,
-          " bytes) while the plan changes, over "
-          "its budget of ",
-          budget,
-          " bytes even after dropping the copies other workers hold; apply "
-          "a plan that moves fewer experts to it at once"));
-    }
+    rooms[spec.id] = {Held(description), budget};
   }
-  if (!needs_room) return std::nullopt;
-  return room;
+  std::vector<PlacementPlan> waves;
+  PlacementPlan from = *dispatch_.plan();
+  while (true) {
+    MOE_ASSIGN_OR_RETURN(std::optional<PlacementPlan> wave,
+                         NextWave(from, target, rooms));
+    if (!wave.has_value()) return waves;
+    // After it, every worker holds its share of it.
+    for (auto& [id, room] : rooms) room.held = ShareOf(*wave, id);
+    from = *wave;
+    waves.push_back(*std::move(wave));
+  }
 }
 
 absl::StatusOr<PlacementPlan> PlacementChange::PlanFromLoad(

@@ -2,7 +2,6 @@
 #define MOE_ROUTER_SERVICE_PLACEMENT_CHANGE_H_
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,12 +17,15 @@ namespace moe {
 // time. A plan is applied in phases, each a switch made between two engine
 // steps, so no request fails or waits longer than a step:
 //   1. every worker of the new plan loads what it gains, told the new
-//      version (a worker whose memory cannot take that beside what it keeps
-//      until the switch first drops the copies another live worker holds:
-//      an extra phase with the plan in use minus those copies);
+//      version;
 //   2. once every expert of the new plan has a live holder, the router
 //      switches to it between two steps;
 //   3. the workers unload what they lost.
+// When a worker's memory cannot take what it gains beside what it holds,
+// the plan is reached in waves, each such a phase towards it: the gains
+// that fit are loaded, and the copies the new plan drops go once another
+// holder of the new plan has the expert, which makes room for the next.
+// Meanwhile an expert may have fewer copies than either plan gives it.
 class PlacementChange {
  public:
   // between_steps(task): runs `task` between two engine steps and returns
@@ -48,12 +50,12 @@ class PlacementChange {
   // Stages `plan`, has its workers load what they gain, switches between
   // steps, then unloads what they lost; adds to `report`.
   absl::Status RunPhase(const PlacementPlan& plan, v1::PlanChange& report);
-  // The plan in use minus the copies that keep a worker of `next` from
-  // fitting what it gains (applying it unloads them, and the experts a
-  // worker holds beyond its share); nullopt when every worker has room; an
-  // error naming a worker that cannot be made to fit.
-  absl::StatusOr<std::optional<PlacementPlan>> MakeRoom(
-      const PlacementPlan& next);
+  // The waves that lead from the plan in use to `target` (none when it
+  // fits at once), from what its workers hold and may hold;
+  // RESOURCE_EXHAUSTED naming a worker when no wave makes room,
+  // INVALID_ARGUMENT for a worker the router does not know.
+  absl::StatusOr<std::vector<PlacementPlan>> PlanWaves(
+      const PlacementPlan& target);
   // A plan (the next version) from `load` on every known worker but
   // `excluded`, with the copies and replicas of the plan in use.
   absl::StatusOr<PlacementPlan> PlanFromLoad(const std::vector<double>& load,

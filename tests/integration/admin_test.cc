@@ -105,12 +105,59 @@ TEST_F(AdminTest, StatusListsTheWorkersAndErrorsAreNamed) {
 
   EXPECT_FALSE(Admin({"status"}, output).ok());
   EXPECT_HAS_SUBSTR(output, "--router HOST:PORT is needed");
-  EXPECT_FALSE(Admin({router, "rebalance"}, output).ok());
-  EXPECT_HAS_SUBSTR(output, "expected the command status or load");
+  EXPECT_FALSE(Admin({router, "frobnicate"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "expected one of: status, load, apply-plan");
+  EXPECT_FALSE(Admin({router, "add-worker", "w7"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "\"w7\" is not ID=HOST:PORT");
+  EXPECT_FALSE(Admin({router, "apply-plan", "/nonexistent.json"}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "/nonexistent.json");
   EXPECT_FALSE(Admin({router, "load", "--window-s=-1"}, output).ok());
   EXPECT_HAS_SUBSTR(output, "window_seconds must be >= 0");
   EXPECT_FALSE(Admin({"--router=127.0.0.1:1", "status"}, output).ok());
   EXPECT_HAS_SUBSTR(output, "UNAVAILABLE");
+}
+
+// The changes of the expert tier, as an operator makes them: a worker joins,
+// a rebalance gives it experts, a plan file is applied, and the worker is
+// drained; each prints what changed and how long it took.
+TEST_F(AdminTest, WorkersJoinAndLeaveAndPlansChange) {
+  const std::string router = absl::StrCat("--router=", cluster_.router_address);
+  std::unique_ptr<ChildProcess> joining =
+      StartEmptyWorker(cluster_, "w2", 10 * cluster_.plan.expert_bytes);
+  absl::StatusOr<std::string> address = joining->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(address.ok()) << address.status();
+
+  std::string output;
+  ASSERT_TRUE(Admin({router, "add-worker", "w2=" + *address}, output).ok())
+      << output;
+  EXPECT_HAS_SUBSTR(output, "worker w2 joined: cpu");
+  EXPECT_HAS_SUBSTR(output, "took ");
+
+  ASSERT_TRUE(Admin({router, "rebalance"}, output).ok()) << output;
+  EXPECT_HAS_SUBSTR(output, "plan version 1 -> 2 in ");
+  EXPECT_HAS_SUBSTR(output, "w2 ");
+  EXPECT_HAS_SUBSTR(output, "took ");
+
+  const PlacementPlan three = PlanWithSlots(spec_, {10, 10, 10}, 1, 3);
+  const std::string plan_path = LogPrefix("plan-v3.json");
+  ASSERT_TRUE(WritePlan(three, plan_path).ok());
+  ASSERT_TRUE(Admin({router, "apply-plan", plan_path}, output).ok()) << output;
+  EXPECT_HAS_SUBSTR(output, "plan version 2 -> 3 in ");
+  // Applying it again is refused: its version is not newer.
+  EXPECT_FALSE(Admin({router, "apply-plan", plan_path}, output).ok());
+  EXPECT_HAS_SUBSTR(output, "plan version 3 is not newer than the router's 3");
+
+  ASSERT_TRUE(Admin({router, "drain-worker", "w2"}, output).ok()) << output;
+  EXPECT_HAS_SUBSTR(output, "plan version 3 -> 4 in ");
+  EXPECT_HAS_SUBSTR(output, "worker w2 holds no experts");
+
+  ASSERT_TRUE(Admin({router, "status"}, output).ok()) << output;
+  EXPECT_HAS_SUBSTR(output, "plan version: 4");
+  EXPECT_EQ(output.find("w2 "), std::string::npos) << output;
+  auto stub = RouterStub(cluster_);
+  const StreamResult result =
+      RunGenerate(*stub, GreedyRequest(Prompt(6, 1), 8));
+  EXPECT_TRUE(result.status.ok()) << result.status.error_message();
 }
 
 }  // namespace

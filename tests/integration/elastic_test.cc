@@ -320,6 +320,11 @@ TEST_F(ElasticTest, RefusesChangesItCannotMakeNamingWhy) {
   }
   const v1::RouterStatus router = GetRouterStatus(*stub_);
   EXPECT_EQ(router.placement_version(), 1);
+  for (size_t w = 0; w < cluster_.plan.workers.size(); ++w) {
+    EXPECT_EQ(Held(Describe(cluster_.worker_addresses[w])),
+              cluster_.plan.ExpertsOf(static_cast<int>(w)))
+        << "w" << w;
+  }
   EXPECT_EQ(router.workers_size(), 3);
   RunStreamsWhile(nullptr);
 }
