@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/model_config.h"
 #include "core/placement/placement_plan.h"
+#include "core/util/byte_size.h"
 #include "core/util/command_line.h"
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
@@ -25,9 +26,9 @@ ABSL_FLAG(std::string, plan, "",
           "without it, start empty (a worker joining a running cluster)");
 ABSL_FLAG(std::string, worker_id, "",
           "this worker's id (required; in the plan when there is one)");
-ABSL_FLAG(int64_t, memory_bytes, 0,
-          "budget for expert weights; required without --plan, which "
-          "otherwise sets it");
+ABSL_FLAG(std::string, memory, "",
+          "budget for expert weights (bytes, or e.g. 2GiB, 1.5GB); required "
+          "without --plan, which otherwise sets it");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, threads, 0, "compute threads; 0: one per core");
@@ -53,13 +54,22 @@ struct StartingShare {
 absl::StatusOr<StartingShare> ReadStartingShare(
     const std::string& worker_id, const moe::ModelConfig& config) {
   StartingShare share;
+  const std::string memory = absl::GetFlag(FLAGS_memory);
+  if (!memory.empty()) {
+    absl::StatusOr<int64_t> bytes = moe::ParseByteSize(memory);
+    if (!bytes.ok() || *bytes <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--memory: ", bytes.ok() ? "the budget must be positive"
+                                                : bytes.status().message()));
+    }
+    share.memory_bytes = *bytes;
+  }
   const std::string plan_path = absl::GetFlag(FLAGS_plan);
   if (plan_path.empty()) {
-    share.memory_bytes = absl::GetFlag(FLAGS_memory_bytes);
-    if (share.memory_bytes <= 0) {
+    if (share.memory_bytes == 0) {
       return absl::InvalidArgumentError(
-          "--memory-bytes: a worker started without --plan needs a budget "
-          "for the experts it will be given");
+          "--memory: a worker started without --plan needs a budget for the "
+          "experts it will be given");
     }
     return share;
   }
@@ -73,9 +83,9 @@ absl::StatusOr<StartingShare> ReadStartingShare(
   }
   const std::vector<moe::ExpertKey> held = plan.ExpertsOf(index);
   share.experts.insert(held.begin(), held.end());
-  share.memory_bytes = absl::GetFlag(FLAGS_memory_bytes) > 0
-                           ? absl::GetFlag(FLAGS_memory_bytes)
-                           : plan.workers[index].memory_bytes;
+  if (share.memory_bytes == 0) {
+    share.memory_bytes = plan.workers[index].memory_bytes;
+  }
   share.placement_version = plan.version;
   share.model = plan.model;
   return share;
@@ -137,7 +147,7 @@ int main(int argc, char** argv) {
       argc, argv,
       "Serves the experts a placement plan assigns to one worker.\n"
       "usage: moe-expert-worker --model DIR --worker-id ID "
-      "(--plan FILE | --memory-bytes N) [--listen 127.0.0.1:PORT] "
+      "(--plan FILE | --memory SIZE) [--listen 127.0.0.1:PORT] "
       "[--device N]");
   const absl::Status status = Serve();
   if (!status.ok()) {

@@ -3,10 +3,11 @@
 # --workers 3 --copies 2 on 127.0.0.1, moe-bench at a fixed concurrency for
 # DURATION seconds, and every INTERVAL seconds one worker killed with -9 in
 # turn (serve.sh starts it again). Prints moe-bench's table, the kills and
-# restarts, the worst inter-token gaps (a stream whose rows a killed worker
-# owed waits for the failover), and the router's RSS growth from the first
-# kill on. Exits 1 when a request failed or the router's RSS grew by 10% or
-# more.
+# restarts, the worst inter-token gaps, the failover time (from a kill to
+# the next token of every stream running then, beside the same wait from
+# instants halfway between kills, when nothing is killed), and the router's
+# RSS growth from the first kill on. Exits 1 when a request failed or the
+# router's RSS grew by 10% or more.
 #
 #   scripts/soak-failover.sh [--model DIR] [--duration 300] [--interval 30]
 #       [--concurrency 64] [--output-tokens 64] [--out DIR]
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
+: >"$out/kills.log"
 
 serve_args=(--port 0 --workers 3 --copies 2)
 [ -n "$model" ] && serve_args+=(--model "$model")
@@ -50,7 +52,7 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$logs/router.pid")/status"; }
 "$bin/moe-bench" --address "$address" --concurrency "$concurrency" \
   --duration "$duration" --output-tokens "$output_tokens" \
   --prompt-tokens uniform:16:48 --warmup 4 --json "$out/bench.json" \
-  >"$out/bench.txt" 2>"$out/bench.err" &
+  --token-arrivals "$out/arrivals.txt" >"$out/bench.txt" 2>"$out/bench.err" &
 bench_pid=$!
 # The router's RSS is taken at the first kill, after one interval of load:
 # by then its KV cache and buffers have grown to their working size.
@@ -62,7 +64,7 @@ while kill -0 "$bench_pid" 2>/dev/null; do
     [ -n "$rss_start" ] || rss_start=$(rss)
     worker=w$((kills % 3))
     kill -KILL "$(cat "$logs/$worker.pid")" 2>/dev/null || true
-    echo "$(date +%T) killed $worker" >>"$out/kills.log"
+    echo "$(date +%s.%N) killed $worker" >>"$out/kills.log"
     kills=$((kills + 1))
     next=$((SECONDS + interval))
   fi
@@ -74,6 +76,12 @@ rss_end=$(rss)
 cat "$out/bench.txt"
 restarts=$(grep -c "starting it again" "$out/serve.err" || true)
 echo "kills: $kills, restarts by serve.sh: $restarts (log: $out/kills.log)"
+kill_times=$(awk '{print $1}' "$out/kills.log" 2>/dev/null || true)
+if [ -n "$kill_times" ]; then
+  quiet_times=$(awk -v half=$((interval / 2)) '{printf "%.3f\n", $1 - half}' "$out/kills.log")
+  echo "from a kill to the next token: $("$root/scripts/token_arrivals.py" gaps "$out/arrivals.txt" $kill_times)"
+  echo "from a quiet instant (halfway between kills): $("$root/scripts/token_arrivals.py" gaps "$out/arrivals.txt" $quiet_times)"
+fi
 python3 - "$out/bench.json" "$rss_start" "$rss_end" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))

@@ -57,7 +57,8 @@ skip_without_gateway
 start_tiny_gateway --max-position 256
 
 check "closed loop" "$bench" --address "$address" --concurrency 4 --requests 8 \
-  --prompt-tokens uniform:4:12 --output-tokens 6 --seed 3 --json "$work/closed.json"
+  --prompt-tokens uniform:4:12 --output-tokens 6 --seed 3 --json "$work/closed.json" \
+  --token-arrivals "$work/arrivals.txt"
 if grep -q "8 completed, 0 failed" "$work/out" && grep -q "^time to first token" "$work/out"; then
   passed=$((passed + 1))
 else
@@ -73,6 +74,24 @@ for metric in ttft_ms itl_ms e2e_latency_ms; do
     "0 < r['$metric']['p50'] <= r['$metric']['p90'] <= r['$metric']['p99']"
 done
 json_check "samples" "$report" 'r["ttft_ms"]["count"] == 8 and r["e2e_latency_ms"]["count"] == 8 and 0 < r["itl_ms"]["count"] <= 40'
+# Every token of the 8 requests, at a Unix time of this run, in order per request.
+if python3 - "$work/arrivals.txt" <<'PY'
+import sys, time
+rows = [line.split() for line in open(sys.argv[1])]
+per = {}
+for r, t, k in rows:
+    per.setdefault(int(r), []).append((float(t), int(k)))
+now = time.time()
+ok = sorted(per) == list(range(8)) and all(
+    sum(k for _, k in a) == 6 and all(now - 600 < t <= now for t, _ in a) and
+    [t for t, _ in a] == sorted(t for t, _ in a) for a in per.values())
+sys.exit(0 if ok else 1)
+PY
+then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: token arrivals:"; head "$work/arrivals.txt"
+fi
 json_check "settings" "$report" 'r["settings"]["concurrency"] == 4 and r["settings"]["mode"] == "closed_loop" and r["settings"]["prompt_tokens"] == "uniform:4:12" and r["settings"]["output_tokens"] == "6" and r["settings"]["seed"] == 3'
 
 check "open loop" "$bench" --address "$address" --rate 20 --concurrency 2 --requests 4 \

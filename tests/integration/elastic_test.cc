@@ -5,6 +5,7 @@
 // the plan in use, and changes the router refuses, naming why. Real
 // processes on 127.0.0.1.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <thread>
 
@@ -327,6 +328,25 @@ TEST_F(ElasticTest, RefusesChangesItCannotMakeNamingWhy) {
   }
   EXPECT_EQ(router.workers_size(), 3);
   RunStreamsWhile(nullptr);
+}
+
+// A worker started without a plan holds nothing and needs a budget.
+TEST(JoiningWorkerTest, StartsEmptyWithABudgetAndNeedsOne) {
+  Cluster cluster;
+  cluster.model_dir =
+      MakeTestModel({.format = WeightFormat::kFp8, .layers = 2});
+  auto empty = StartEmptyWorker(cluster, "w5", 1 << 20);
+  absl::StatusOr<std::string> address = empty->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(address.ok()) << address.status();
+  const v1::WorkerDescription description = Describe(*address);
+  EXPECT_EQ(description.experts_size(), 0);
+  EXPECT_EQ(description.memory_budget_bytes(), 1 << 20);
+  EXPECT_EQ(description.placement_version(), 0);
+
+  auto without = StartEmptyWorker(cluster, "w6", 0);
+  int status = without->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_HAS_SUBSTR(without->Stderr(), "--memory: the budget must be positive");
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ std::string LogPrefix(const std::string& name) {
 namespace {
 
 // moe-expert-worker `id` on the cluster's model; `share` says what it
-// starts with (--plan or --memory-bytes).
+// starts with (--plan or --memory).
 std::unique_ptr<ChildProcess> StartWorkerWith(
     const Cluster& cluster, const std::string& id, const std::string& listen,
     const std::vector<std::string>& share,
@@ -79,7 +79,7 @@ std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
                                                const std::string& id,
                                                int64_t memory_bytes) {
   return StartWorkerWith(cluster, id, "127.0.0.1:0",
-                         {"--memory-bytes", std::to_string(memory_bytes)}, {});
+                         {"--memory", std::to_string(memory_bytes)}, {});
 }
 
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,

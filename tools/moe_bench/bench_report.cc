@@ -204,4 +204,20 @@ absl::Status WriteJsonReport(const BenchReport& report,
   return absl::OkStatus();
 }
 
+absl::Status WriteTokenArrivals(const std::vector<RequestRecord>& records,
+                                const std::string& path) {
+  std::ofstream out(path);
+  for (size_t r = 0; r < records.size(); ++r) {
+    for (const auto& [time, tokens] : records[r].arrivals) {
+      out << absl::StrFormat("%d %.6f %d\n", r, time, tokens);
+    }
+  }
+  out.close();
+  if (!out) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--token-arrivals: cannot write ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace moe

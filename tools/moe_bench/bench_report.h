@@ -63,6 +63,12 @@ nlohmann::json ReportToJson(const BenchReport& report);
 absl::Status WriteJsonReport(const BenchReport& report,
                              const std::string& path);
 
+// Writes every measured request's token arrivals to `path`, a line per
+// response holding tokens: "REQUEST UNIX_SECONDS TOKENS" (requests numbered
+// in the order they ended). The error names the file.
+absl::Status WriteTokenArrivals(const std::vector<RequestRecord>& records,
+                                const std::string& path);
+
 }  // namespace moe
 
 #endif  // MOE_TOOLS_MOE_BENCH_BENCH_REPORT_H_

@@ -45,6 +45,9 @@ ABSL_FLAG(uint64_t, seed, 0, "seed of the prompts, lengths and arrivals");
 ABSL_FLAG(double, request_timeout, 300,
           "seconds a request may take before it fails with DEADLINE_EXCEEDED");
 ABSL_FLAG(std::string, json, "", "also write the report as JSON to this file");
+ABSL_FLAG(std::string, token_arrivals, "",
+          "also write when each measured request's tokens came to this file "
+          "(\"REQUEST UNIX_SECONDS TOKENS\" per response)");
 
 namespace {
 
@@ -55,7 +58,7 @@ constexpr char kUsage[] =
     "                 (--requests N | --duration SECONDS) [--prompt-tokens "
     "N|uniform:MIN:MAX]\n"
     "                 [--output-tokens N|uniform:MIN:MAX] [--warmup N] "
-    "[--seed S] [--json FILE]\n"
+    "[--seed S] [--json FILE] [--token-arrivals FILE]\n"
     "Prompts are random token ids; requests are greedy with ignore_eos, so "
     "each generates\nexactly its output length. Prints a table to stdout. "
     "Exits 0 once the run is done,\nfailed requests included (the report "
@@ -161,6 +164,11 @@ absl::Status Run() {
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (!json_path.empty()) {
     MOE_RETURN_IF_ERROR(moe::WriteJsonReport(report, json_path));
+  }
+  const std::string arrivals_path = absl::GetFlag(FLAGS_token_arrivals);
+  if (!arrivals_path.empty()) {
+    MOE_RETURN_IF_ERROR(
+        moe::WriteTokenArrivals(result.measured, arrivals_path));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "absl/time/clock.h"
+
 namespace moe {
 namespace {
 
@@ -32,6 +34,7 @@ RequestRecord TimeRequest(client::Client& client,
                                 SecondsBetween(*last_token, now) / tokens);
     }
     last_token = now;
+    record.arrivals.emplace_back(absl::ToUnixMicros(absl::Now()) / 1e6, tokens);
     record.output_tokens += tokens;
     return true;
   };

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,6 +29,9 @@ struct RequestRecord {
   // from.
   std::vector<double> inter_token;
   double end_to_end = 0;  // sending to the end of the call
+  // Each response holding tokens: when it came (Unix time, seconds, so it
+  // can be set beside events logged by other processes) and its tokens.
+  std::vector<std::pair<double, int>> arrivals;
 };
 
 // Sends `request` and waits for its end, within `timeout`. Use a client

@@ -9,17 +9,10 @@
 #include "absl/strings/string_view.h"
 #include "core/model/model_config.h"
 #include "core/placement/placement_plan.h"
+#include "core/util/byte_size.h"
 
 // What moe-plan reads and prints, apart from its flags.
 namespace moe {
-
-// A memory size: plain bytes ("1000000"), or a number with a unit: KB, MB,
-// GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g.
-// "24GiB", "1.5TB".
-absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
-
-// "1.50 GiB", "12.0 MiB", "3.0 KiB" or "512 B".
-std::string FormatBytes(double bytes);
 
 // Workers as "w0=24GiB,w1=24GiB,w7=12GiB@1.5": comma-separated
 // ID=MEMORY[@SPEED] items, MEMORY as ParseByteSize reads it, SPEED a positive
