@@ -397,6 +397,8 @@ absl::StatusOr<PlacementPlan> PlacementChange::PlanFromLoad(
   input.copies = static_cast<int>(copies);
   input.replica_budget = static_cast<int>(
       placed - static_cast<int64_t>(copies) * in_use->holders.size());
+  // Experts stay where they are unless moving them balances the load.
+  input.current_holders = CurrentHolders(*in_use, input.workers);
   return PlanPlacement(input);
 }
 

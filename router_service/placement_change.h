@@ -57,7 +57,8 @@ class PlacementChange {
   absl::StatusOr<std::vector<PlacementPlan>> PlanWaves(
       const PlacementPlan& target);
   // A plan (the next version) from `load` on every known worker but
-  // `excluded`, with the copies and replicas of the plan in use.
+  // `excluded`, with the copies and replicas of the plan in use, keeping
+  // experts where they are as far as the balance allows.
   absl::StatusOr<PlacementPlan> PlanFromLoad(const std::vector<double>& load,
                                              const std::string& excluded);
 

@@ -52,6 +52,22 @@ absl::Status ValidatePlannerInput(const PlannerInput& input) {
     return absl::InvalidArgumentError(absl::StrCat(
         "replica budget must be >= 0, got ", input.replica_budget));
   }
+  if (!input.current_holders.empty()) {
+    if (static_cast<int64_t>(input.current_holders.size()) != num_copies) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("current holders: ", input.current_holders.size(),
+                       " entries, expected layers x experts = ", num_copies));
+    }
+    for (const std::vector<int>& holders : input.current_holders) {
+      for (int w : holders) {
+        if (w < 0 || w >= static_cast<int>(input.workers.size())) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "current holders: worker index ", w, " is outside the ",
+              input.workers.size(), " workers"));
+        }
+      }
+    }
+  }
   if (input.load.empty()) return absl::OkStatus();
   if (static_cast<int64_t>(input.load.size()) != num_copies) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -167,10 +183,15 @@ bool Holds(const std::vector<int>& holders, int worker) {
 // in the layer and without the expert; of equals, the one with the most
 // `room` (slots left over all layers), so that equal workers fill up alike.
 // Empty if a copy finds no worker.
-std::optional<LayerHolders> AssignLayer(const PlannerInput& input, int layer,
-                                        const std::vector<int>& copies,
-                                        std::vector<int64_t> capacity,
-                                        std::vector<int64_t> room) {
+//
+// With `keep_within` (a time), a first pass gives each copy, in the same
+// order, to a worker that holds the expert now (current_holders) when its
+// time stays within it (the one that would finish soonest); the second pass
+// places the rest as above.
+std::optional<LayerHolders> AssignLayer(
+    const PlannerInput& input, int layer, const std::vector<int>& copies,
+    std::vector<int64_t> capacity, std::vector<int64_t> room,
+    std::optional<double> keep_within = std::nullopt) {
   struct Copy {
     double load;
     int expert;
@@ -188,6 +209,36 @@ std::optional<LayerHolders> AssignLayer(const PlannerInput& input, int layer,
       [](const Copy& a, const Copy& b) { return a.load > b.load; });
   LayerHolders holders(input.num_experts);
   std::vector<double> work(input.workers.size(), 0.0);
+  auto give = [&](const Copy& copy, int w) {
+    holders[copy.expert].push_back(w);
+    work[w] += copy.load;
+    --capacity[w];
+    --room[w];
+  };
+  if (keep_within.has_value()) {
+    std::vector<Copy> rest;
+    for (const Copy& copy : order) {
+      int keep = -1;
+      double keep_time = 0;
+      for (int w :
+           input
+               .current_holders[static_cast<size_t>(layer) * input.num_experts +
+                                copy.expert]) {
+        if (capacity[w] == 0 || Holds(holders[copy.expert], w)) continue;
+        const double time = (work[w] + copy.load) / input.workers[w].speed;
+        if (time <= *keep_within && (keep < 0 || time < keep_time)) {
+          keep = w;
+          keep_time = time;
+        }
+      }
+      if (keep >= 0) {
+        give(copy, keep);
+      } else {
+        rest.push_back(copy);
+      }
+    }
+    order = std::move(rest);
+  }
   for (const Copy& copy : order) {
     int best = -1;
     double best_time = 0;
@@ -201,12 +252,25 @@ std::optional<LayerHolders> AssignLayer(const PlannerInput& input, int layer,
       }
     }
     if (best < 0) return std::nullopt;
-    holders[copy.expert].push_back(best);
-    work[best] += copy.load;
-    --capacity[best];
-    --room[best];
+    give(copy, best);
   }
   return holders;
+}
+
+// The layer placed by AssignLayer; with current holders, placed again
+// keeping what it can within kKeepSlack of that placement's slowest time,
+// when the slowest time stays within it.
+std::optional<LayerHolders> AssignLayerKeeping(
+    const PlannerInput& input, int layer, const std::vector<int>& copies,
+    const std::vector<int64_t>& capacity, const std::vector<int64_t>& room) {
+  std::optional<LayerHolders> balanced =
+      AssignLayer(input, layer, copies, capacity, room);
+  if (!balanced.has_value() || input.current_holders.empty()) return balanced;
+  const double within = MaxTime(input, layer, *balanced) * (1 + kKeepSlack);
+  std::optional<LayerHolders> kept =
+      AssignLayer(input, layer, copies, capacity, room, within);
+  if (kept.has_value() && MaxTime(input, layer, *kept) <= within) return kept;
+  return balanced;
 }
 
 // Spends the replica budget one copy at a time, each on the hottest expert
@@ -389,7 +453,7 @@ absl::StatusOr<PlacementPlan> PlanPlacement(const PlannerInput& input) {
     // LayerQuotas leaves room for every copy of every layer's experts; with
     // several copies, the quotas of too few workers may not.
     std::optional<LayerHolders> placed =
-        AssignLayer(input, layer, copies, quota[layer], free);
+        AssignLayerKeeping(input, layer, copies, quota[layer], free);
     if (!placed.has_value()) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot place ", input.copies, " copies of every expert of layer ",
@@ -405,6 +469,38 @@ absl::StatusOr<PlacementPlan> PlanPlacement(const PlannerInput& input) {
   }
   ReplicaPlacer(input, std::move(free), plan).Run();
   return plan;
+}
+
+std::vector<std::vector<int>> CurrentHolders(
+    const PlacementPlan& plan, const std::vector<WorkerSpec>& workers) {
+  std::vector<int> index_of(plan.workers.size(), -1);
+  for (size_t w = 0; w < plan.workers.size(); ++w) {
+    for (size_t i = 0; i < workers.size(); ++i) {
+      if (workers[i].id == plan.workers[w].id)
+        index_of[w] = static_cast<int>(i);
+    }
+  }
+  std::vector<std::vector<int>> holders(plan.holders.size());
+  for (size_t e = 0; e < plan.holders.size(); ++e) {
+    for (int w : plan.holders[e]) {
+      if (index_of[w] >= 0) holders[e].push_back(index_of[w]);
+    }
+  }
+  return holders;
+}
+
+int64_t CopiesToLoad(const PlacementPlan& from, const PlacementPlan& to) {
+  int64_t count = 0;
+  for (size_t i = 0; i < to.holders.size(); ++i) {
+    for (int holder : to.holders[i]) {
+      const int before = from.WorkerIndex(to.workers[holder].id);
+      if (before < 0 || i >= from.holders.size() ||
+          !Holds(from.holders[i], before)) {
+        ++count;
+      }
+    }
+  }
+  return count;
 }
 
 std::vector<double> PredictedLayerTimes(const PlacementPlan& plan,

@@ -144,6 +144,23 @@ else
   failed=$((failed + 1)); echo "FAIL: moe-plan --copies 2 left an expert on one worker"; cat "$work/out"
 fi
 check "plan with replicas" "$bin/moe-plan" --config "$skywork" --workers "$workers" --replicas 64
+# --keep: planned again from itself, nothing moves; with a ninth worker,
+# fewer experts move than from scratch.
+check "plan kept" "$bin/moe-plan" --config "$skywork" --workers "$workers" --keep "$work/plan.json"
+if grep -q "applying it loads 0 expert copies" "$work/out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan --keep of its own plan moved experts"; cat "$work/out"
+fi
+check "plan kept, one more worker" "$bin/moe-plan" --config "$skywork" \
+  --workers "$workers,w8=24GiB" --keep "$work/plan.json"
+moved=$(awk '/applying it loads/ {print $(NF - 2)}' "$work/out")
+held=$(awk '$1 == "w8" { print $5 }' "$work/out")
+if [ -n "$moved" ] && [ -n "$held" ] && [ "$moved" -le $((held * 5 / 4)) ] && [ "$held" -gt 0 ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan --keep with w8 moved $moved, w8 holds $held"; cat "$work/out"
+fi
 sed 's/"w3"]/"w9"]/' "$work/plan.json" >"$work/bad-plan.json"
 expect_error "plan unknown worker" 'unknown worker "w9"' "$bin/moe-plan" --check "$work/bad-plan.json"
 expect_error "plan too little memory" "bytes missing" "$bin/moe-plan" --config "$skywork" \

@@ -3,6 +3,7 @@
 // decode throughput it projects on a set of GPUs.
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_join.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(int, replicas, 0,
 ABSL_FLAG(std::string, load, "",
           "JSON [layers][experts] of routed token counts; default uniform");
 ABSL_FLAG(int, version, 1, "version number of the plan");
+ABSL_FLAG(std::string, keep, "",
+          "a plan to start from: experts stay on the workers that hold them "
+          "there while each layer's slowest worker stays within 5% of a plan "
+          "from scratch, so applying the new plan moves few experts");
 ABSL_FLAG(std::string, out, "", "write the plan (JSON) to this file");
 ABSL_FLAG(std::string, check, "",
           "validate this plan file and print its table instead of planning");
@@ -136,6 +141,13 @@ absl::Status Plan() {
                        moe::ParseWorkerSpecs(absl::GetFlag(FLAGS_workers)));
   input.copies = absl::GetFlag(FLAGS_copies);
   input.replica_budget = absl::GetFlag(FLAGS_replicas);
+  std::optional<moe::PlacementPlan> kept;
+  if (!absl::GetFlag(FLAGS_keep).empty()) {
+    MOE_ASSIGN_OR_RETURN(kept, moe::ReadPlan(absl::GetFlag(FLAGS_keep)));
+    MOE_RETURN_IF_ERROR(
+        moe::CheckPlanMatchesModel(*kept, input.num_layers, input.num_experts));
+    input.current_holders = moe::CurrentHolders(*kept, input.workers);
+  }
   if (!absl::GetFlag(FLAGS_load).empty()) {
     MOE_ASSIGN_OR_RETURN(
         input.load, moe::ReadLoadMatrix(absl::GetFlag(FLAGS_load),
@@ -144,6 +156,11 @@ absl::Status Plan() {
   MOE_ASSIGN_OR_RETURN(const moe::PlacementPlan plan,
                        moe::PlanPlacement(input));
   std::cout << moe::FormatPlacementReport(plan, input.load);
+  if (kept.has_value()) {
+    std::cout << "from " << absl::GetFlag(FLAGS_keep) << " (version "
+              << kept->version << "), applying it loads "
+              << moe::CopiesToLoad(*kept, plan) << " expert copies\n";
+  }
   const std::string out = absl::GetFlag(FLAGS_out);
   if (!out.empty()) {
     MOE_RETURN_IF_ERROR(moe::WritePlan(plan, out));
@@ -181,7 +198,8 @@ int main(int argc, char** argv) {
   moe::ParseCommandLine(
       argc, argv,
       "moe-plan --model DIR | --config FILE --workers ID=MEMORY[@SPEED],... "
-      "[--copies N --replicas N --load FILE --version N --out FILE]\n"
+      "[--copies N --replicas N --load FILE --keep PLAN --version N --out "
+      "FILE]\n"
       "  [--project --gpu rtx4090|h100|h200[,KEY=VALUE...] --router-worker ID "
       "--context N --batches 1,8,...]\n"
       "moe-plan --check PLAN [--load FILE]");

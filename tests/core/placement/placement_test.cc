@@ -263,6 +263,60 @@ TEST(PlacementTest, CopiesPutEveryExpertOnDistinctWorkers) {
   EXPECT_EQ(FewestHolders(*plan), 3u);
 }
 
+// Planned again on the same workers and load, from its own placement, a
+// plan stays as it is.
+TEST(PlacementTest, ReplanningTheSameInputMovesNothing) {
+  PlannerInput input = SkyworkShaped(Workers(4, 260 * kExpertBytes));
+  input.load = SkewedLoad(input.num_layers, input.num_experts);
+  input.replica_budget = 20;
+  const absl::StatusOr<PlacementPlan> first = PlanPlacement(input);
+  ASSERT_TRUE(first.ok()) << first.status();
+  input.current_holders = CurrentHolders(*first, input.workers);
+  const absl::StatusOr<PlacementPlan> again = PlanPlacement(input);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(CopiesToLoad(*first, *again), 0);
+  EXPECT_EQ(again->holders, first->holders);
+}
+
+// Four workers join four: planned from the current placement, the layers'
+// slowest times stay within kKeepSlack of a plan from scratch while fewer
+// experts move. With a uniform load the new workers take half the experts
+// and little else moves; with a skewed one the hottest expert bounds every
+// layer's time whatever the plan, so most experts stay where they are.
+TEST(PlacementTest, JoiningWorkersGetExpertsWithFewMoves) {
+  for (const bool skewed : {false, true}) {
+    PlannerInput input = SkyworkShaped(Workers(4, 260 * kExpertBytes));
+    if (skewed) input.load = SkewedLoad(input.num_layers, input.num_experts);
+    const absl::StatusOr<PlacementPlan> before = PlanPlacement(input);
+    ASSERT_TRUE(before.ok()) << before.status();
+    input.workers = Workers(8, 260 * kExpertBytes);
+    input.version = 2;
+    const absl::StatusOr<PlacementPlan> scratch = PlanPlacement(input);
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    input.current_holders = CurrentHolders(*before, input.workers);
+    const absl::StatusOr<PlacementPlan> kept = PlanPlacement(input);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    EXPECT_TRUE(ValidatePlan(*kept).ok());
+    ExpectWithinMemory(*kept);
+    const std::vector<double> load =
+        skewed ? input.load : std::vector<double>(832, 1.0);
+    EXPECT_LE(TotalMaxTime(*kept, load),
+              (1 + kKeepSlack) * TotalMaxTime(*scratch, load) + 1e-9)
+        << "skewed " << skewed;
+    const int64_t moves = CopiesToLoad(*before, *kept);
+    if (skewed) {
+      EXPECT_LE(moves, CopiesToLoad(*before, *scratch) / 2);
+    } else {
+      // The least a move can load: what the new workers hold.
+      int64_t joined = 0;
+      for (int w = 4; w < 8; ++w) joined += kept->ExpertCount(w);
+      EXPECT_GE(joined, 832 / 2 - 52);
+      EXPECT_LE(moves, joined);
+      EXPECT_LT(TotalMaxTime(*kept, load), TotalMaxTime(*before, load));
+    }
+  }
+}
+
 TEST(PlacementTest, CopiesThatDoNotFitStateTheMissingBytes) {
   // 2 x 832 copies, 8 x 150 = 1200 slots: 464 copies' bytes missing.
   PlannerInput input = SkyworkShaped(Workers(8, 150 * kExpertBytes));
