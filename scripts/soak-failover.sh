@@ -7,7 +7,8 @@
 # the next token of every stream running then, beside the same wait from
 # instants halfway between kills, when nothing is killed), and the router's
 # RSS growth from the first kill on. Exits 1 when a request failed or the
-# router's RSS grew by 10% or more.
+# router's RSS grew by 10% or more. The router's RSS at each kill goes to
+# rss.log, to tell growth that levels off from growth that does not.
 #
 #   scripts/soak-failover.sh [--model DIR] [--duration 300] [--interval 30]
 #       [--concurrency 64] [--output-tokens 64] [--out DIR]
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out"
 : >"$out/kills.log"
+: >"$out/rss.log"
 
 serve_args=(--port 0 --workers 3 --copies 2)
 [ -n "$model" ] && serve_args+=(--model "$model")
@@ -62,6 +64,7 @@ next=$((SECONDS + interval))
 while kill -0 "$bench_pid" 2>/dev/null; do
   if ((SECONDS >= next)); then
     [ -n "$rss_start" ] || rss_start=$(rss)
+    echo "$SECONDS $(rss)" >>"$out/rss.log"
     worker=w$((kills % 3))
     kill -KILL "$(cat "$logs/$worker.pid")" 2>/dev/null || true
     echo "$(date +%s.%N) killed $worker" >>"$out/kills.log"
@@ -76,6 +79,7 @@ rss_end=$(rss)
 cat "$out/bench.txt"
 restarts=$(grep -c "starting it again" "$out/serve.err" || true)
 echo "kills: $kills, restarts by serve.sh: $restarts (log: $out/kills.log)"
+echo "router RSS (KiB) at each kill, by seconds since the start:" $(awk '{printf "%s:%s ", $1, $2}' "$out/rss.log")
 kill_times=$(awk '{print $1}' "$out/kills.log" 2>/dev/null || true)
 if [ -n "$kill_times" ]; then
   quiet_times=$(awk -v half=$((interval / 2)) '{printf "%.3f\n", $1 - half}' "$out/kills.log")
