@@ -258,8 +258,10 @@ std::optional<LayerHolders> AssignLayer(
 }
 
 // The layer placed by AssignLayer; with current holders, placed again
-// keeping what it can within kKeepSlack of that placement's slowest time,
-// when the slowest time stays within it.
+// keeping experts where they are, when the slowest time stays within
+// kKeepSlack of the first placement's. Kept copies may fill a worker up to
+// a bound: the slowest time allowed, or less, so the copies that must move
+// still find room; the highest bound that works keeps the most.
 std::optional<LayerHolders> AssignLayerKeeping(
     const PlannerInput& input, int layer, const std::vector<int>& copies,
     const std::vector<int64_t>& capacity, const std::vector<int64_t>& room) {
@@ -267,9 +269,13 @@ std::optional<LayerHolders> AssignLayerKeeping(
       AssignLayer(input, layer, copies, capacity, room);
   if (!balanced.has_value() || input.current_holders.empty()) return balanced;
   const double within = MaxTime(input, layer, *balanced) * (1 + kKeepSlack);
-  std::optional<LayerHolders> kept =
-      AssignLayer(input, layer, copies, capacity, room, within);
-  if (kept.has_value() && MaxTime(input, layer, *kept) <= within) return kept;
+  for (int step = 0; step <= 10; ++step) {
+    std::optional<LayerHolders> kept = AssignLayer(
+        input, layer, copies, capacity, room, within * (1 - 0.05 * step));
+    if (kept.has_value() && MaxTime(input, layer, *kept) <= within) {
+      return kept;
+    }
+  }
   return balanced;
 }
 

@@ -317,6 +317,34 @@ TEST(PlacementTest, JoiningWorkersGetExpertsWithFewMoves) {
   }
 }
 
+// A worker of five leaves: planned from the current placement, mostly its
+// experts move, while the layers' slowest times stay within kKeepSlack of a
+// plan from scratch.
+TEST(PlacementTest, ALeavingWorkersExpertsMoveAndLittleElse) {
+  for (const bool skewed : {false, true}) {
+    PlannerInput input = SkyworkShaped(Workers(5, 260 * kExpertBytes));
+    if (skewed) input.load = SkewedLoad(input.num_layers, input.num_experts);
+    const absl::StatusOr<PlacementPlan> before = PlanPlacement(input);
+    ASSERT_TRUE(before.ok()) << before.status();
+    const int64_t leaving = before->ExpertCount(4);
+    input.workers.pop_back();
+    input.version = 2;
+    const absl::StatusOr<PlacementPlan> scratch = PlanPlacement(input);
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    input.current_holders = CurrentHolders(*before, input.workers);
+    const absl::StatusOr<PlacementPlan> kept = PlanPlacement(input);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    ExpectWithinMemory(*kept);
+    const std::vector<double> load =
+        skewed ? input.load : std::vector<double>(832, 1.0);
+    EXPECT_LE(TotalMaxTime(*kept, load),
+              (1 + kKeepSlack) * TotalMaxTime(*scratch, load) + 1e-9)
+        << "skewed " << skewed;
+    EXPECT_LE(CopiesToLoad(*before, *kept), leaving * 3 / 2)
+        << "skewed " << skewed << ", w4 held " << leaving;
+  }
+}
+
 TEST(PlacementTest, CopiesThatDoNotFitStateTheMissingBytes) {
   // 2 x 832 copies, 8 x 150 = 1200 slots: 464 copies' bytes missing.
   PlannerInput input = SkyworkShaped(Workers(8, 150 * kExpertBytes));
