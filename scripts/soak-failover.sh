@@ -58,8 +58,8 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$logs/router.pid")/status"; }
 bench_pid=$!
 # The router's RSS growth is measured from 60 s of load on (the second kill
 # with the default interval): its allocations reach their working size in
-# the first minute (a 10-minute run held 355 to 370 MiB from 66 s on, after
-# 322 MiB at 36 s); growth after that would be a leak.
+# the first minute (a 10-minute run held 347 to 362 MiB from 66 s on, after
+# 315 MiB at 36 s); growth after that would be a leak.
 rss_start=""
 kills=0
 next=$((SECONDS + interval))
