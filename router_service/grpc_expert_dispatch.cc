@@ -49,24 +49,6 @@ bool EveryExpertHasALiveHolder(
   return true;
 }
 
-std::vector<std::pair<int, int>> HeldExperts(
-    const v1::WorkerDescription& description) {
-  std::vector<std::pair<int, int>> held;
-  for (const v1::ExpertId& id : description.experts()) {
-    held.emplace_back(id.layer(), id.expert());
-  }
-  std::sort(held.begin(), held.end());
-  return held;
-}
-
-// The worker's share of `plan`; empty when the plan does not name it.
-std::vector<std::pair<int, int>> ShareOf(const PlacementPlan& plan,
-                                         const std::string& id) {
-  const int index = plan.WorkerIndex(id);
-  if (index < 0) return {};
-  return plan.ExpertsOf(index);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcExpertDispatch>> GrpcExpertDispatch::Connect(
@@ -140,11 +122,9 @@ std::shared_ptr<const PlacementPlan> GrpcExpertDispatch::plan() const {
 absl::Status GrpcExpertDispatch::CheckWorker(
     const RemoteWorker& worker,
     const v1::WorkerDescription& description) const {
-  std::shared_ptr<const Placement> in_use, staged;
-  {
-    std::lock_guard<std::mutex> lock(placement_mutex_);
-    in_use = placement_;
-    staged = staged_;
+  const std::shared_ptr<const Placement> in_use = current();
+  if (in_use == nullptr) {
+    return absl::UnavailableError("the router has no plan yet");
   }
   if (description.worker_id() != worker.endpoint.id) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -155,20 +135,23 @@ absl::Status GrpcExpertDispatch::CheckWorker(
         absl::StrCat(worker.name, " takes rows of ", description.hidden_size(),
                      "; the router's are ", hidden_size_));
   }
-  // A worker serves the plan in use once it holds its share of it and has
-  // loaded that version or the staged one.
-  const int version = description.placement_version();
-  const bool in_use_version = version == in_use->plan.version;
-  const bool staged_version = staged && version == staged->plan.version;
-  const bool named = in_use->plan.WorkerIndex(worker.endpoint.id) >= 0;
-  if (named && !in_use_version && !staged_version) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(worker.name, " serves plan version ", version,
-                     "; the router has version ", in_use->plan.version));
+  return CheckShare(worker, description, in_use->plan);
+}
+
+absl::Status GrpcExpertDispatch::CheckShare(
+    const RemoteWorker& worker, const v1::WorkerDescription& description,
+    const PlacementPlan& plan) const {
+  const int index = plan.WorkerIndex(worker.endpoint.id);
+  if (index < 0) return absl::OkStatus();  // joined, holding no share yet
+  // It serves calls of the version it loaded and older ones: one that
+  // loaded a plan being applied serves the plan in use too.
+  if (description.placement_version() < plan.version) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        worker.name, " serves plan version ", description.placement_version(),
+        "; the router has version ", plan.version));
   }
-  const std::vector<std::pair<int, int>> held = HeldExperts(description);
-  for (const auto& [layer, expert] :
-       ShareOf(in_use->plan, worker.endpoint.id)) {
+  const std::vector<std::pair<int, int>> held = ExpertsHeld(description);
+  for (const auto& [layer, expert] : plan.ExpertsOf(index)) {
     if (!std::binary_search(held.begin(), held.end(),
                             std::make_pair(layer, expert))) {
       return absl::FailedPreconditionError(
@@ -183,27 +166,29 @@ absl::Status GrpcExpertDispatch::Probe(RemoteWorker& worker) {
   MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
                        registry_->Describe(worker, absl::Seconds(1)));
   const absl::Status checked = CheckWorker(worker, description);
-  if (checked.ok() || !absl::IsFailedPrecondition(checked) ||
-      description.worker_id() != worker.endpoint.id) {
+  const std::shared_ptr<const Placement> in_use = current();
+  if (checked.ok() || in_use == nullptr ||
+      description.worker_id() != worker.endpoint.id ||
+      description.hidden_size() != hidden_size_) {
     return checked;
   }
-  // It answers with other experts or another version: a worker restarted
-  // from an older plan. Give it its share, unless a change is running
-  // (which gives it when it is done, or leaves it down till the next probe).
+  // It answers with an older version or without its share: a worker
+  // restarted from an older plan. Give it its share, unless a change is
+  // running (which gives it one, or leaves it down till a later probe).
   std::unique_lock<std::mutex> changes(change_mutex_, std::try_to_lock);
   if (!changes.owns_lock()) return checked;
-  MOE_RETURN_IF_ERROR(GiveShare(worker, description));
+  MOE_RETURN_IF_ERROR(GiveShare(worker, description, in_use->plan));
   MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription given,
                        registry_->Describe(worker, absl::Seconds(1)));
   return CheckWorker(worker, given);
 }
 
 absl::Status GrpcExpertDispatch::GiveShare(
-    const RemoteWorker& worker, const v1::WorkerDescription& description) {
-  const PlacementPlan& plan = current()->plan;
+    const RemoteWorker& worker, const v1::WorkerDescription& description,
+    const PlacementPlan& plan) {
   const std::vector<std::pair<int, int>> share =
-      ShareOf(plan, worker.endpoint.id);
-  const std::vector<std::pair<int, int>> held = HeldExperts(description);
+      plan.ExpertsOf(plan.WorkerIndex(worker.endpoint.id));
+  const std::vector<std::pair<int, int>> held = ExpertsHeld(description);
   std::vector<std::pair<int, int>> extra, missing;
   std::set_difference(held.begin(), held.end(), share.begin(), share.end(),
                       std::back_inserter(extra));
@@ -214,23 +199,23 @@ absl::Status GrpcExpertDispatch::GiveShare(
             << "; giving it its " << share.size() << " of version "
             << plan.version << " (" << missing.size() << " to load, "
             << extra.size() << " to drop)" << std::endl;
-  constexpr absl::Duration kTimeout = absl::Seconds(60);
   if (!extra.empty()) {
     MOE_RETURN_IF_ERROR(registry_
                             ->ChangeExperts(worker,
                                             WorkerRegistry::Change::kUnload,
-                                            extra, 0, kTimeout)
+                                            extra, 0, kExpertLoadTimeout)
                             .status());
   }
   return registry_
       ->ChangeExperts(worker, WorkerRegistry::Change::kLoad, missing,
-                      plan.version, kTimeout)
+                      plan.version, kExpertLoadTimeout)
       .status();
 }
 
 absl::Status GrpcExpertDispatch::AwaitWorkers(absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
-  for (const std::shared_ptr<RemoteWorker>& worker : current()->workers) {
+  const std::shared_ptr<const Placement> placement = current();
+  for (const std::shared_ptr<RemoteWorker>& worker : placement->workers) {
     while (true) {
       absl::StatusOr<v1::WorkerDescription> description = registry_->Describe(
           *worker, std::min(absl::Seconds(1), give_up - absl::Now()),
@@ -542,29 +527,61 @@ std::vector<WorkerCallStats> GrpcExpertDispatch::Stats() const {
   return all;
 }
 
-absl::Status GrpcExpertDispatch::StageNext(const PlacementPlan& next) {
+absl::Status GrpcExpertDispatch::CheckPlan(const PlacementPlan& next) const {
   const std::shared_ptr<const Placement> in_use = current();
   if (next.version < in_use->plan.version) {
     return absl::FailedPreconditionError(
         absl::StrCat("plan version ", next.version,
                      " is older than the router's ", in_use->plan.version));
   }
-  MOE_RETURN_IF_ERROR(CheckPlanMatchesModel(next, in_use->plan.num_layers,
-                                            in_use->plan.num_experts));
+  MOE_RETURN_IF_ERROR(ValidatePlan(next));
+  if (next.num_layers != in_use->plan.num_layers ||
+      next.num_experts != in_use->plan.num_experts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan version ", next.version, " is for ", next.num_layers,
+                     " layers x ", next.num_experts, " experts; the model has ",
+                     in_use->plan.num_layers, " x ", in_use->plan.num_experts));
+  }
+  if (next.expert_bytes < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan version ", next.version, ": expert_bytes is ",
+                     next.expert_bytes, "; it must be positive"));
+  }
+  return Place(next).status();
+}
+
+absl::Status GrpcExpertDispatch::StageNext(const PlacementPlan& next) {
+  MOE_RETURN_IF_ERROR(CheckPlan(next));
   MOE_ASSIGN_OR_RETURN(std::shared_ptr<const Placement> staged, Place(next));
   std::lock_guard<std::mutex> lock(placement_mutex_);
   staged_ = std::move(staged);
   return absl::OkStatus();
 }
 
-bool GrpcExpertDispatch::EveryStagedExpertHeld() const {
+absl::Status GrpcExpertDispatch::StagedPlanHeld() const {
   std::shared_ptr<const Placement> staged;
   {
     std::lock_guard<std::mutex> lock(placement_mutex_);
     staged = staged_;
   }
-  return staged != nullptr &&
-         EveryExpertHasALiveHolder(staged->plan, staged->workers);
+  if (staged == nullptr) return absl::FailedPreconditionError("no plan staged");
+  const PlacementPlan& plan = staged->plan;
+  for (int layer = 0; layer < plan.num_layers; ++layer) {
+    for (int expert = 0; expert < plan.num_experts; ++expert) {
+      const std::vector<int>& holders = plan.Holders(layer, expert);
+      std::vector<std::string> down;
+      for (int holder : holders) {
+        if (staged->workers[holder]->up()) break;
+        down.push_back(staged->workers[holder]->endpoint.id);
+      }
+      if (down.size() == holders.size()) {
+        return absl::UnavailableError(absl::StrCat(
+            "plan version ", plan.version, ": ", ExpertName(layer, expert),
+            " has no live holder (", absl::StrJoin(down, ", "), " down)"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 void GrpcExpertDispatch::SwitchToStaged() {

@@ -30,9 +30,10 @@ namespace moe {
 // from an older plan) is given the plan's share first.
 //
 // The plan changes while serving (PlacementChange drives it): workers join,
-// a next plan is staged (probes then accept workers that serve either),
-// and Switch makes it the plan of the calls that start after it; a layer
-// in flight keeps the plan it started with, retries included.
+// a next plan is staged, and SwitchToStaged makes it the plan of the calls
+// that start after it; a layer in flight keeps the plan it started with,
+// retries included. Workers that loaded the next plan serve the one in use
+// too (a worker serves its version and older ones).
 class GrpcExpertDispatch : public ExpertDispatch {
  public:
   using Options = ExpertTierOptions;
@@ -66,13 +67,20 @@ class GrpcExpertDispatch : public ExpertDispatch {
     return std::unique_lock<std::mutex>(change_mutex_);
   }
   WorkerRegistry& workers() { return *registry_; }
-  int hidden_size() const { return hidden_size_; }
-  // Checks `next` against the plan in use (not an older version, the same
-  // model shape) and the workers (every one known) and stages it: probes
-  // accept a worker serving either plan from now on.
+  // OK when the worker is who it says, takes the router's rows, and (when
+  // the plan in use names it) serves that plan: its version or a later
+  // one, and every expert the plan gives it.
+  absl::Status CheckWorker(const RemoteWorker& worker,
+                           const v1::WorkerDescription& description) const;
+  // OK when `next` can follow the plan in use: not an older version, valid,
+  // the same model shape, and every worker known; else INVALID_ARGUMENT or
+  // FAILED_PRECONDITION saying what is wrong.
+  absl::Status CheckPlan(const PlacementPlan& next) const;
+  // CheckPlan, then stages `next` for SwitchToStaged.
   absl::Status StageNext(const PlacementPlan& next);
-  // Whether every expert of the staged plan has a holder that is up.
-  bool EveryStagedExpertHeld() const;
+  // OK when every expert of the staged plan has a holder that is up; else
+  // UNAVAILABLE naming one that has none, and its holders.
+  absl::Status StagedPlanHeld() const;
   // The staged plan becomes the one calls start with; the caller runs it
   // between engine steps, so no step mixes the two.
   void SwitchToStaged();
@@ -114,17 +122,19 @@ class GrpcExpertDispatch : public ExpertDispatch {
   absl::StatusOr<std::shared_ptr<const Placement>> Place(
       const PlacementPlan& plan) const;
   std::shared_ptr<const Placement> current() const;
-  // OK when the worker serves the plan in use or the staged one: its id,
-  // row width and version, and every expert the plan gives it.
-  absl::Status CheckWorker(const RemoteWorker& worker,
-                           const v1::WorkerDescription& description) const;
-  // Describe, then CheckWorker. A worker that answers but lacks its share
-  // (one restarted from an older plan) is given it first, unless a plan
-  // change is running.
+  // OK when the worker has loaded `plan`'s version (or a later one) and
+  // holds every expert the plan gives it.
+  absl::Status CheckShare(const RemoteWorker& worker,
+                          const v1::WorkerDescription& description,
+                          const PlacementPlan& plan) const;
+  // Describe, then CheckWorker. A worker that answers with an older
+  // version or without its share (one restarted from an older plan) is
+  // given its share first, unless a plan change is running.
   absl::Status Probe(RemoteWorker& worker);
-  // Loads the worker's share of the plan in use and unloads the rest.
+  // Loads the worker's share of `plan` and unloads the rest.
   absl::Status GiveShare(const RemoteWorker& worker,
-                         const v1::WorkerDescription& description);
+                         const v1::WorkerDescription& description,
+                         const PlacementPlan& plan);
   // The holder of (layer, expert), not among `tried`, that should take one
   // more row: a live one if any (the least loaded), else one that is down
   // (it may be back before a probe has seen it); -1 when all were tried.

@@ -19,24 +19,12 @@ namespace {
 
 using ExpertList = std::vector<std::pair<int, int>>;
 
-// Calls on workers: loading takes as long as reading the experts does.
 constexpr absl::Duration kDescribeTimeout = absl::Seconds(5);
-constexpr absl::Duration kLoadTimeout = absl::Minutes(10);
 // How long a new plan's experts may lack a live holder after loading.
 constexpr absl::Duration kHolderTimeout = absl::Seconds(10);
 
-ExpertList Held(const v1::WorkerDescription& description) {
-  ExpertList held;
-  for (const v1::ExpertId& id : description.experts()) {
-    held.emplace_back(id.layer(), id.expert());
-  }
-  std::sort(held.begin(), held.end());
-  return held;
-}
-
 ExpertList ShareOf(const PlacementPlan& plan, const std::string& id) {
-  const int index = plan.WorkerIndex(id);
-  return index < 0 ? ExpertList() : plan.ExpertsOf(index);
+  return plan.ExpertsOf(plan.WorkerIndex(id));
 }
 
 ExpertList Minus(const ExpertList& a, const ExpertList& b) {
@@ -82,6 +70,12 @@ absl::StatusOr<std::optional<PlacementPlan>> NextWave(
     const int64_t slots = room.budget_bytes > 0
                               ? room.budget_bytes / target.expert_bytes
                               : std::numeric_limits<int64_t>::max();
+    if (static_cast<int64_t>(share.size()) > slots) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "plan version ", target.version, " gives worker ", spec.id, " ",
+          share.size(), " experts (", share.size() * target.expert_bytes,
+          " bytes), over its budget of ", room.budget_bytes, " bytes"));
+    }
     const int64_t peak = static_cast<int64_t>(Union(room.held, share).size());
     if (peak > slots && short_of_room.empty()) {
       short_of_room = absl::StrCat("worker ", spec.id, " would hold ", peak,
@@ -97,8 +91,12 @@ absl::StatusOr<std::optional<PlacementPlan>> NextWave(
     const int index = wave.WorkerIndex(spec.id);
     for (const auto& [layer, expert] : Minus(share, room.held)) {
       if (free-- <= 0) break;
-      wave.holders[static_cast<size_t>(layer) * wave.num_experts + expert]
-          .push_back(index);
+      std::vector<int>& holders =
+          wave.holders[static_cast<size_t>(layer) * wave.num_experts + expert];
+      // The plan in use may name it already (a worker that lost its copy).
+      if (std::find(holders.begin(), holders.end(), index) == holders.end()) {
+        holders.push_back(index);
+      }
     }
   }
   if (fits_at_once) return std::nullopt;
@@ -199,16 +197,9 @@ absl::StatusOr<v1::WorkerDescription> PlacementChange::AddWorker(
   absl::StatusOr<v1::WorkerDescription> description =
       dispatch_.workers().Describe(*worker, kDescribeTimeout,
                                    /*wait_for_ready=*/true);
-  absl::Status joined = description.status();
-  if (joined.ok() && description->worker_id() != endpoint.id) {
-    joined = absl::FailedPreconditionError(absl::StrCat(
-        worker->name, " says it is \"", description->worker_id(), "\""));
-  }
-  if (joined.ok() && description->hidden_size() != dispatch_.hidden_size()) {
-    joined = absl::FailedPreconditionError(absl::StrCat(
-        worker->name, " takes rows of ", description->hidden_size(),
-        "; the router's are ", dispatch_.hidden_size()));
-  }
+  const absl::Status joined = description.ok()
+                                  ? dispatch_.CheckWorker(*worker, *description)
+                                  : description.status();
   if (!joined.ok()) {
     dispatch_.workers().Remove(endpoint.id);
     return joined;
@@ -229,17 +220,29 @@ absl::StatusOr<v1::PlanChange> PlacementChange::ApplyLocked(
         absl::StrCat("plan version ", plan.version,
                      " is not newer than the router's ", from));
   }
-  MOE_RETURN_IF_ERROR(ValidatePlan(plan));
+  MOE_RETURN_IF_ERROR(dispatch_.CheckPlan(plan));
   v1::PlanChange report;
   report.set_from_version(from);
   report.set_to_version(plan.version);
   // Planned before anything moves, so a plan that cannot be reached
   // changes nothing.
-  MOE_ASSIGN_OR_RETURN(const std::vector<PlacementPlan> waves, PlanWaves(plan));
-  for (const PlacementPlan& wave : waves) {
-    MOE_RETURN_IF_ERROR(RunPhase(wave, report));
+  MOE_ASSIGN_OR_RETURN(std::vector<PlacementPlan> phases, PlanWaves(plan));
+  phases.push_back(plan);
+  for (const PlacementPlan& phase : phases) {
+    const absl::Status done = RunPhase(phase, report);
+    if (done.ok()) continue;
+    if (report.switches() == 0) return done;
+    // Some waves were applied: every expert is held, by an intermediate
+    // placement that keeps the version of the plan in use.
+    return absl::Status(
+        done.code(),
+        absl::StrCat(done.message(), " (after ", report.switches(), " of ",
+                     phases.size(),
+                     " switches: the router serves an intermediate placement "
+                     "with version ",
+                     dispatch_.placement_version(), "; apply the plan again)"));
   }
-  MOE_RETURN_IF_ERROR(RunPhase(plan, report));
+  last_applied_ = plan;
   for (const WorkerSpec& spec : plan.workers) {
     EntryFor(report, spec.id)
         .set_experts_held(
@@ -270,14 +273,14 @@ absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
     MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
                          registry.Describe(*workers[w], kDescribeTimeout));
     const ExpertList gained =
-        Minus(plan.ExpertsOf(static_cast<int>(w)), Held(description));
+        Minus(plan.ExpertsOf(static_cast<int>(w)), ExpertsHeld(description));
     if (gained.empty() && description.placement_version() == plan.version) {
       return absl::OkStatus();
     }
     loaded[w] = static_cast<int>(gained.size());
     return registry
         .ChangeExperts(*workers[w], WorkerRegistry::Change::kLoad, gained,
-                       plan.version, kLoadTimeout)
+                       plan.version, kExpertLoadTimeout)
         .status();
   }));
   for (size_t w = 0; w < workers.size(); ++w) {
@@ -289,11 +292,12 @@ absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
 
   // 2. Switch between two steps once every expert has a live holder.
   phase = absl::Now();
-  while (!dispatch_.EveryStagedExpertHeld()) {
+  for (absl::Status held = dispatch_.StagedPlanHeld(); !held.ok();
+       held = dispatch_.StagedPlanHeld()) {
     if (absl::Now() - phase > kHolderTimeout) {
-      return absl::UnavailableError(absl::StrCat(
-          "plan version ", plan.version, ": some expert had no live holder ",
-          absl::FormatDuration(kHolderTimeout), " after loading"));
+      return absl::UnavailableError(
+          absl::StrCat(held.message(), " ",
+                       absl::FormatDuration(kHolderTimeout), " after loading"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -303,26 +307,30 @@ absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
                             absl::ToDoubleSeconds(absl::Now() - phase));
 
   // 3. Every known worker unloads what the plan does not give it. One that
-  // cannot keeps them unused; the change stands.
+  // cannot keeps them unused (the report says so); the change stands.
   phase = absl::Now();
   const std::vector<std::shared_ptr<RemoteWorker>> known = registry.All();
   std::vector<int> unloaded(known.size(), 0);
+  std::vector<absl::Status> unload_status(known.size());
   ForEachInParallel(known.size(), [&](size_t w) {
     absl::StatusOr<v1::WorkerDescription> description =
         registry.Describe(*known[w], kDescribeTimeout);
-    if (!description.ok()) return description.status();
+    if (!description.ok()) return unload_status[w] = description.status();
     const ExpertList lost =
-        Minus(Held(*description), ShareOf(plan, known[w]->endpoint.id));
+        Minus(ExpertsHeld(*description), ShareOf(plan, known[w]->endpoint.id));
     if (lost.empty()) return absl::OkStatus();
-    const absl::Status status =
+    unload_status[w] =
         registry
             .ChangeExperts(*known[w], WorkerRegistry::Change::kUnload, lost, 0,
-                           kLoadTimeout)
+                           kExpertLoadTimeout)
             .status();
-    if (status.ok()) unloaded[w] = static_cast<int>(lost.size());
-    return status;
+    if (unload_status[w].ok()) unloaded[w] = static_cast<int>(lost.size());
+    return unload_status[w];
   }).IgnoreError();
   for (size_t w = 0; w < known.size(); ++w) {
+    if (!unload_status[w].ok()) {
+      report.add_unload_errors(std::string(unload_status[w].message()));
+    }
     if (unloaded[w] == 0) continue;
     v1::WorkerChange& entry = EntryFor(report, known[w]->endpoint.id);
     entry.set_experts_unloaded(entry.experts_unloaded() + unloaded[w]);
@@ -338,15 +346,14 @@ absl::StatusOr<std::vector<PlacementPlan>> PlacementChange::PlanWaves(
   std::map<std::string, WorkerRoom> rooms;
   for (const WorkerSpec& spec : target.workers) {
     const std::shared_ptr<RemoteWorker> worker = registry.Find(spec.id);
-    if (worker == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "plan version ", target.version, ": the router knows no worker \"",
-          spec.id, "\" (add it first)"));
+    if (worker == nullptr) {  // CheckPlan found it; it left since
+      return absl::UnavailableError(
+          absl::StrCat("worker ", spec.id, " left while the plan was made"));
     }
     MOE_ASSIGN_OR_RETURN(const v1::WorkerDescription description,
                          registry.Describe(*worker, kDescribeTimeout));
     const int64_t budget = description.memory_budget_bytes();
-    rooms[spec.id] = {Held(description), budget};
+    rooms[spec.id] = {ExpertsHeld(description), budget};
   }
   std::vector<PlacementPlan> waves;
   PlacementPlan from = *dispatch_.plan();
@@ -387,16 +394,19 @@ absl::StatusOr<PlacementPlan> PlacementChange::PlanFromLoad(
     spec.speed = index < 0 ? 1.0 : in_use->workers[index].speed;
     input.workers.push_back(spec);
   }
-  // The copies and the replicas of the plan in use stay.
-  size_t copies = in_use->holders.empty() ? 1 : in_use->holders[0].size();
+  // The copies and the replicas of the last plan applied in full stay (the
+  // plan in use may be a wave of a change that failed).
+  const PlacementPlan& applied =
+      last_applied_.has_value() ? *last_applied_ : *in_use;
+  size_t copies = applied.holders.empty() ? 1 : applied.holders[0].size();
   int64_t placed = 0;
-  for (const std::vector<int>& holders : in_use->holders) {
+  for (const std::vector<int>& holders : applied.holders) {
     copies = std::min(copies, holders.size());
     placed += static_cast<int64_t>(holders.size());
   }
   input.copies = static_cast<int>(copies);
   input.replica_budget = static_cast<int>(
-      placed - static_cast<int64_t>(copies) * in_use->holders.size());
+      placed - static_cast<int64_t>(copies) * applied.holders.size());
   // Experts stay where they are unless moving them balances the load.
   input.current_holders = CurrentHolders(*in_use, input.workers);
   return PlanPlacement(input);

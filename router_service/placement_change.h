@@ -2,6 +2,7 @@
 #define MOE_ROUTER_SERVICE_PLACEMENT_CHANGE_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ class PlacementChange {
 
   GrpcExpertDispatch& dispatch_;
   const BetweenSteps between_steps_;
+  // The last plan applied in full (none yet: the one the router started
+  // with); guarded by the dispatch's change lock.
+  std::optional<PlacementPlan> last_applied_;
 };
 
 }  // namespace moe

@@ -53,6 +53,16 @@ absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
   return endpoints;
 }
 
+std::vector<std::pair<int, int>> ExpertsHeld(
+    const v1::WorkerDescription& description) {
+  std::vector<std::pair<int, int>> held;
+  for (const v1::ExpertId& id : description.experts()) {
+    held.emplace_back(id.layer(), id.expert());
+  }
+  std::sort(held.begin(), held.end());
+  return held;
+}
+
 absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
     const std::string& name) {
   if (name == "rpc") return ActivationLinkKind::kRpc;

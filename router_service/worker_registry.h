@@ -27,6 +27,10 @@ struct WorkerEndpoint {
 absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
     const std::string& spec);
 
+// The (layer, expert) pairs a worker says it holds, sorted.
+std::vector<std::pair<int, int>> ExpertsHeld(
+    const v1::WorkerDescription& description);
+
 // How a layer's rows reach the workers: one Compute RPC per call, or
 // messages on a long-lived activation link per worker (a gRPC stream; NCCL
 // for GPU workers, with the stream for those on a CPU).
@@ -35,6 +39,10 @@ enum class ActivationLinkKind { kRpc, kStream, kNccl };
 // Parses "rpc", "stream" or "nccl" (the --activation-link flag).
 absl::StatusOr<ActivationLinkKind> ParseActivationLinkKind(
     const std::string& name);
+
+// How long loading or unloading experts on a worker may take: as long as
+// reading them does.
+inline constexpr absl::Duration kExpertLoadTimeout = absl::Minutes(10);
 
 // How the router reaches its expert workers.
 struct ExpertTierOptions {

@@ -38,7 +38,8 @@ struct PlacementPlan {
   int WorkerIndex(const std::string& id) const;
   // Number of (layer, expert) copies the worker holds.
   int64_t ExpertCount(int worker) const;
-  // The (layer, expert) pairs the worker holds, in (layer, expert) order.
+  // The (layer, expert) pairs the worker holds, in (layer, expert) order;
+  // none for -1 (WorkerIndex of a worker the plan does not name).
   std::vector<std::pair<int, int>> ExpertsOf(int worker) const;
 };
 

@@ -133,10 +133,17 @@ TEST_F(AdminTest, WorkersJoinAndLeaveAndPlansChange) {
   EXPECT_HAS_SUBSTR(output, "worker w2 joined: cpu");
   EXPECT_HAS_SUBSTR(output, "took ");
 
-  ASSERT_TRUE(Admin({router, "rebalance"}, output).ok()) << output;
+  const std::string applied = LogPrefix("plan-v2.json");
+  ASSERT_TRUE(Admin({router, "rebalance", "--out", applied}, output).ok())
+      << output;
   EXPECT_HAS_SUBSTR(output, "plan version 1 -> 2 in ");
   EXPECT_HAS_SUBSTR(output, "w2 ");
   EXPECT_HAS_SUBSTR(output, "took ");
+  // The plan in use, to restart the router with.
+  absl::StatusOr<PlacementPlan> two = ReadPlan(applied);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->version, 2);
+  EXPECT_GE(two->WorkerIndex("w2"), 0);
 
   const PlacementPlan three = PlanWithSlots(spec_, {10, 10, 10}, 1, 3);
   const std::string plan_path = LogPrefix("plan-v3.json");

@@ -293,7 +293,19 @@ TEST_F(ElasticTest, RefusesChangesItCannotMakeNamingWhy) {
   for (std::vector<int>& holders : crowded.holders) holders = {0};
   status = apply(crowded);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_HAS_SUBSTR(status.error_message(), "worker w0 would hold 16 experts");
+  EXPECT_HAS_SUBSTR(status.error_message(),
+                    "plan version 2 gives worker w0 16 experts");
+  // Another model's shape, and a plan without an expert size.
+  TestModelSpec three_layers = spec_;
+  three_layers.layers = 3;
+  status = apply(PlanWithSlots(three_layers, {12, 12, 12}, 1, 2));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_HAS_SUBSTR(status.error_message(), "3 layers");
+  PlacementPlan sizeless = PlanWithSlots(spec_, {12, 12, 12}, 1, 2);
+  sizeless.expert_bytes = 0;
+  status = apply(sizeless);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_HAS_SUBSTR(status.error_message(), "expert_bytes");
   // Not JSON.
   {
     v1::ApplyPlanRequest request;

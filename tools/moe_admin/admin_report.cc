@@ -89,6 +89,9 @@ std::string FormatPlanChange(const v1::PlanChange& change) {
                           worker.experts_loaded(), worker.experts_unloaded(),
                           worker.experts_held());
   }
+  for (const std::string& error : change.unload_errors()) {
+    absl::StrAppend(&out, "not unloaded (kept, unused): ", error, "\n");
+  }
   return out;
 }
 

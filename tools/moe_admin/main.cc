@@ -31,8 +31,9 @@ ABSL_FLAG(int, window_s, 60,
           "load, rebalance, drain-worker: seconds of the load window (at "
           "most 600)");
 ABSL_FLAG(std::string, out, "",
-          "load: write the JSON here (moe-plan --load reads it); default "
-          "stdout");
+          "load: write the JSON here (moe-plan --load reads it; default "
+          "stdout); apply-plan, rebalance, drain-worker: write the plan now "
+          "in use here (the --plan to restart the router with)");
 ABSL_FLAG(int, deadline_ms, 10000, "the deadline of status and load");
 ABSL_FLAG(int, change_deadline_s, 600,
           "the deadline of apply-plan, add-worker, drain-worker and rebalance "
@@ -75,27 +76,36 @@ absl::Status Change(Call call) {
   return absl::OkStatus();
 }
 
+// Prints a plan change and writes its plan to --out when given.
+absl::Status Report(const moe::v1::PlanChange& change) {
+  std::cout << moe::FormatPlanChange(change);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return absl::OkStatus();
+  MOE_RETURN_IF_ERROR(moe::WriteStringToFile(out, change.plan_json() + "\n"));
+  std::cout << "plan version " << change.to_version() << " written to " << out
+            << "\n";
+  return absl::OkStatus();
+}
+
 absl::Status ApplyPlan(const std::string& path) {
   moe::v1::ApplyPlanRequest request;
   MOE_ASSIGN_OR_RETURN(const std::string json, moe::ReadFileToString(path));
   request.set_plan_json(json);
   moe::v1::PlanChange change;
-  return Change([&](auto& stub, auto& context) {
-    const grpc::Status status = stub.ApplyPlan(&context, request, &change);
-    if (status.ok()) std::cout << moe::FormatPlanChange(change);
-    return status;
-  });
+  MOE_RETURN_IF_ERROR(Change([&](auto& stub, auto& context) {
+    return stub.ApplyPlan(&context, request, &change);
+  }));
+  return Report(change);
 }
 
 absl::Status Rebalance() {
   moe::v1::RebalanceRequest request;
   request.set_window_seconds(absl::GetFlag(FLAGS_window_s));
   moe::v1::PlanChange change;
-  return Change([&](auto& stub, auto& context) {
-    const grpc::Status status = stub.Rebalance(&context, request, &change);
-    if (status.ok()) std::cout << moe::FormatPlanChange(change);
-    return status;
-  });
+  MOE_RETURN_IF_ERROR(Change([&](auto& stub, auto& context) {
+    return stub.Rebalance(&context, request, &change);
+  }));
+  return Report(change);
 }
 
 absl::Status AddWorker(const std::string& spec) {
@@ -122,14 +132,18 @@ absl::Status DrainWorker(const std::string& id) {
   request.set_worker_id(id);
   request.set_window_seconds(absl::GetFlag(FLAGS_window_s));
   moe::v1::PlanChange change;
-  return Change([&](auto& stub, auto& context) {
-    const grpc::Status status = stub.DrainWorker(&context, request, &change);
-    if (status.ok()) {
-      std::cout << moe::FormatPlanChange(change) << "worker " << id
-                << " holds no experts and the router has forgotten it\n";
-    }
-    return status;
-  });
+  MOE_RETURN_IF_ERROR(Change([&](auto& stub, auto& context) {
+    return stub.DrainWorker(&context, request, &change);
+  }));
+  MOE_RETURN_IF_ERROR(Report(change));
+  if (change.unload_errors().empty()) {
+    std::cout << "worker " << id
+              << " holds no experts and the router has forgotten it\n";
+  } else {
+    std::cout << "the router has forgotten worker " << id
+              << "; it may still hold experts (see above)\n";
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Status() {
