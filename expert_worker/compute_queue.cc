@@ -28,8 +28,9 @@ absl::Status CheckHeld(const ModelWeights& weights, const ComputeTask& task) {
 
 }  // namespace
 
-ComputeQueue::ComputeQueue(const ExpertStore& store, int capacity)
-    : store_(store), capacity_(capacity) {
+ComputeQueue::ComputeQueue(const ExpertStore& store, int capacity,
+                           std::function<void(const LayerRun&)> observer)
+    : store_(store), capacity_(capacity), observer_(std::move(observer)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -62,6 +63,11 @@ absl::Status ComputeQueue::Submit(ComputeTask task) {
   }
   wake_.notify_one();
   return absl::OkStatus();
+}
+
+int ComputeQueue::depth() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(queue_.size());
 }
 
 void ComputeQueue::Loop() {
@@ -124,6 +130,13 @@ void ComputeQueue::RunLayer(std::vector<Queued>& calls) {
   const absl::Status status = store_.compute().Compute(
       *weights, layer, x.data(), rows, assignments, out.data());
   const int64_t end_us = NowUs();
+  if (observer_ && status.ok()) {
+    LayerRun run{layer, rows, &assignments, end_us - start_us, {}};
+    for (const Queued* call : merged) {
+      run.queue_wait_us.push_back(start_us - call->enqueued_us);
+    }
+    observer_(run);
+  }
   for (size_t i = 0; i < merged.size(); ++i) {
     ComputeTask& task = merged[i]->task;
     ComputeStats stats{start_us - merged[i]->enqueued_us, end_us - start_us,

@@ -37,18 +37,32 @@ struct ComputeTask {
   std::function<void(absl::Status, std::vector<float>, ComputeStats)> done;
 };
 
+// One pass of the compute: the calls of a layer merged into one batch.
+struct LayerRun {
+  int layer = 0;
+  int64_t rows = 0;
+  // The batch's assignments (rows index into the merged batch).
+  const std::vector<ExpertAssignment>* assignments = nullptr;
+  int64_t compute_us = 0;
+  std::vector<int64_t> queue_wait_us;  // per call
+};
+
 // A bounded queue in front of the expert compute. One thread drains it: all
 // calls waiting for the same layer are merged into one batch, so rows from
 // different calls (micro-batches, routers) that need the same expert are
 // computed together and its weights are read once.
 class ComputeQueue {
  public:
-  // Computes with the store's ExpertCompute.
-  ComputeQueue(const ExpertStore& store, int capacity);
+  // Computes with the store's ExpertCompute; `observer` (may be null) is
+  // called on the compute thread after every pass that computed.
+  ComputeQueue(const ExpertStore& store, int capacity,
+               std::function<void(const LayerRun&)> observer = nullptr);
   ~ComputeQueue();
 
   const ExpertStore& store() const { return store_; }
   int capacity() const { return capacity_; }
+  // Calls waiting now.
+  int depth() const;
 
   // RESOURCE_EXHAUSTED (and `task.done` not called) when `capacity` calls
   // are already waiting.
@@ -64,7 +78,8 @@ class ComputeQueue {
 
   const ExpertStore& store_;
   const int capacity_;
-  std::mutex mutex_;
+  const std::function<void(const LayerRun&)> observer_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Queued> queue_;
   bool stopping_ = false;

@@ -16,7 +16,9 @@
 #include "expert_worker/expert_compute.h"
 #include "expert_worker/expert_store.h"
 #include "expert_worker/link_service.h"
+#include "expert_worker/worker_metrics.h"
 #include "expert_worker/worker_service.h"
+#include "metrics/metrics_endpoint.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
@@ -119,9 +121,18 @@ absl::Status Serve() {
       std::unique_ptr<moe::ExpertStore> store,
       moe::ExpertStore::Open(model, share.experts, *compute, share.memory_bytes,
                              share.placement_version));
-  moe::ComputeQueue queue(*store, absl::GetFlag(FLAGS_queue_capacity));
   moe::WorkerIdentity identity{worker_id, compute->device(), share.memory_bytes,
                                share.model};
+  // The metrics outlive the queue that reports to them.
+  moe::WorkerMetrics metrics(identity, *store);
+  moe::ComputeQueue queue(
+      *store, absl::GetFlag(FLAGS_queue_capacity),
+      [&metrics](const moe::LayerRun& run) { metrics.Observe(run); });
+  metrics.set_queue(&queue);
+  MOE_ASSIGN_OR_RETURN(
+      const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
+      moe::MetricsEndpointFromFlags("moe-expert-worker",
+                                    metrics.collectables()));
   moe::ExpertWorkerService service(identity, *store, queue);
   const int device = absl::GetFlag(FLAGS_device);
   moe::ExpertLinkService links(

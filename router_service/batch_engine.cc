@@ -335,7 +335,14 @@ void BatchEngine::Loop() {
     // fits), so nothing is running only when nothing is queued either.
     if (running_.empty()) continue;
     const std::vector<Chunk> plan = PlanStep();
-    for (auto& s : Step(plan)) s->request.on_finish(*s->outcome);
+    const absl::Time started = absl::Now();
+    std::vector<std::unique_ptr<Sequence>> ended = Step(plan);
+    if (options_.on_step) {
+      StepRecord record{absl::Now() - started, static_cast<int>(plan.size())};
+      for (const Chunk& chunk : plan) record.tokens += chunk.count;
+      options_.on_step(record);
+    }
+    for (auto& s : ended) s->request.on_finish(*s->outcome);
   }
 }
 

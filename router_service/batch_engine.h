@@ -32,6 +32,13 @@ struct EngineRequest {
   std::function<void(absl::StatusOr<FinishReason>)> on_finish;
 };
 
+// One engine step, as its observer sees it.
+struct StepRecord {
+  absl::Duration time;  // the forward pass and sampling
+  int sequences = 0;    // in the step's batch
+  int64_t tokens = 0;   // context tokens it ran (decode and prompt chunks)
+};
+
 struct EngineOptions {
   int max_batch = 16;   // sequences running at once
   int max_queue = 256;  // accepted requests waiting to join the batch
@@ -40,6 +47,8 @@ struct EngineOptions {
   // spread over several steps instead of stalling everyone's decode. At
   // least max_batch.
   int max_step_tokens = 512;
+  // Called on the engine thread after every step (may be null).
+  std::function<void(const StepRecord&)> on_step;
 };
 
 struct EngineStatus {

@@ -484,6 +484,9 @@ void GrpcExpertDispatch::Collect(Call& call, const Rows& rows, float* out,
     if (!status.ok()) ++stats.failed_calls;
     if (failover) stats.rows_failed_over += n;
   }
+  if (options_.on_call) {
+    options_.on_call(worker.endpoint.id, call.round_trip);
+  }
   if (failover) {
     // A full queue is busy, not down: it stays in use for other rows.
     if (!absl::IsResourceExhausted(status)) registry_->MarkDown(worker, status);

@@ -9,12 +9,14 @@
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
 #include "core/util/thread_pool.h"
+#include "metrics/metrics_endpoint.h"
 #include "router_service/admin_rpc_service.h"
 #include "router_service/batch_engine.h"
 #include "router_service/engine_flags.h"
 #include "router_service/expert_backend.h"
 #include "router_service/expert_backend_flags.h"
 #include "router_service/placement_change.h"
+#include "router_service/router_metrics.h"
 #include "router_service/router_rpc_service.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
@@ -32,8 +34,13 @@ namespace {
 absl::Status Serve() {
   const std::string model = absl::GetFlag(FLAGS_model);
   if (model.empty()) return absl::InvalidArgumentError("--model is required");
-  MOE_ASSIGN_OR_RETURN(const moe::ExpertBackendOptions backend_options,
+  MOE_ASSIGN_OR_RETURN(moe::ExpertBackendOptions backend_options,
                        moe::ExpertBackendOptionsFromFlags());
+  moe::RouterMetrics metrics;
+  backend_options.remote.on_call = [&metrics](const std::string& worker,
+                                              absl::Duration round_trip) {
+    metrics.ObserveCall(worker, round_trip);
+  };
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackend backend,
                        moe::OpenExpertBackend(model, backend_options, pool));
@@ -45,10 +52,17 @@ absl::Status Serve() {
         "--max-batch and --max-queue must be >= 1");
   }
   MOE_RETURN_IF_ERROR(moe::ApplyEngineFlags(engine_options));
+  engine_options.on_step = [&metrics](const moe::StepRecord& step) {
+    metrics.ObserveStep(step);
+  };
   MOE_ASSIGN_OR_RETURN(
       std::unique_ptr<moe::ModelRunner> runner,
       moe::ModelRunnerFromFlags(*backend.weights, *backend.dispatch, pool));
   moe::BatchEngine engine(*runner, engine_options);
+  metrics.set_sources(&engine, &runner->config(), backend.remote);
+  MOE_ASSIGN_OR_RETURN(
+      const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
+      moe::MetricsEndpointFromFlags("moe-router", metrics.collectables()));
   std::atomic<bool> draining{false};
   moe::RouterRpcService service(engine, runner->config(), backend.remote,
                                 &draining);

@@ -57,6 +57,10 @@ struct ExpertTierOptions {
   absl::Duration link_connect_timeout = absl::Seconds(10);
   // How often a down worker is asked whether it serves again.
   absl::Duration probe_interval = absl::Milliseconds(200);
+  // Called as each Compute call ends (failed ones too), with the worker's
+  // id and the call's round trip (may be null).
+  std::function<void(const std::string& worker, absl::Duration round_trip)>
+      on_call;
 };
 
 // Router-side counters of one worker.
