@@ -8,6 +8,7 @@
 namespace moe {
 
 RouterAdminService::~RouterAdminService() {
+  change_.Stop();  // a change in flight ends at its next phase
   std::lock_guard<std::mutex> lock(mutex_);
   for (Aside& aside : asides_) aside.thread.join();
 }

@@ -259,6 +259,9 @@ absl::StatusOr<v1::PlanChange> PlacementChange::ApplyLocked(
 absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
                                        v1::PlanChange& report) {
   WorkerRegistry& registry = dispatch_.workers();
+  const absl::Status shutting_down =
+      absl::CancelledError("the router is shutting down");
+  if (stopping_.load()) return shutting_down;
   MOE_RETURN_IF_ERROR(dispatch_.StageNext(plan));
   absl::Cleanup drop_staged = [this] { dispatch_.DropStaged(); };
 
@@ -294,6 +297,7 @@ absl::Status PlacementChange::RunPhase(const PlacementPlan& plan,
   phase = absl::Now();
   for (absl::Status held = dispatch_.StagedPlanHeld(); !held.ok();
        held = dispatch_.StagedPlanHeld()) {
+    if (stopping_.load()) return shutting_down;
     if (absl::Now() - phase > kHolderTimeout) {
       return absl::UnavailableError(
           absl::StrCat(held.message(), " ",

@@ -1,6 +1,7 @@
 #ifndef MOE_ROUTER_SERVICE_PLACEMENT_CHANGE_H_
 #define MOE_ROUTER_SERVICE_PLACEMENT_CHANGE_H_
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ class PlacementChange {
                                        const std::vector<double>& load);
   absl::StatusOr<v1::WorkerDescription> AddWorker(
       const WorkerEndpoint& endpoint);
+  // A change running or to come stops at its next phase with CANCELLED
+  // (the router is shutting down).
+  void Stop() { stopping_.store(true); }
 
  private:
   absl::StatusOr<v1::PlanChange> ApplyLocked(const PlacementPlan& plan);
@@ -65,6 +69,7 @@ class PlacementChange {
 
   GrpcExpertDispatch& dispatch_;
   const BetweenSteps between_steps_;
+  std::atomic<bool> stopping_{false};
   // The last plan applied in full (none yet: the one the router started
   // with); guarded by the dispatch's change lock.
   std::optional<PlacementPlan> last_applied_;
