@@ -4,7 +4,8 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config python3 python3-venv
           libabsl-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
           libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
-          libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+          libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+          prometheus-cpp-dev prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

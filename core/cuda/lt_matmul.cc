@@ -3,14 +3,16 @@
 #include <cstdint>
 #include <string>
 
+#include "core/cuda/cublaslt_library.h"
 #include "core/cuda/cuda_check.h"
 
 namespace moe::cuda {
 namespace {
 
-std::string CublasText(cublasStatus_t status, const char* what) {
-  return std::string(what) + ": " + cublasLtGetStatusName(status) + " (" +
-         cublasLtGetStatusString(status) + ")";
+std::string CublasText(const CublasLt& lt, cublasStatus_t status,
+                       const char* what) {
+  return std::string(what) + ": " + lt.GetStatusName(status) + " (" +
+         lt.GetStatusString(status) + ")";
 }
 
 // The largest power of two that divides `pointer`'s address, at most 256
@@ -25,25 +27,32 @@ uint32_t Alignment(const void* pointer) {
 }  // namespace
 
 struct LtMatmul::Plan {
+  explicit Plan(const CublasLt& lt) : lt(lt) {}
+
+  const CublasLt& lt;
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
 
   ~Plan() {
-    if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
-    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-    if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
+    if (d != nullptr) lt.MatrixLayoutDestroy(d);
+    if (b != nullptr) lt.MatrixLayoutDestroy(b);
+    if (a != nullptr) lt.MatrixLayoutDestroy(a);
+    if (desc != nullptr) lt.MatmulDescDestroy(desc);
   }
 };
+
+LtMatmul::LtMatmul(const CublasLt& lt) : lt_(lt) {}
 
 std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error,
                                            cudaError_t* cuda_status) {
   if (cuda_status != nullptr) *cuda_status = cudaSuccess;
-  std::unique_ptr<LtMatmul> matmul(new LtMatmul());
-  const cublasStatus_t status = cublasLtCreate(&matmul->handle_);
+  const CublasLt* lt = LoadCublasLt(error);
+  if (lt == nullptr) return nullptr;
+  std::unique_ptr<LtMatmul> matmul(new LtMatmul(*lt));
+  const cublasStatus_t status = lt->Create(&matmul->handle_);
   if (status != CUBLAS_STATUS_SUCCESS) {
-    *error = CublasText(status, "cublasLtCreate");
+    *error = CublasText(*lt, status, "cublasLtCreate");
     return nullptr;
   }
   const cudaError_t alloc = matmul->workspace_.Reserve(kWorkspaceBytes);
@@ -57,7 +66,7 @@ std::unique_ptr<LtMatmul> LtMatmul::Create(std::string* error,
 
 LtMatmul::~LtMatmul() {
   plans_.clear();
-  if (handle_ != nullptr) cublasLtDestroy(handle_);
+  if (handle_ != nullptr) lt_.Destroy(handle_);
 }
 
 LtMatmul::Plan* LtMatmul::FindPlan(const ShapeKey& key, std::string* error) {
@@ -66,38 +75,38 @@ LtMatmul::Plan* LtMatmul::FindPlan(const ShapeKey& key, std::string* error) {
   const auto [input, m, n, k, align_a, align_b, align_d] = key;
   const cudaDataType_t in_type =
       input == GemmInput::kFp8E4M3 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
-  auto plan = std::make_unique<Plan>();
+  auto plan = std::make_unique<Plan>(lt_);
   // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays off: FP8 products keep Hopper's
   // full-precision accumulation, at a lower rate than the fast mode that
   // many FP8 inference stacks use and report.
   cublasStatus_t status =
-      cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+      lt_.MatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
   if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulDescSetAttribute(
-        plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose));
+    status = lt_.MatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                        &transpose, sizeof(transpose));
   }
   if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulDescSetAttribute(
-        plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof(keep));
+    status = lt_.MatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                        &keep, sizeof(keep));
   }
   // Column-major views: a^T is k x m (ld k), b is k x n (ld k), d is m x n
   // (ld m), the same bytes as the row-major [m, k], [n, k] and [n, m].
   if (status == CUBLAS_STATUS_SUCCESS)
-    status = cublasLtMatrixLayoutCreate(&plan->a, in_type, k, m, k);
+    status = lt_.MatrixLayoutCreate(&plan->a, in_type, k, m, k);
   if (status == CUBLAS_STATUS_SUCCESS)
-    status = cublasLtMatrixLayoutCreate(&plan->b, in_type, k, n, k);
+    status = lt_.MatrixLayoutCreate(&plan->b, in_type, k, n, k);
   if (status == CUBLAS_STATUS_SUCCESS)
-    status = cublasLtMatrixLayoutCreate(&plan->d, CUDA_R_32F, m, n, m);
+    status = lt_.MatrixLayoutCreate(&plan->d, CUDA_R_32F, m, n, m);
   if (status != CUBLAS_STATUS_SUCCESS) {
-    *error = CublasText(status, "cuBLASLt descriptors");
+    *error = CublasText(lt_, status, "cuBLASLt descriptors");
     return nullptr;
   }
   cublasLtMatmulPreference_t preference = nullptr;
-  status = cublasLtMatmulPreferenceCreate(&preference);
+  status = lt_.MatmulPreferenceCreate(&preference);
   const size_t workspace = kWorkspaceBytes;
   if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulPreferenceSetAttribute(
+    status = lt_.MatmulPreferenceSetAttribute(
         preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
         sizeof(workspace));
   }
@@ -113,21 +122,21 @@ LtMatmul::Plan* LtMatmul::FindPlan(const ShapeKey& key, std::string* error) {
   };
   for (const auto& [attribute, bytes] : alignments) {
     if (status == CUBLAS_STATUS_SUCCESS) {
-      status = cublasLtMatmulPreferenceSetAttribute(preference, attribute,
-                                                    &bytes, sizeof(bytes));
+      status = lt_.MatmulPreferenceSetAttribute(preference, attribute, &bytes,
+                                                sizeof(bytes));
     }
   }
   cublasLtMatmulHeuristicResult_t result{};
   int found_count = 0;
   if (status == CUBLAS_STATUS_SUCCESS) {
-    status = cublasLtMatmulAlgoGetHeuristic(
-        handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, preference, 1,
-        &result, &found_count);
+    status = lt_.MatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b,
+                                        plan->d, plan->d, preference, 1,
+                                        &result, &found_count);
   }
-  if (preference != nullptr) cublasLtMatmulPreferenceDestroy(preference);
+  if (preference != nullptr) lt_.MatmulPreferenceDestroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS || found_count == 0) {
     *error = status != CUBLAS_STATUS_SUCCESS
-                 ? CublasText(status, "cublasLtMatmulAlgoGetHeuristic")
+                 ? CublasText(lt_, status, "cublasLtMatmulAlgoGetHeuristic")
                  : "cuBLASLt has no algorithm for this product (m " +
                        std::to_string(m) + ", n " + std::to_string(n) + ", k " +
                        std::to_string(k) + ")";
@@ -148,11 +157,11 @@ bool LtMatmul::Run(GemmInput input, const void* a, const void* b, float* d,
       {input, m, n, k, Alignment(a), Alignment(b), Alignment(d)}, error);
   if (plan == nullptr) return false;
   const float alpha = 1.0f, beta = 0.0f;
-  const cublasStatus_t status = cublasLtMatmul(
+  const cublasStatus_t status = lt_.Matmul(
       handle_, plan->desc, &alpha, a, plan->a, b, plan->b, &beta, d, plan->d, d,
       plan->d, &plan->algo, workspace_.get(), kWorkspaceBytes, stream);
   if (status != CUBLAS_STATUS_SUCCESS) {
-    *error = CublasText(status, "cublasLtMatmul");
+    *error = CublasText(lt_, status, "cublasLtMatmul");
     return false;
   }
   return true;

@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 
+#include "core/cuda/cublaslt_library.h"
 #include "core/cuda/device_buffer.h"
 
 namespace moe::cuda {
@@ -55,9 +56,10 @@ class LtMatmul {
   using ShapeKey = std::tuple<GemmInput, int64_t, int64_t, int64_t, uint32_t,
                               uint32_t, uint32_t>;
 
-  LtMatmul() = default;
+  explicit LtMatmul(const CublasLt& lt);
   Plan* FindPlan(const ShapeKey& key, std::string* error);
 
+  const CublasLt& lt_;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;  // stream-ordered: no device-wide wait to free
   std::map<ShapeKey, std::unique_ptr<Plan>> plans_;

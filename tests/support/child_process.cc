@@ -76,9 +76,9 @@ ChildProcess::~ChildProcess() {
   waitpid(pid_, nullptr, 0);
 }
 
-absl::StatusOr<std::string> ChildProcess::AwaitAddress(absl::Duration timeout) {
+absl::StatusOr<std::string> ChildProcess::AwaitAddress(
+    absl::Duration timeout, const std::string& marker) {
   const absl::Time give_up = absl::Now() + timeout;
-  const std::string marker = " listening on ";
   while (absl::Now() < give_up) {
     const std::string out = ReadAll(log_prefix_ + ".out");
     const size_t at = out.find(marker);

@@ -28,9 +28,11 @@ class ChildProcess {
 
   pid_t pid() const { return pid_; }
 
-  // Waits for the "<name> listening on ADDRESS" line and returns ADDRESS.
-  // Fails, quoting stderr, if the process exits first or time runs out.
-  absl::StatusOr<std::string> AwaitAddress(absl::Duration timeout);
+  // Waits for the "<name> listening on ADDRESS" line (or another marker,
+  // e.g. " metrics on ") and returns ADDRESS. Fails, quoting stderr, if the
+  // process exits first or time runs out.
+  absl::StatusOr<std::string> AwaitAddress(
+      absl::Duration timeout, const std::string& marker = " listening on ");
 
   void Signal(int signal) const;
   // Waits for the exit (reaping it); returns the wait status.

@@ -1,0 +1,151 @@
+// The router's and the expert workers' Prometheus endpoints
+// (--metrics-listen), scraped over HTTP from real processes on 127.0.0.1:
+// the text passes `promtool check metrics`, and the counters move by what
+// the requests did (tokens generated, rows routed per expert and computed
+// per expert, calls per worker).
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/util/file_util.h"
+#include "core/util/subprocess.h"
+#include "gtest/gtest.h"
+#include "tests/support/http_get.h"
+#include "tests/support/test_cluster.h"
+
+namespace moe::testing {
+namespace {
+
+// The sum of the samples whose name is `name` and whose labels contain
+// every one of `labels` (each as `key="value"`).
+double Sum(const std::string& text, const std::string& name,
+           const std::vector<std::string>& labels = {}) {
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t end = line.find_first_of("{ ");
+    if (line.substr(0, end) != name) continue;
+    bool matches = true;
+    for (const std::string& label : labels) {
+      matches = matches && absl::StrContains(line, label);
+    }
+    double value = 0;
+    if (matches && absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) {
+      sum += value;
+    }
+  }
+  return sum;
+}
+
+// `promtool check metrics` on the text; OK, or its complaint.
+absl::Status PromtoolCheck(const std::string& text) {
+  const std::string file = LogPrefix("scrape.prom");
+  EXPECT_TRUE(WriteStringToFile(file, text).ok());
+  const std::string log = LogPrefix("promtool.log");
+  const absl::Status status =
+      RunProgram({"/bin/sh", "-c", "promtool check metrics < " + file}, log);
+  if (status.ok()) return status;
+  absl::StatusOr<std::string> complaint = ReadFileToString(log);
+  return absl::InternalError(complaint.ok() ? *complaint : "promtool failed");
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v promtool >/dev/null") != 0) {
+      GTEST_SKIP() << "promtool (Debian's prometheus package; "
+                      "scripts/install-deps.sh installs it) is not here";
+    }
+    const std::vector<std::string> metrics = {"--metrics-listen",
+                                              "127.0.0.1:0"};
+    StartCluster(spec_, PlanWithSlots(spec_, {12, 12}), metrics, cluster_,
+                 metrics);
+    for (auto& worker : cluster_.workers) {
+      absl::StatusOr<std::string> address =
+          worker->AwaitAddress(kStartTimeout, " metrics on ");
+      ASSERT_TRUE(address.ok()) << address.status();
+      worker_metrics_.push_back(*address);
+    }
+    absl::StatusOr<std::string> address =
+        cluster_.router->AwaitAddress(kStartTimeout, " metrics on ");
+    ASSERT_TRUE(address.ok()) << address.status();
+    router_metrics_ = *address;
+  }
+
+  std::string Scrape(const std::string& address) {
+    absl::StatusOr<std::string> text = HttpGet(address, "/metrics");
+    EXPECT_TRUE(text.ok()) << text.status();
+    if (!text.ok()) return "";
+    const absl::Status checked = PromtoolCheck(*text);
+    EXPECT_TRUE(checked.ok()) << checked.message() << "\n" << *text;
+    return *text;
+  }
+
+  const TestModelSpec spec_{.format = WeightFormat::kFp8, .layers = 2};
+  Cluster cluster_;
+  std::vector<std::string> worker_metrics_;
+  std::string router_metrics_;
+};
+
+TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
+  std::string router = Scrape(router_metrics_);
+  EXPECT_EQ(Sum(router, "moe_router_generated_tokens_total"), 0);
+  EXPECT_EQ(Sum(router, "moe_router_worker_up", {"worker=\"w1\""}), 1);
+  EXPECT_EQ(Sum(router, "moe_router_placement_version"), 1);
+
+  auto stub = RouterStub(cluster_);
+  int64_t rows = 0;
+  for (int r = 0; r < 3; ++r) {
+    v1::RouterGenerateRequest request = GreedyRequest(Prompt(5 + r, r), 8);
+    request.set_ignore_eos(true);
+    const StreamResult result = RunGenerate(*stub, request);
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    // Every prompt token and every token fed back passes every layer.
+    rows += 5 + r + 8 - 1;
+  }
+  const double routed = static_cast<double>(rows * spec_.layers * 2);
+
+  router = Scrape(router_metrics_);
+  EXPECT_EQ(Sum(router, "moe_router_generated_tokens_total"), 24);
+  EXPECT_EQ(Sum(router, "moe_router_routed_tokens_total"), routed);
+  EXPECT_GT(Sum(router, "moe_router_steps_total"), 0);
+  EXPECT_EQ(Sum(router, "moe_router_step_seconds_count"),
+            Sum(router, "moe_router_steps_total"));
+  EXPECT_EQ(Sum(router, "moe_router_requests_running"), 0);
+  EXPECT_EQ(Sum(router, "moe_router_kv_blocks_used"), 0);
+  double rows_computed = 0;
+  for (size_t w = 0; w < worker_metrics_.size(); ++w) {
+    const std::string id = cluster_.plan.workers[w].id;
+    const std::string worker = Scrape(worker_metrics_[w]);
+    EXPECT_GT(Sum(worker, "moe_worker_batches_total"), 0) << id;
+    EXPECT_EQ(Sum(worker, "moe_worker_compute_seconds_count"),
+              Sum(worker, "moe_worker_batches_total"))
+        << id;
+    EXPECT_EQ(Sum(worker, "moe_worker_experts"),
+              cluster_.plan.ExpertCount(static_cast<int>(w)))
+        << id;
+    EXPECT_GT(Sum(worker, "moe_worker_expert_bytes"), 0) << id;
+    rows_computed += Sum(worker, "moe_worker_rows_total");
+    // The router's count of this worker's calls is what the worker timed.
+    const std::string label = "worker=\"" + id + "\"";
+    EXPECT_EQ(Sum(router, "moe_router_worker_call_seconds_count", {label}),
+              Sum(router, "moe_router_worker_calls_total", {label}))
+        << id;
+    EXPECT_GT(Sum(router, "moe_router_worker_calls_total", {label}), 0) << id;
+    EXPECT_EQ(Sum(router, "moe_router_worker_failed_calls_total", {label}), 0)
+        << id;
+  }
+  // Each routed (row, expert) was computed by the one worker holding it.
+  EXPECT_EQ(rows_computed, routed);
+  // One expert's rows, on both sides.
+  const std::vector<std::string> expert = {"layer=\"1\"", "expert=\"3\""};
+  double computed = 0;
+  for (const std::string& address : worker_metrics_) {
+    computed += Sum(Scrape(address), "moe_worker_rows_total", expert);
+  }
+  EXPECT_EQ(computed, Sum(router, "moe_router_routed_tokens_total", expert));
+}
+
+}  // namespace
+}  // namespace moe::testing
