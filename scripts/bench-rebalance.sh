@@ -11,6 +11,7 @@
 #       [--concurrency 32] [--copies 1] [--out DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/serve-in-background.sh"
 build=${BUILD_DIR:-$root/build}
 bin=$build/bin
 logs=$build/serve-logs
@@ -33,16 +34,10 @@ mkdir -p "$out"
 
 serve_args=(--port 0 --workers 3 --copies "$copies")
 [ -n "$model" ] && serve_args+=(--model "$model")
-"$root/scripts/serve.sh" "${serve_args[@]}" >"$out/serve.out" 2>"$out/serve.err" &
-serve_pid=$!
+serve_pid=""
 joiner_pid=""
 trap 'kill -TERM $joiner_pid "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null' EXIT
-for _ in $(seq 1200); do
-  grep -q "Ctrl-C" "$out/serve.out" 2>/dev/null && break
-  kill -0 "$serve_pid" 2>/dev/null || { cat "$out/serve.err" >&2; exit 1; }
-  sleep 0.5
-done
-address=$(head -1 "$out/serve.out")
+serve_in_background "$out" "${serve_args[@]}"
 router=$(awk '/listening on/ {print $NF; exit}' "$logs/router.log")
 model_dir=$(ps -o args= -p "$(cat "$logs/router.pid")" | awk '{for (i = 1; i < NF; i++) if ($i == "--model") print $(i + 1)}')
 # The joining worker gets the budget of w1.

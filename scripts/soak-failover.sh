@@ -14,6 +14,7 @@
 #       [--concurrency 64] [--output-tokens 64] [--out DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/serve-in-background.sh"
 build=${BUILD_DIR:-$root/build}
 bin=$build/bin
 logs=$build/serve-logs
@@ -40,15 +41,9 @@ mkdir -p "$out"
 
 serve_args=(--port 0 --workers 3 --copies 2)
 [ -n "$model" ] && serve_args+=(--model "$model")
-"$root/scripts/serve.sh" "${serve_args[@]}" >"$out/serve.out" 2>"$out/serve.err" &
-serve_pid=$!
+serve_pid=""
 trap 'kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null' EXIT
-for _ in $(seq 1200); do
-  grep -q "Ctrl-C" "$out/serve.out" 2>/dev/null && break
-  kill -0 "$serve_pid" 2>/dev/null || { cat "$out/serve.err" >&2; exit 1; }
-  sleep 0.5
-done
-address=$(head -1 "$out/serve.out")
+serve_in_background "$out" "${serve_args[@]}"
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$logs/router.pid")/status"; }
 
 "$bin/moe-bench" --address "$address" --concurrency "$concurrency" \

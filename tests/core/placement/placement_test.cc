@@ -278,6 +278,39 @@ TEST(PlacementTest, ReplanningTheSameInputMovesNothing) {
   EXPECT_EQ(again->holders, first->holders);
 }
 
+// A plan made on `input`, then plans for `workers` from scratch and from
+// the first one's placement; the last is checked to be valid, within
+// memory, and within kKeepSlack of the plan from scratch on `load`
+// (uniform when empty).
+struct Replanned {
+  PlacementPlan before, scratch, kept;
+};
+Replanned Replan(PlannerInput input, std::vector<WorkerSpec> workers) {
+  Replanned plans;
+  absl::StatusOr<PlacementPlan> plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  if (!plan.ok()) return plans;
+  plans.before = *plan;
+  input.workers = std::move(workers);
+  input.version = 2;
+  plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  if (!plan.ok()) return plans;
+  plans.scratch = *plan;
+  input.current_holders = CurrentHolders(plans.before, input.workers);
+  plan = PlanPlacement(input);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  if (!plan.ok()) return plans;
+  plans.kept = *plan;
+  EXPECT_TRUE(ValidatePlan(plans.kept).ok());
+  ExpectWithinMemory(plans.kept);
+  const std::vector<double> load =
+      input.load.empty() ? std::vector<double>(832, 1.0) : input.load;
+  EXPECT_LE(TotalMaxTime(plans.kept, load),
+            (1 + kKeepSlack) * TotalMaxTime(plans.scratch, load) + 1e-9);
+  return plans;
+}
+
 // Four workers join four: planned from the current placement, the layers'
 // slowest times stay within kKeepSlack of a plan from scratch while fewer
 // experts move. With a uniform load the new workers take half the experts
@@ -285,34 +318,22 @@ TEST(PlacementTest, ReplanningTheSameInputMovesNothing) {
 // layer's time whatever the plan, so most experts stay where they are.
 TEST(PlacementTest, JoiningWorkersGetExpertsWithFewMoves) {
   for (const bool skewed : {false, true}) {
+    SCOPED_TRACE(skewed ? "skewed" : "uniform");
     PlannerInput input = SkyworkShaped(Workers(4, 260 * kExpertBytes));
     if (skewed) input.load = SkewedLoad(input.num_layers, input.num_experts);
-    const absl::StatusOr<PlacementPlan> before = PlanPlacement(input);
-    ASSERT_TRUE(before.ok()) << before.status();
-    input.workers = Workers(8, 260 * kExpertBytes);
-    input.version = 2;
-    const absl::StatusOr<PlacementPlan> scratch = PlanPlacement(input);
-    ASSERT_TRUE(scratch.ok()) << scratch.status();
-    input.current_holders = CurrentHolders(*before, input.workers);
-    const absl::StatusOr<PlacementPlan> kept = PlanPlacement(input);
-    ASSERT_TRUE(kept.ok()) << kept.status();
-    EXPECT_TRUE(ValidatePlan(*kept).ok());
-    ExpectWithinMemory(*kept);
-    const std::vector<double> load =
-        skewed ? input.load : std::vector<double>(832, 1.0);
-    EXPECT_LE(TotalMaxTime(*kept, load),
-              (1 + kKeepSlack) * TotalMaxTime(*scratch, load) + 1e-9)
-        << "skewed " << skewed;
-    const int64_t moves = CopiesToLoad(*before, *kept);
+    const Replanned plans = Replan(input, Workers(8, 260 * kExpertBytes));
+    const int64_t moves = CopiesToLoad(plans.before, plans.kept);
     if (skewed) {
-      EXPECT_LE(moves, CopiesToLoad(*before, *scratch) / 2);
+      EXPECT_LE(moves, CopiesToLoad(plans.before, plans.scratch) / 2);
     } else {
       // The least a move can load: what the new workers hold.
       int64_t joined = 0;
-      for (int w = 4; w < 8; ++w) joined += kept->ExpertCount(w);
+      for (int w = 4; w < 8; ++w) joined += plans.kept.ExpertCount(w);
       EXPECT_GE(joined, 832 / 2 - 52);
       EXPECT_LE(moves, joined);
-      EXPECT_LT(TotalMaxTime(*kept, load), TotalMaxTime(*before, load));
+      const std::vector<double> load(832, 1.0);
+      EXPECT_LT(TotalMaxTime(plans.kept, load),
+                TotalMaxTime(plans.before, load));
     }
   }
 }
@@ -322,26 +343,15 @@ TEST(PlacementTest, JoiningWorkersGetExpertsWithFewMoves) {
 // plan from scratch.
 TEST(PlacementTest, ALeavingWorkersExpertsMoveAndLittleElse) {
   for (const bool skewed : {false, true}) {
+    SCOPED_TRACE(skewed ? "skewed" : "uniform");
     PlannerInput input = SkyworkShaped(Workers(5, 260 * kExpertBytes));
     if (skewed) input.load = SkewedLoad(input.num_layers, input.num_experts);
-    const absl::StatusOr<PlacementPlan> before = PlanPlacement(input);
-    ASSERT_TRUE(before.ok()) << before.status();
-    const int64_t leaving = before->ExpertCount(4);
-    input.workers.pop_back();
-    input.version = 2;
-    const absl::StatusOr<PlacementPlan> scratch = PlanPlacement(input);
-    ASSERT_TRUE(scratch.ok()) << scratch.status();
-    input.current_holders = CurrentHolders(*before, input.workers);
-    const absl::StatusOr<PlacementPlan> kept = PlanPlacement(input);
-    ASSERT_TRUE(kept.ok()) << kept.status();
-    ExpectWithinMemory(*kept);
-    const std::vector<double> load =
-        skewed ? input.load : std::vector<double>(832, 1.0);
-    EXPECT_LE(TotalMaxTime(*kept, load),
-              (1 + kKeepSlack) * TotalMaxTime(*scratch, load) + 1e-9)
-        << "skewed " << skewed;
-    EXPECT_LE(CopiesToLoad(*before, *kept), leaving * 3 / 2)
-        << "skewed " << skewed << ", w4 held " << leaving;
+    std::vector<WorkerSpec> staying = input.workers;
+    staying.pop_back();
+    const Replanned plans = Replan(input, staying);
+    const int64_t leaving = plans.before.ExpertCount(4);
+    EXPECT_LE(CopiesToLoad(plans.before, plans.kept), leaving * 3 / 2)
+        << "w4 held " << leaving;
   }
 }
 
