@@ -45,6 +45,7 @@ void GenerateCall::StartRouterCall() {
     return;
   }
   phase_ = Phase::kRunning;
+  parts_.metrics.ObservePromptTokens(router_request_.prompt_token_ids_size());
   CallRouter(lock);
 }
 
@@ -84,10 +85,12 @@ void GenerateCall::OnRouterRead(bool ok) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (final_ready_ || error_.has_value()) return;
+    const int tokens_before = completion_tokens_;
     for (int32_t token : router_response_.token_ids()) {
       more = TakeToken(token);
       if (!more) break;
     }
+    ObserveTokens(completion_tokens_ - tokens_before);
     if (more &&
         router_response_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
       router_finish_ = router_response_.finish_reason();
@@ -103,6 +106,15 @@ void GenerateCall::OnRouterRead(bool ok) {
     // the request's KV cache and batch slot.
     router_contexts_.back()->TryCancel();
   }
+}
+
+void GenerateCall::ObserveTokens(int tokens) {
+  if (tokens == 0) return;
+  const absl::Time now = absl::Now();
+  const bool first = last_tokens_at_ == absl::Time();
+  parts_.metrics.ObserveTokens(
+      tokens, now - (first ? arrived_ : last_tokens_at_), first);
+  last_tokens_at_ = now;
 }
 
 bool GenerateCall::TakeToken(int32_t token) {
@@ -217,7 +229,10 @@ void GenerateCall::OnCancel() {
 void GenerateCall::Advance(std::unique_lock<std::mutex>& lock) {
   std::optional<grpc::Status> finish = NextWrite();
   lock.unlock();
-  if (finish.has_value()) Finish(*finish);
+  if (!finish.has_value()) return;
+  parts_.metrics.ObserveEnd(*finish);
+  parts_.metrics.ObserveDuration(absl::Now() - arrived_);
+  Finish(*finish);
 }
 
 std::optional<grpc::Status> GenerateCall::NextWrite() {

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "core/tokenizer/incremental_detokenizer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gateway/admission.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
 #include "gateway/stop_matcher.h"
@@ -25,6 +27,7 @@ struct GatewayParts {
   Admission& admission;
   RouterPool& routers;
   RequestIds& ids;
+  GatewayMetrics& metrics;
 };
 
 // One public Generate stream relayed to a router's Generate stream: router
@@ -76,6 +79,8 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   void OnRouterRead(bool ok);
   void OnRouterDone(const grpc::Status& status);
 
+  // Counts the `tokens` a router message brought in the metrics.
+  void ObserveTokens(int tokens);
   // Feeds one generated token through the detokenizer and the stop strings;
   // false once the stream must end here.
   bool TakeToken(int32_t token);
@@ -90,6 +95,7 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
   const GatewayParts parts_;
   grpc::CallbackServerContext* const server_context_;
+  const absl::Time arrived_ = absl::Now();
   const v1::RouterGenerateRequest router_request_;
   // One context and reader per router tried; the last is the live one. The
   // earlier ones stay until the reactor is deleted: their OnDone was the
@@ -107,7 +113,8 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   v1::GenerateResponse pending_;  // text and tokens not yet written
   v1::FinishReason router_finish_ = v1::FINISH_REASON_UNSPECIFIED;
   int completion_tokens_ = 0;
-  bool final_ready_ = false;  // pending_ holds the last response
+  absl::Time last_tokens_at_;  // when the last router message with tokens came
+  bool final_ready_ = false;   // pending_ holds the last response
   bool final_written_ = false;
   bool client_gone_ = false;           // cancelled, deadline, or a failed write
   std::optional<grpc::Status> error_;  // ends the stream with this status

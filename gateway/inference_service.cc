@@ -17,8 +17,11 @@ constexpr std::chrono::seconds kStatusTimeout(5);
 // Ends a stream at once with an error.
 class RejectedWriter : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  explicit RejectedWriter(const absl::Status& status) {
-    Finish(ToGrpcStatus(status));
+  RejectedWriter(const absl::Status& status, GatewayMetrics& metrics) {
+    const grpc::Status finish = ToGrpcStatus(status);
+    metrics.ObserveEnd(finish);
+    metrics.ObserveDuration(absl::ZeroDuration());
+    Finish(finish);
   }
   void OnDone() override { delete this; }
 };
@@ -36,9 +39,10 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   absl::StatusOr<v1::RouterGenerateRequest> router_request =
       ToRouterRequest(*request, config_, parts_.tokenizer);
-  if (!router_request.ok()) return new RejectedWriter(router_request.status());
+  if (!router_request.ok())
+    return new RejectedWriter(router_request.status(), parts_.metrics);
   absl::StatusOr<std::string> id = parts_.ids.Claim(request->request_id());
-  if (!id.ok()) return new RejectedWriter(id.status());
+  if (!id.ok()) return new RejectedWriter(id.status(), parts_.metrics);
   router_request->set_request_id(*id);
   auto* call = new GenerateCall(
       parts_, context, *std::move(router_request),

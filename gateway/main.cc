@@ -15,10 +15,12 @@
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
 #include "gateway/admission.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/inference_service.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "metrics/metrics_endpoint.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
@@ -63,8 +65,12 @@ absl::Status Serve() {
   moe::Admission admission(max_in_flight, max_queued);
   moe::RouterPool pool(routers);
   moe::RequestIds ids;
+  moe::GatewayMetrics metrics(admission);
+  MOE_ASSIGN_OR_RETURN(
+      const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
+      moe::MetricsEndpointFromFlags("moe-gateway", metrics.collectables()));
   moe::InferenceService service(config, DirectoryName(model),
-                                {*tokenizer, admission, pool, ids});
+                                {*tokenizer, admission, pool, ids, metrics});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   MOE_ASSIGN_OR_RETURN(const moe::ServeOptions serve_options,
                        moe::ServeOptionsFromFlags());
@@ -80,7 +86,8 @@ int main(int argc, char** argv) {
       argc, argv,
       "Serves moe.v1.Inference: text generation in front of moe-router.\n"
       "usage: moe-gateway --model DIR --routers host:port[,host:port...] "
-      "[--listen 127.0.0.1:PORT] [--max-in-flight N --max-queued N]");
+      "[--listen 127.0.0.1:PORT] [--max-in-flight N --max-queued N] "
+      "[--metrics-listen 127.0.0.1:PORT]");
   const absl::Status status = Serve();
   if (!status.ok()) {
     std::cerr << "moe-gateway: " << status.message() << std::endl;

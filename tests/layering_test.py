@@ -32,7 +32,7 @@ ALLOWED = {
     "router_service": ["engine", "link", "rpc", "metrics", "protos"] + CORE,
     "expert_worker/cuda": ["core/cuda"],
     "expert_worker": ["expert_worker/cuda", "link", "rpc", "metrics", "protos"] + CORE,
-    "gateway": ["rpc", "protos", "core/tokenizer", "core/model", "core/util"],
+    "gateway": ["rpc", "metrics", "protos", "core/tokenizer", "core/model", "core/util"],
     "sdk": ["rpc", "protos", "core/util"],
 }
 SERVICES = ["router_service", "expert_worker", "gateway", "sdk"]

@@ -1,8 +1,9 @@
-// The router's and the expert workers' Prometheus endpoints
+// The gateway's, the router's and the expert workers' Prometheus endpoints
 // (--metrics-listen), scraped over HTTP from real processes on 127.0.0.1:
 // the text passes `promtool check metrics`, and the counters move by what
-// the requests did (tokens generated, rows routed per expert and computed
-// per expert, calls per worker).
+// the requests did (requests by status code, tokens in and out, tokens
+// generated, rows routed per expert and computed per expert, calls per
+// worker).
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -10,7 +11,10 @@
 #include "absl/strings/str_split.h"
 #include "core/util/file_util.h"
 #include "core/util/subprocess.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "moe/v1/inference.grpc.pb.h"
+#include "tests/support/child_process.h"
 #include "tests/support/http_get.h"
 #include "tests/support/test_cluster.h"
 
@@ -145,6 +149,56 @@ TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
     computed += Sum(Scrape(address), "moe_worker_rows_total", expert);
   }
   EXPECT_EQ(computed, Sum(router, "moe_router_routed_tokens_total", expert));
+}
+
+TEST_F(MetricsTest, GatewayCountsRequestsByCodeAndTokensBothWays) {
+  auto gateway = ChildProcess::Start(
+      {SiblingBinary("moe-gateway"), "--model", cluster_.model_dir, "--routers",
+       cluster_.router_address, "--listen", "127.0.0.1:0", "--metrics-listen",
+       "127.0.0.1:0"},
+      LogPrefix("gateway"));
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  absl::StatusOr<std::string> address = (*gateway)->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(address.ok()) << address.status();
+  absl::StatusOr<std::string> metrics =
+      (*gateway)->AwaitAddress(kStartTimeout, " metrics on ");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  auto stub = v1::Inference::NewStub(
+      grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+
+  // Two requests run, one is refused for its bad field.
+  int prompt_tokens = 0;
+  for (int max_tokens : {4, 0, 6}) {
+    v1::GenerateRequest request;
+    request.set_text("one two three");
+    request.set_max_tokens(max_tokens);
+    request.set_ignore_eos(true);
+    request.set_temperature(0);
+    grpc::ClientContext context;
+    auto reader = stub->Generate(&context, request);
+    v1::GenerateResponse response;
+    while (reader->Read(&response)) {
+      prompt_tokens = response.usage().prompt_tokens();
+    }
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.ok(), max_tokens > 0) << status.error_message();
+  }
+  ASSERT_GT(prompt_tokens, 0);
+
+  const std::string text = Scrape(*metrics);
+  EXPECT_EQ(Sum(text, "moe_gateway_requests_total", {"code=\"OK\""}), 2);
+  EXPECT_EQ(
+      Sum(text, "moe_gateway_requests_total", {"code=\"INVALID_ARGUMENT\""}),
+      1);
+  EXPECT_EQ(Sum(text, "moe_gateway_request_duration_seconds_count"), 3);
+  EXPECT_EQ(Sum(text, "moe_gateway_prompt_tokens_total"), 2 * prompt_tokens);
+  EXPECT_EQ(Sum(text, "moe_gateway_completion_tokens_total"), 10);
+  EXPECT_EQ(Sum(text, "moe_gateway_time_to_first_token_seconds_count"), 2);
+  // Every token after a request's first message counts one gap.
+  EXPECT_LE(Sum(text, "moe_gateway_inter_token_latency_seconds_count"), 8);
+  EXPECT_GT(Sum(text, "moe_gateway_inter_token_latency_seconds_count"), 0);
+  EXPECT_EQ(Sum(text, "moe_gateway_requests_running"), 0);
+  EXPECT_EQ(Sum(text, "moe_gateway_requests_queued"), 0);
 }
 
 }  // namespace
