@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # moe-cli as a user runs it: its errors, then (when BIN_DIR has moe-gateway)
-# info, tokenize, detokenize and streamed generation against moe-router and
+# health, info, tokenize, detokenize and streamed generation against moe-router and
 # moe-gateway serving a tiny random Mixtral FP8 model on 127.0.0.1.
 # Exits 77 (skipped) after the first part when there is no moe-gateway.
 set -u
@@ -27,12 +27,16 @@ expect_error "stop without value" "INVALID_ARGUMENT: --stop needs a value" \
 # Nothing listens on port 1: refused, retried, then reported.
 expect_error "unreachable" "UNAVAILABLE: .*(after 2 attempts)" "$cli" --address 127.0.0.1:1 --retries 1 info
 expect_error "unreachable from \$MOE_ADDRESS" "UNAVAILABLE" env MOE_ADDRESS=127.0.0.1:1 "$cli" --retries 0 info
+expect_error "health of nothing" "UNAVAILABLE" "$cli" --address 127.0.0.1:1 health
 expect_help_flag "$cli" --deadline_ms
 
 skip_without_gateway
 start_tiny_gateway
 export MOE_ADDRESS="$address"
 
+check "health" "$cli" health
+expect_output "health says" "SERVING" "$work/out"
+expect_error "health of an unknown service" "NOT_FOUND" "$cli" health no.such.Service
 check "info" "$cli" info
 if grep -qx "architecture: mixtral" "$work/out" && grep -qx "vocab_size: 500" "$work/out" \
     && grep -qx "num_experts: 8" "$work/out"; then

@@ -8,6 +8,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/util/status_macros.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "rpc/grpc_status.h"
 
 namespace moe::client {
 namespace {
@@ -79,6 +82,27 @@ absl::Status RunDetokenize(Client& client, const std::string& token_ids,
   }
   MOE_ASSIGN_OR_RETURN(const std::string text, client.Detokenize(ids, call));
   out << text << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunHealth(const std::string& address, const std::string& service,
+                       absl::Duration timeout, std::ostream& out) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  const std::string name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+          response.status());
+  out << name << "\n";
+  if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(address, " is ", name));
+  }
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "moe/v1/inference.pb.h"
 #include "sdk/cpp/client.h"
 
@@ -27,6 +28,13 @@ absl::Status RunTokenize(Client& client, const std::string& text,
 // `token_ids` is comma-separated.
 absl::Status RunDetokenize(Client& client, const std::string& token_ids,
                            const CallOptions& call, std::ostream& out);
+
+// grpc.health.v1 Check of `service` ("" for the server as a whole) on any
+// moe-serve server (gateway, router or worker), bounded by `timeout`:
+// prints the status ("SERVING", "NOT_SERVING", ...) and fails unless it is
+// SERVING, so the command can serve as a container's health check.
+absl::Status RunHealth(const std::string& address, const std::string& service,
+                       absl::Duration timeout, std::ostream& out);
 
 }  // namespace moe::client
 

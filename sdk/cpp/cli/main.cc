@@ -43,6 +43,9 @@ constexpr char kUsage[] =
     "  info              the served model\n"
     "  tokenize TEXT     the token ids, comma-separated\n"
     "  detokenize IDS    the text of comma-separated token ids\n"
+    "  health [SERVICE]  grpc.health.v1 status of any moe-serve server\n"
+    "                    (gateway, router, worker); exit status 0 only when\n"
+    "                    SERVING; --deadline-ms unset: 5 s\n"
     "The address defaults to $MOE_ADDRESS. Errors print the gRPC status code "
     "and message; the exit status is then 1.";
 
@@ -59,16 +62,25 @@ absl::Status Run(const std::vector<std::string>& args,
   const bool with_argument =
       command == "generate" || command == "tokenize" || command == "detokenize";
   if (!(command == "info" && args.size() == 1) &&
+      !(command == "health" && args.size() <= 2) &&
       !(with_argument && args.size() == 2)) {
     return absl::InvalidArgumentError(
-        "expected generate PROMPT, info, tokenize TEXT or detokenize IDS; "
-        "see --help");
+        "expected generate PROMPT, info, tokenize TEXT, detokenize IDS or "
+        "health [SERVICE]; see --help");
+  }
+  const absl::Duration timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  if (command == "health") {
+    return moe::client::RunHealth(
+        address, args.size() == 2 ? args[1] : "",
+        timeout == absl::ZeroDuration() ? absl::Seconds(5) : timeout,
+        std::cout);
   }
   moe::client::ClientOptions options;
   options.retry.max_retries = absl::GetFlag(FLAGS_retries);
   moe::client::Client client(address, options);
   moe::client::CallOptions call;
-  call.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  call.timeout = timeout;
 
   if (command == "generate") {
     moe::client::GenerateParams params;
