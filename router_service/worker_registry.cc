@@ -1,7 +1,10 @@
 #include "router_service/worker_registry.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -13,6 +16,17 @@
 
 namespace moe {
 namespace {
+
+// "a.b.c.d:port".
+bool IsIpv4HostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  in_addr ip;
+  return colon != std::string::npos &&
+         inet_pton(AF_INET, address.substr(0, colon).c_str(), &ip) == 1 &&
+         absl::SimpleAtoi(address.substr(colon + 1), &port) && port > 0 &&
+         port < 65536;
+}
 
 // A new activation link to a worker: over NCCL when asked for and the
 // worker computes on a GPU (asked each time: a restarted worker may not),
@@ -48,7 +62,26 @@ absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
       return absl::InvalidArgumentError(absl::StrCat(
           "--workers: \"", std::string(item), "\" is not id=host:port"));
     }
-    endpoints.push_back({parts[0], parts[1]});
+    const auto [id, address] = std::make_pair(parts[0], parts[1]);
+    auto known = std::find_if(
+        endpoints.begin(), endpoints.end(),
+        [&id](const WorkerEndpoint& endpoint) { return endpoint.id == id; });
+    if (known == endpoints.end()) {
+      endpoints.push_back({id, address});
+      continue;
+    }
+    // Copies of one worker: one channel over all of them, which gRPC's
+    // "ipv4:" resolver accepts for IPv4 literals only.
+    const bool first_copy = !known->address.starts_with("ipv4:");
+    if (!IsIpv4HostPort(address) ||
+        (first_copy && !IsIpv4HostPort(known->address))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workers: worker ", id,
+                       " is given several addresses, which must then be IPv4 "
+                       "a.b.c.d:port (use one dns:///NAME:PORT for names)"));
+    }
+    known->address =
+        absl::StrCat(first_copy ? "ipv4:" : "", known->address, ",", address);
   }
   return endpoints;
 }
@@ -89,6 +122,10 @@ WorkerRegistry::WorkerRegistry(const ExpertTierOptions& options,
   channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   channel_args_.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A worker's address may resolve to several copies holding the same
+  // experts (several --workers addresses of one id, or a Kubernetes headless
+  // Service as dns:///NAME:PORT): each call goes to the next live one.
+  channel_args_.SetLoadBalancingPolicyName("round_robin");
 }
 
 absl::StatusOr<std::shared_ptr<RemoteWorker>> WorkerRegistry::Add(

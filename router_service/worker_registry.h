@@ -20,10 +20,15 @@ namespace moe {
 
 struct WorkerEndpoint {
   std::string id;
-  std::string address;  // host:port
+  // host:port, a gRPC target (dns:///NAME:PORT), or "ipv4:a:p,b:q" for
+  // copies of the worker.
+  std::string address;
 };
 
-// Parses "id=host:port,id=host:port" (the --workers flag).
+// Parses "id=host:port,id=host:port" (the --workers flag). An id given
+// several IPv4 addresses names copies of one worker, holding the same
+// experts: they become one address, "ipv4:a.b.c.d:p,e.f.g.h:q", and the
+// worker's calls are spread over them.
 absl::StatusOr<std::vector<WorkerEndpoint>> ParseWorkerEndpoints(
     const std::string& spec);
 

@@ -2,7 +2,8 @@
 // workers (moe-plan --copies 2): the rows a killed worker owed go to the
 // other copy within the same step, so every stream ends with the tokens of
 // the embedded engine; a restarted worker is probed and used again; only an
-// expert with no live holder fails its requests. Real processes on
+// expert with no live holder fails its requests. And copies of one worker id
+// (as a Kubernetes Deployment's pods are) share its calls. Real processes on
 // 127.0.0.1.
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,7 +13,10 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/child_process.h"
 #include "tests/support/expect_has_substr.h"
+#include "tests/support/http_get.h"
+#include "tests/support/metric_sum.h"
 #include "tests/support/raw_grpc.h"
 #include "tests/support/test_cluster.h"
 
@@ -148,6 +152,76 @@ TEST_P(FailoverTest, SigtermLetsTheRunningStreamFinish) {
   const int exit_status = cluster_.router->Wait();
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
       << exit_status;
+}
+
+// Two processes of worker w0, given to the router as two addresses of one
+// id, hold the same experts: the router's calls for w0 alternate between
+// them, and the tokens are the embedded engine's.
+TEST(WorkerCopiesTest, CopiesOfOneWorkerIdShareItsCalls) {
+  const TestModelSpec spec{.format = WeightFormat::kFp8, .layers = 2};
+  const std::vector<std::string> metrics = {"--metrics-listen", "127.0.0.1:0"};
+  Cluster cluster;
+  StartCluster(spec, PlanWithSlots(spec, {12, 12}), {}, cluster, metrics);
+  // Its own log: StartWorker names the logs by worker id.
+  auto copy = ChildProcess::Start(
+      {SiblingBinary("moe-expert-worker"), "--model", cluster.model_dir,
+       "--plan", cluster.plan_path, "--worker-id", "w0", "--listen",
+       "127.0.0.1:0", "--threads", "1", "--metrics-listen", "127.0.0.1:0"},
+      LogPrefix("w0_copy"));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  absl::StatusOr<std::string> copy_address =
+      (*copy)->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(copy_address.ok()) << copy_address.status();
+  auto router = ChildProcess::Start(
+      {SiblingBinary("moe-router"), "--model", cluster.model_dir, "--plan",
+       cluster.plan_path, "--threads", "1", "--listen", "127.0.0.1:0",
+       "--workers",
+       absl::StrCat("w0=", cluster.worker_addresses[0], ",w0=", *copy_address,
+                    ",w1=", cluster.worker_addresses[1])},
+      LogPrefix("copies_router"));
+  ASSERT_TRUE(router.ok()) << router.status();
+  absl::StatusOr<std::string> router_address =
+      (*router)->AwaitAddress(kStartTimeout);
+  ASSERT_TRUE(router_address.ok()) << router_address.status();
+
+  std::vector<v1::RouterGenerateRequest> requests;
+  for (int r = 0; r < 4; ++r) {
+    requests.push_back(GreedyRequest(Prompt(5 + r, r), 8));
+    requests.back().set_ignore_eos(true);
+  }
+  auto stub = v1::Router::NewStub(
+      grpc::CreateChannel(*router_address, grpc::InsecureChannelCredentials()));
+  EngineReference(cluster.model_dir)
+      .ExpectItsTokens(RunConcurrently(*stub, requests), requests);
+
+  std::vector<double> batches;
+  for (ChildProcess* w0 : {cluster.workers[0].get(), copy->get()}) {
+    absl::StatusOr<std::string> address =
+        w0->AwaitAddress(kStartTimeout, " metrics on ");
+    ASSERT_TRUE(address.ok()) << address.status();
+    absl::StatusOr<std::string> text = HttpGet(*address, "/metrics");
+    ASSERT_TRUE(text.ok()) << text.status();
+    batches.push_back(MetricSum(*text, "moe_worker_batches_total"));
+  }
+  // Round robin: the two differ by the calls that found one busy at most,
+  // so each has a good share.
+  EXPECT_GT(batches[0], 0.25 * (batches[0] + batches[1]));
+  EXPECT_GT(batches[1], 0.25 * (batches[0] + batches[1]));
+}
+
+TEST(WorkerCopiesTest, SeveralAddressesOfAnIdMustBeIpv4) {
+  absl::StatusOr<std::vector<WorkerEndpoint>> endpoints =
+      ParseWorkerEndpoints("w0=127.0.0.1:5,w1=127.0.0.1:6,w0=127.0.0.2:7");
+  ASSERT_TRUE(endpoints.ok()) << endpoints.status();
+  ASSERT_EQ(endpoints->size(), 2u);
+  EXPECT_EQ((*endpoints)[0].address, "ipv4:127.0.0.1:5,127.0.0.2:7");
+  EXPECT_EQ((*endpoints)[1].address, "127.0.0.1:6");
+  EXPECT_HAS_SUBSTR(
+      ParseWorkerEndpoints("w0=localhost:5,w0=127.0.0.1:6").status().message(),
+      "worker w0 is given several addresses, which must then be IPv4");
+  EXPECT_HAS_SUBSTR(
+      ParseWorkerEndpoints("w0=127.0.0.1:5,w0=127.0.0.1:x").status().message(),
+      "must then be IPv4");
 }
 
 }  // namespace

@@ -6,9 +6,6 @@
 // worker).
 #include <cstdlib>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "core/util/file_util.h"
 #include "core/util/subprocess.h"
 #include "grpcpp/create_channel.h"
@@ -16,31 +13,11 @@
 #include "moe/v1/inference.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_get.h"
+#include "tests/support/metric_sum.h"
 #include "tests/support/test_cluster.h"
 
 namespace moe::testing {
 namespace {
-
-// The sum of the samples whose name is `name` and whose labels contain
-// every one of `labels` (each as `key="value"`).
-double Sum(const std::string& text, const std::string& name,
-           const std::vector<std::string>& labels = {}) {
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t end = line.find_first_of("{ ");
-    if (line.substr(0, end) != name) continue;
-    bool matches = true;
-    for (const std::string& label : labels) {
-      matches = matches && absl::StrContains(line, label);
-    }
-    double value = 0;
-    if (matches && absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) {
-      sum += value;
-    }
-  }
-  return sum;
-}
 
 // `promtool check metrics` on the text; OK, or its complaint.
 absl::Status PromtoolCheck(const std::string& text) {
@@ -94,9 +71,9 @@ class MetricsTest : public ::testing::Test {
 
 TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
   std::string router = Scrape(router_metrics_);
-  EXPECT_EQ(Sum(router, "moe_router_generated_tokens_total"), 0);
-  EXPECT_EQ(Sum(router, "moe_router_worker_up", {"worker=\"w1\""}), 1);
-  EXPECT_EQ(Sum(router, "moe_router_placement_version"), 1);
+  EXPECT_EQ(MetricSum(router, "moe_router_generated_tokens_total"), 0);
+  EXPECT_EQ(MetricSum(router, "moe_router_worker_up", {"worker=\"w1\""}), 1);
+  EXPECT_EQ(MetricSum(router, "moe_router_placement_version"), 1);
 
   auto stub = RouterStub(cluster_);
   int64_t rows = 0;
@@ -111,33 +88,36 @@ TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
   const double routed = static_cast<double>(rows * spec_.layers * 2);
 
   router = Scrape(router_metrics_);
-  EXPECT_EQ(Sum(router, "moe_router_generated_tokens_total"), 24);
-  EXPECT_EQ(Sum(router, "moe_router_routed_tokens_total"), routed);
-  EXPECT_GT(Sum(router, "moe_router_steps_total"), 0);
-  EXPECT_EQ(Sum(router, "moe_router_step_seconds_count"),
-            Sum(router, "moe_router_steps_total"));
-  EXPECT_EQ(Sum(router, "moe_router_requests_running"), 0);
-  EXPECT_EQ(Sum(router, "moe_router_kv_blocks_used"), 0);
+  EXPECT_EQ(MetricSum(router, "moe_router_generated_tokens_total"), 24);
+  EXPECT_EQ(MetricSum(router, "moe_router_routed_tokens_total"), routed);
+  EXPECT_GT(MetricSum(router, "moe_router_steps_total"), 0);
+  EXPECT_EQ(MetricSum(router, "moe_router_step_seconds_count"),
+            MetricSum(router, "moe_router_steps_total"));
+  EXPECT_EQ(MetricSum(router, "moe_router_requests_running"), 0);
+  EXPECT_EQ(MetricSum(router, "moe_router_kv_blocks_used"), 0);
   double rows_computed = 0;
   for (size_t w = 0; w < worker_metrics_.size(); ++w) {
     const std::string id = cluster_.plan.workers[w].id;
     const std::string worker = Scrape(worker_metrics_[w]);
-    EXPECT_GT(Sum(worker, "moe_worker_batches_total"), 0) << id;
-    EXPECT_EQ(Sum(worker, "moe_worker_compute_seconds_count"),
-              Sum(worker, "moe_worker_batches_total"))
+    EXPECT_GT(MetricSum(worker, "moe_worker_batches_total"), 0) << id;
+    EXPECT_EQ(MetricSum(worker, "moe_worker_compute_seconds_count"),
+              MetricSum(worker, "moe_worker_batches_total"))
         << id;
-    EXPECT_EQ(Sum(worker, "moe_worker_experts"),
+    EXPECT_EQ(MetricSum(worker, "moe_worker_experts"),
               cluster_.plan.ExpertCount(static_cast<int>(w)))
         << id;
-    EXPECT_GT(Sum(worker, "moe_worker_expert_bytes"), 0) << id;
-    rows_computed += Sum(worker, "moe_worker_rows_total");
+    EXPECT_GT(MetricSum(worker, "moe_worker_expert_bytes"), 0) << id;
+    rows_computed += MetricSum(worker, "moe_worker_rows_total");
     // The router's count of this worker's calls is what the worker timed.
     const std::string label = "worker=\"" + id + "\"";
-    EXPECT_EQ(Sum(router, "moe_router_worker_call_seconds_count", {label}),
-              Sum(router, "moe_router_worker_calls_total", {label}))
+    EXPECT_EQ(
+        MetricSum(router, "moe_router_worker_call_seconds_count", {label}),
+        MetricSum(router, "moe_router_worker_calls_total", {label}))
         << id;
-    EXPECT_GT(Sum(router, "moe_router_worker_calls_total", {label}), 0) << id;
-    EXPECT_EQ(Sum(router, "moe_router_worker_failed_calls_total", {label}), 0)
+    EXPECT_GT(MetricSum(router, "moe_router_worker_calls_total", {label}), 0)
+        << id;
+    EXPECT_EQ(
+        MetricSum(router, "moe_router_worker_failed_calls_total", {label}), 0)
         << id;
   }
   // Each routed (row, expert) was computed by the one worker holding it.
@@ -146,9 +126,10 @@ TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
   const std::vector<std::string> expert = {"layer=\"1\"", "expert=\"3\""};
   double computed = 0;
   for (const std::string& address : worker_metrics_) {
-    computed += Sum(Scrape(address), "moe_worker_rows_total", expert);
+    computed += MetricSum(Scrape(address), "moe_worker_rows_total", expert);
   }
-  EXPECT_EQ(computed, Sum(router, "moe_router_routed_tokens_total", expert));
+  EXPECT_EQ(computed,
+            MetricSum(router, "moe_router_routed_tokens_total", expert));
 }
 
 TEST_F(MetricsTest, GatewayCountsRequestsByCodeAndTokensBothWays) {
@@ -186,19 +167,23 @@ TEST_F(MetricsTest, GatewayCountsRequestsByCodeAndTokensBothWays) {
   ASSERT_GT(prompt_tokens, 0);
 
   const std::string text = Scrape(*metrics);
-  EXPECT_EQ(Sum(text, "moe_gateway_requests_total", {"code=\"OK\""}), 2);
-  EXPECT_EQ(
-      Sum(text, "moe_gateway_requests_total", {"code=\"INVALID_ARGUMENT\""}),
-      1);
-  EXPECT_EQ(Sum(text, "moe_gateway_request_duration_seconds_count"), 3);
-  EXPECT_EQ(Sum(text, "moe_gateway_prompt_tokens_total"), 2 * prompt_tokens);
-  EXPECT_EQ(Sum(text, "moe_gateway_completion_tokens_total"), 10);
-  EXPECT_EQ(Sum(text, "moe_gateway_time_to_first_token_seconds_count"), 2);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_requests_total", {"code=\"OK\""}), 2);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_requests_total",
+                      {"code=\"INVALID_ARGUMENT\""}),
+            1);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_request_duration_seconds_count"), 3);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_prompt_tokens_total"),
+            2 * prompt_tokens);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_completion_tokens_total"), 10);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_time_to_first_token_seconds_count"),
+            2);
   // Every token after a request's first message counts one gap.
-  EXPECT_LE(Sum(text, "moe_gateway_inter_token_latency_seconds_count"), 8);
-  EXPECT_GT(Sum(text, "moe_gateway_inter_token_latency_seconds_count"), 0);
-  EXPECT_EQ(Sum(text, "moe_gateway_requests_running"), 0);
-  EXPECT_EQ(Sum(text, "moe_gateway_requests_queued"), 0);
+  EXPECT_LE(MetricSum(text, "moe_gateway_inter_token_latency_seconds_count"),
+            8);
+  EXPECT_GT(MetricSum(text, "moe_gateway_inter_token_latency_seconds_count"),
+            0);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_requests_running"), 0);
+  EXPECT_EQ(MetricSum(text, "moe_gateway_requests_queued"), 0);
 }
 
 }  // namespace
