@@ -7,6 +7,11 @@ ABSL_FLAG(int, drain_timeout_s, 10,
           "after SIGTERM: NOT_SERVING at once, then up to this many seconds "
           "for the calls in flight to end");
 
+ABSL_FLAG(int, max_connection_age_s, 0,
+          "close client connections older than this gracefully, so clients "
+          "resolve this server's name again and find new copies behind it "
+          "(a Kubernetes Service's new pods); 0: never");
+
 namespace moe {
 
 absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
@@ -16,9 +21,15 @@ absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
     return absl::InvalidArgumentError(
         absl::StrCat("--drain-timeout-s must be in [0, 86400], got ", drain));
   }
+  const int age = absl::GetFlag(FLAGS_max_connection_age_s);
+  if (age < 0 || age > 24 * 3600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-connection-age-s must be in [0, 86400], got ", age));
+  }
   ServeOptions options;
   options.serving = std::move(serving);
   options.drain_timeout = absl::Seconds(drain);
+  options.max_connection_age = absl::Seconds(age);
   return options;
 }
 

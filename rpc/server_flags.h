@@ -8,7 +8,8 @@
 
 namespace moe {
 
-// The flags every service shares (--drain-timeout-s) as ServeOptions, with
+// The flags every service shares (--drain-timeout-s,
+// --max-connection-age-s) as ServeOptions, with
 // `serving` as the health predicate (ServeOptions has the rest).
 // INVALID_ARGUMENT naming the flag when it is out of range.
 absl::StatusOr<ServeOptions> ServeOptionsFromFlags(

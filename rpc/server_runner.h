@@ -25,6 +25,10 @@ struct ServeOptions {
   // server stops taking calls at once.
   std::atomic<bool>* draining = nullptr;
   std::function<bool()> idle;
+  // Connections older than this are closed gracefully (GOAWAY; their calls
+  // finish), so clients resolve the server's name again and find new
+  // copies behind it (pods a Kubernetes Service gained). Zero: never.
+  absl::Duration max_connection_age = absl::ZeroDuration();
 };
 
 // Serves `services` on `listen` (host:port, insecure: the cluster runs on a

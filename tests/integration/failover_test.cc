@@ -209,6 +209,22 @@ TEST(WorkerCopiesTest, CopiesOfOneWorkerIdShareItsCalls) {
   EXPECT_GT(batches[1], 0.25 * (batches[0] + batches[1]));
 }
 
+// With --max-connection-age-s, a worker closes older connections, so a
+// router resolves its name again and finds copies added behind it.
+TEST(WorkerCopiesTest, AgedConnectionsAreClosed) {
+  const TestModelSpec spec{.format = WeightFormat::kFp8, .layers = 2};
+  Cluster cluster;
+  StartCluster(spec, PlanWithSlots(spec, {16}), {}, cluster,
+               {"--max-connection-age-s", "1"});
+  auto channel = grpc::CreateChannel(cluster.worker_addresses[0],
+                                     grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(channel->WaitForConnected(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(10))));
+  EXPECT_TRUE(
+      Eventually([&] { return channel->GetState(false) != GRPC_CHANNEL_READY; },
+                 absl::Seconds(10)));
+}
+
 TEST(WorkerCopiesTest, SeveralAddressesOfAnIdMustBeIpv4) {
   absl::StatusOr<std::vector<WorkerEndpoint>> endpoints =
       ParseWorkerEndpoints("w0=127.0.0.1:5,w1=127.0.0.1:6,w0=127.0.0.2:7");
