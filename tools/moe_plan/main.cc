@@ -13,6 +13,7 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "tools/moe_plan/gpu_spec.h"
+#include "tools/moe_plan/kustomize_emitter.h"
 #include "tools/moe_plan/placement_tool.h"
 #include "tools/moe_plan/projection_report.h"
 #include "tools/moe_plan/throughput_projection.h"
@@ -37,6 +38,9 @@ ABSL_FLAG(std::string, keep, "",
           "there while each layer's slowest worker stays within 5% of a plan "
           "from scratch, so applying the new plan moves few experts");
 ABSL_FLAG(std::string, out, "", "write the plan (JSON) to this file");
+ABSL_FLAG(std::string, emit_kustomize, "",
+          "also write the plan's Kubernetes workers (a kustomize Component "
+          "for the overlays of deploy/k8s) into this folder");
 ABSL_FLAG(std::string, check, "",
           "validate this plan file and print its table instead of planning");
 ABSL_FLAG(bool, project, false,
@@ -128,6 +132,15 @@ absl::Status Project(const moe::ModelConfig& config,
   return absl::OkStatus();
 }
 
+absl::Status EmitKustomizeOnRequest(const moe::PlacementPlan& plan) {
+  const std::string dir = absl::GetFlag(FLAGS_emit_kustomize);
+  if (dir.empty()) return absl::OkStatus();
+  MOE_RETURN_IF_ERROR(moe::EmitKustomize(plan, dir));
+  std::cout << "Kubernetes workers of plan version " << plan.version
+            << " written to " << dir << "\n";
+  return absl::OkStatus();
+}
+
 absl::Status Plan() {
   MOE_ASSIGN_OR_RETURN(const NamedConfig named, LoadConfig());
   const moe::ModelConfig& config = named.config;
@@ -167,6 +180,7 @@ absl::Status Plan() {
     std::cout << "plan version " << plan.version << " written to " << out
               << "\n";
   }
+  MOE_RETURN_IF_ERROR(EmitKustomizeOnRequest(plan));
   if (!absl::GetFlag(FLAGS_project)) return absl::OkStatus();
   return Project(config, plan, input.load);
 }
@@ -178,7 +192,8 @@ absl::Status Check() {
       !absl::GetFlag(FLAGS_out).empty() || absl::GetFlag(FLAGS_replicas) != 0 ||
       absl::GetFlag(FLAGS_copies) != 1 || absl::GetFlag(FLAGS_project)) {
     return absl::InvalidArgumentError(
-        "--check reads a plan; it takes only --load besides");
+        "--check reads a plan; it takes only --load and --emit-kustomize "
+        "besides");
   }
   MOE_ASSIGN_OR_RETURN(const moe::PlacementPlan plan,
                        moe::ReadPlan(absl::GetFlag(FLAGS_check)));
@@ -189,7 +204,7 @@ absl::Status Check() {
                                   plan.num_experts));
   }
   std::cout << moe::FormatPlacementReport(plan, load);
-  return absl::OkStatus();
+  return EmitKustomizeOnRequest(plan);
 }
 
 }  // namespace
@@ -199,10 +214,10 @@ int main(int argc, char** argv) {
       argc, argv,
       "moe-plan --model DIR | --config FILE --workers ID=MEMORY[@SPEED],... "
       "[--copies N --replicas N --load FILE --keep PLAN --version N --out "
-      "FILE]\n"
+      "FILE --emit-kustomize DIR]\n"
       "  [--project --gpu rtx4090|h100|h200[,KEY=VALUE...] --router-worker ID "
       "--context N --batches 1,8,...]\n"
-      "moe-plan --check PLAN [--load FILE]");
+      "moe-plan --check PLAN [--load FILE --emit-kustomize DIR]");
   const absl::Status status =
       absl::GetFlag(FLAGS_check).empty() ? Plan() : Check();
   if (!status.ok()) {
