@@ -163,6 +163,16 @@ else
 fi
 sed 's/"w3"]/"w9"]/' "$work/plan.json" >"$work/bad-plan.json"
 expect_error "plan unknown worker" 'unknown worker "w9"' "$bin/moe-plan" --check "$work/bad-plan.json"
+# --emit-kustomize names Kubernetes objects after the worker ids.
+check "plan emits kustomize" "$bin/moe-plan" --check "$work/plan.json" --emit-kustomize "$work/k8s"
+if [ -f "$work/k8s/worker-w7.yaml" ] && grep -q '"moe-worker-w7"' "$work/k8s/worker-w7.yaml" &&
+    grep -q 'w7=dns:///moe-worker-w7:17011' "$work/k8s/kustomization.yaml"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: moe-plan --emit-kustomize wrote:"; ls "$work/k8s"
+fi
+expect_error "plan emits kustomize for an unnameable id" 'worker id "W_0" cannot name Kubernetes objects' \
+  "$bin/moe-plan" --config "$skywork" --workers "W_0=200GiB" --emit-kustomize "$work/k8s-bad"
 expect_error "plan too little memory" "bytes missing" "$bin/moe-plan" --config "$skywork" \
   --workers "w0=24GiB,w1=24GiB,w2=24GiB,w3=24GiB"
 expect_error "plan bad worker item" '"w1=lots": "lots" is not a size' "$bin/moe-plan" \

@@ -64,13 +64,13 @@ Json WorkerDeployment(const std::string& name, const std::string& id,
       {"args",
        {"--model=/model", "--plan=/etc/moe/plan.json",
         absl::StrCat("--worker-id=", id),
-        absl::StrCat("--listen=$(POD_IP):", kWorkerGrpcPort),
-        absl::StrCat("--metrics-listen=$(POD_IP):", kMetricsPort),
+        // Every address of the pod: the probes, the router and (through
+        // kubectl port-forward) an operator; network-policies.yaml says who
+        // may connect.
+        absl::StrCat("--listen=0.0.0.0:", kWorkerGrpcPort),
+        absl::StrCat("--metrics-listen=0.0.0.0:", kMetricsPort),
         // New copies are found within a minute (see --max-connection-age-s).
         "--max-connection-age-s=30", "--drain-timeout-s=30"}},
-      {"env",
-       {{{"name", "POD_IP"},
-         {"valueFrom", {{"fieldRef", {{"fieldPath", "status.podIP"}}}}}}}},
       {"ports",
        {{{"name", "grpc"}, {"containerPort", kWorkerGrpcPort}},
         {{"name", "metrics"}, {"containerPort", kMetricsPort}}}},
