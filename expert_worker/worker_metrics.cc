@@ -24,6 +24,14 @@ WorkerMetrics::WorkerMetrics(const WorkerIdentity& identity,
                 .Name("moe_worker_rows_total")
                 .Help("Rows computed per (layer, expert)")
                 .Register(*registry_)),
+      // The experts of a pass run side by side on the pool's threads, so
+      // no expert has a time of its own: the pass's time is attributed.
+      expert_seconds_(
+          prometheus::BuildCounter()
+              .Name("moe_worker_expert_compute_seconds_total")
+              .Help("Compute time per (layer, expert): each pass's time "
+                    "shared out over its experts by their rows")
+              .Register(*registry_)),
       batches_(prometheus::BuildCounter()
                    .Name("moe_worker_batches_total")
                    .Help("Compute passes (calls of a layer merged into one)")
@@ -66,12 +74,16 @@ void WorkerMetrics::Observe(const LayerRun& run) {
   for (const ExpertAssignment& a : *run.assignments)
     ++rows_per_expert[a.expert];
   const std::string layer = std::to_string(run.layer);
+  const double seconds = static_cast<double>(run.compute_us) / 1e6;
+  const double rows_in_pass = static_cast<double>(run.assignments->size());
   for (const auto& [expert, rows] : rows_per_expert) {
-    rows_.Add({{"layer", layer}, {"expert", std::to_string(expert)}})
-        .Increment(static_cast<double>(rows));
+    const prometheus::Labels labels = {{"layer", layer},
+                                       {"expert", std::to_string(expert)}};
+    rows_.Add(labels).Increment(static_cast<double>(rows));
+    expert_seconds_.Add(labels).Increment(seconds * rows / rows_in_pass);
   }
   batches_.Increment();
-  compute_seconds_.Observe(static_cast<double>(run.compute_us) / 1e6);
+  compute_seconds_.Observe(seconds);
   for (int64_t wait_us : run.queue_wait_us) {
     queue_wait_seconds_.Observe(static_cast<double>(wait_us) / 1e6);
   }

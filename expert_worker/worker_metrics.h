@@ -19,11 +19,14 @@ namespace moe {
 //   moe_worker_rows_total{layer,expert}     rows computed per expert
 //   moe_worker_batches_total                compute passes
 //   moe_worker_compute_seconds              time of a pass (histogram)
+//   moe_worker_expert_compute_seconds_total{layer,expert}
+//                                           each pass's time, shared out
+//                                           over its experts by their rows
 //   moe_worker_queue_wait_seconds           a call's wait (histogram)
 //   moe_worker_queue_depth                  calls waiting now
 //   moe_worker_experts, moe_worker_expert_bytes, moe_worker_memory_budget_bytes
 //   moe_worker_placement_version
-// The first four are counted as passes end (Observe, on the compute
+// The first five are counted as passes end (Observe, on the compute
 // thread); the rest are read from the queue and the store when scraped.
 class WorkerMetrics {
  public:
@@ -41,6 +44,7 @@ class WorkerMetrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& rows_;
+  prometheus::Family<prometheus::Counter>& expert_seconds_;
   prometheus::Counter& batches_;
   prometheus::Histogram& compute_seconds_;
   prometheus::Histogram& queue_wait_seconds_;

@@ -107,6 +107,10 @@ TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
               cluster_.plan.ExpertCount(static_cast<int>(w)))
         << id;
     EXPECT_GT(MetricSum(worker, "moe_worker_expert_bytes"), 0) << id;
+    // The passes' time, shared out over the experts.
+    EXPECT_NEAR(MetricSum(worker, "moe_worker_expert_compute_seconds_total"),
+                MetricSum(worker, "moe_worker_compute_seconds_sum"), 1e-6)
+        << id;
     rows_computed += MetricSum(worker, "moe_worker_rows_total");
     // The router's count of this worker's calls is what the worker timed.
     const std::string label = "worker=\"" + id + "\"";
