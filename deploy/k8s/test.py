@@ -91,6 +91,16 @@ class RenderedManifestsTest(unittest.TestCase):
         self.assertEqual(json.loads(plan_maps[0]["data"]["plan.json"]), plan)
         plan_map = plan_maps[0]["metadata"]["name"]
 
+        # Every Deployment reads its settings from the one moe-config.
+        config_maps = [name for (kind, name) in objects
+                       if kind == "ConfigMap" and name.startswith("moe-config-")]
+        self.assertEqual(len(config_maps), 1)
+        for (kind, name), obj in objects.items():
+            if kind == "Deployment":
+                container = obj["spec"]["template"]["spec"]["containers"][0]
+                self.assertIn({"configMapRef": {"name": config_maps[0]}},
+                              container["envFrom"], name)
+
         router = objects[("Deployment", "moe-router")]["spec"]["template"]["spec"]
         workers_flags = [a for a in router["containers"][0]["args"]
                          if a.startswith("--workers=")]
@@ -132,6 +142,8 @@ class RenderedManifestsTest(unittest.TestCase):
         policies = {name for (kind, name) in objects if kind == "NetworkPolicy"}
         self.assertEqual(policies, NETWORK_POLICIES)
         if overlay.startswith("gpu"):
+            config = objects[("ConfigMap", config_maps[0])]["data"]
+            self.assertEqual(config["MOE_ROUTER_KV_CACHE_MB"], "15360")
             for worker in plan["workers"]:
                 container = objects[("Deployment", "moe-worker-" + worker["id"])][
                     "spec"]["template"]["spec"]["containers"][0]
