@@ -99,6 +99,12 @@ absl::Status Serve() {
   if (model.empty() || worker_id.empty()) {
     return absl::InvalidArgumentError("--model and --worker-id are required");
   }
+  // Only the router (and an operator's tools) may call it: clients present
+  // a certificate of the cluster's CA when it serves with TLS.
+  MOE_ASSIGN_OR_RETURN(
+      moe::ServeOptions serve_options,
+      moe::ServeOptionsFromFlags(absl::GetFlag(FLAGS_listen),
+                                 moe::ClientCertificates::kRequired));
   MOE_ASSIGN_OR_RETURN(const moe::ModelConfig config,
                        moe::LoadModelConfig(model));
   MOE_ASSIGN_OR_RETURN(const StartingShare share,
@@ -142,9 +148,7 @@ absl::Status Serve() {
             << share.experts.size() << " experts, " << store->BytesHeld()
             << " bytes" << std::endl;
   // NOT_SERVING while it loads experts.
-  MOE_ASSIGN_OR_RETURN(
-      const moe::ServeOptions serve_options,
-      moe::ServeOptionsFromFlags([&service] { return !service.loading(); }));
+  serve_options.serving = [&service] { return !service.loading(); };
   return moe::ServeUntilTerminated({&service, &links},
                                    absl::GetFlag(FLAGS_listen),
                                    "moe-expert-worker", serve_options);

@@ -23,6 +23,7 @@
 #include "metrics/metrics_endpoint.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
+#include "rpc/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "",
           "checkpoint directory: config.json and the tokenizer (required)");
@@ -58,12 +59,20 @@ absl::Status Serve() {
     return absl::InvalidArgumentError(
         "--max-in-flight must be >= 1 and --max-queued >= 0");
   }
+  // The public port: TLS when given a certificate, client certificates
+  // optional (checked when sent).
+  MOE_ASSIGN_OR_RETURN(
+      const moe::ServeOptions serve_options,
+      moe::ServeOptionsFromFlags(absl::GetFlag(FLAGS_listen),
+                                 moe::ClientCertificates::kOptional));
+  MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
   MOE_ASSIGN_OR_RETURN(const moe::ModelConfig config,
                        moe::LoadModelConfig(model));
   MOE_ASSIGN_OR_RETURN(const std::unique_ptr<moe::Tokenizer> tokenizer,
                        moe::LoadTokenizer(model, config));
   moe::Admission admission(max_in_flight, max_queued);
-  moe::RouterPool pool(routers);
+  // The gateway is a client of the routers with its own certificate.
+  moe::RouterPool pool(routers, moe::ChannelCredentialsFor(tls));
   moe::RequestIds ids;
   moe::GatewayMetrics metrics(admission);
   MOE_ASSIGN_OR_RETURN(
@@ -72,8 +81,6 @@ absl::Status Serve() {
   moe::InferenceService service(config, DirectoryName(model),
                                 {*tokenizer, admission, pool, ids, metrics});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  MOE_ASSIGN_OR_RETURN(const moe::ServeOptions serve_options,
-                       moe::ServeOptionsFromFlags());
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
                                    "moe-gateway", serve_options);
 }

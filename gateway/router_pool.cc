@@ -5,10 +5,12 @@
 
 namespace moe {
 
-RouterPool::RouterPool(const std::vector<std::string>& addresses) {
+RouterPool::RouterPool(
+    const std::vector<std::string>& addresses,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   for (const std::string& address : addresses) {
     std::shared_ptr<grpc::Channel> channel =
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+        grpc::CreateChannel(address, credentials);
     routers_.push_back({address, channel, v1::Router::NewStub(channel)});
   }
 }

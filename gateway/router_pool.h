@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "grpcpp/security/credentials.h"
 #include "moe/v1/router.grpc.pb.h"
 
 namespace moe {
@@ -14,9 +15,11 @@ namespace moe {
 // requests this gateway has running on it. Thread-safe.
 class RouterPool {
  public:
-  // `addresses`: host:port of each router, at least one. Channels connect
-  // lazily, so a router that is not up yet is not an error here.
-  explicit RouterPool(const std::vector<std::string>& addresses);
+  // `addresses`: host:port of each router, at least one, reached with
+  // `credentials`. Channels connect lazily, so a router that is not up yet
+  // is not an error here.
+  RouterPool(const std::vector<std::string>& addresses,
+             const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
   struct Lease {
     int index;

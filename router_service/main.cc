@@ -20,6 +20,7 @@
 #include "router_service/router_rpc_service.h"
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
+#include "rpc/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
@@ -34,8 +35,15 @@ namespace {
 absl::Status Serve() {
   const std::string model = absl::GetFlag(FLAGS_model);
   if (model.empty()) return absl::InvalidArgumentError("--model is required");
+  MOE_ASSIGN_OR_RETURN(
+      moe::ServeOptions serve_options,
+      moe::ServeOptionsFromFlags(absl::GetFlag(FLAGS_listen),
+                                 moe::ClientCertificates::kRequired));
   MOE_ASSIGN_OR_RETURN(moe::ExpertBackendOptions backend_options,
                        moe::ExpertBackendOptionsFromFlags());
+  // The router is a client of its workers with its own certificate.
+  MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
+  backend_options.remote.credentials = moe::ChannelCredentialsFor(tls);
   moe::RouterMetrics metrics;
   backend_options.remote.on_call = [&metrics](const std::string& worker,
                                               absl::Duration round_trip) {
@@ -83,10 +91,9 @@ absl::Status Serve() {
   // NOT_SERVING while some expert has no live holder. On SIGTERM it takes
   // no new requests and ends once those it has are done.
   moe::GrpcExpertDispatch* remote = backend.remote;
-  MOE_ASSIGN_OR_RETURN(moe::ServeOptions serve_options,
-                       moe::ServeOptionsFromFlags([remote] {
-                         return remote == nullptr || remote->EveryExpertHeld();
-                       }));
+  serve_options.serving = [remote] {
+    return remote == nullptr || remote->EveryExpertHeld();
+  };
   serve_options.draining = &draining;
   serve_options.idle = [&engine] {
     const moe::EngineStatus status = engine.Status();

@@ -144,7 +144,10 @@ absl::StatusOr<std::shared_ptr<RemoteWorker>> WorkerRegistry::Add(
   worker->name =
       absl::StrCat("expert worker ", endpoint.id, " at ", endpoint.address);
   const std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      endpoint.address, grpc::InsecureChannelCredentials(), channel_args_);
+      endpoint.address,
+      options_.credentials != nullptr ? options_.credentials
+                                      : grpc::InsecureChannelCredentials(),
+      channel_args_);
   worker->stub = v1::ExpertWorker::NewStub(channel);
   worker->link_stub = v1::ExpertLink::NewStub(channel);
   if (options_.link != ActivationLinkKind::kRpc) {

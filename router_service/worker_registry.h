@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/placement/placement_plan.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "link/worker_link.h"
 #include "moe/v1/expert.grpc.pb.h"
@@ -60,6 +61,9 @@ struct ExpertTierOptions {
   int nccl_device = -1;
   // How long joining an NCCL link may take.
   absl::Duration link_connect_timeout = absl::Seconds(10);
+  // The router's credentials as the workers' client (TLS with its
+  // certificate); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   // How often a down worker is asked whether it serves again.
   absl::Duration probe_interval = absl::Milliseconds(200);
   // Called as each Compute call ends (failed ones too), with the worker's

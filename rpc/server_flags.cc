@@ -2,6 +2,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+#include "rpc/tls_flags.h"
 
 ABSL_FLAG(int, drain_timeout_s, 10,
           "after SIGTERM: NOT_SERVING at once, then up to this many seconds "
@@ -12,10 +14,13 @@ ABSL_FLAG(int, max_connection_age_s, 0,
           "resolve this server's name again and find new copies behind it "
           "(a Kubernetes Service's new pods); 0: never");
 
+ABSL_FLAG(bool, insecure, false,
+          "serve without TLS on an address other than loopback");
+
 namespace moe {
 
-absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
-    std::function<bool()> serving) {
+absl::StatusOr<ServeOptions> ServeOptionsFromFlags(const std::string& listen,
+                                                   ClientCertificates clients) {
   const int drain = absl::GetFlag(FLAGS_drain_timeout_s);
   if (drain < 0 || drain > 24 * 3600) {
     return absl::InvalidArgumentError(
@@ -27,7 +32,10 @@ absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
         "--max-connection-age-s must be in [0, 86400], got ", age));
   }
   ServeOptions options;
-  options.serving = std::move(serving);
+  MOE_ASSIGN_OR_RETURN(const TlsConfig tls, TlsConfigFromFlags());
+  MOE_ASSIGN_OR_RETURN(options.credentials,
+                       ServerCredentialsFor(tls, listen, clients,
+                                            absl::GetFlag(FLAGS_insecure)));
   options.drain_timeout = absl::Seconds(drain);
   options.max_connection_age = absl::Seconds(age);
   return options;

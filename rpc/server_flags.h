@@ -1,19 +1,24 @@
 #ifndef MOE_RPC_SERVER_FLAGS_H_
 #define MOE_RPC_SERVER_FLAGS_H_
 
-#include <functional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "rpc/server_runner.h"
+#include "rpc/transport_security.h"
 
 namespace moe {
 
 // The flags every service shares (--drain-timeout-s,
-// --max-connection-age-s) as ServeOptions, with
-// `serving` as the health predicate (ServeOptions has the rest).
-// INVALID_ARGUMENT naming the flag when it is out of range.
-absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
-    std::function<bool()> serving = nullptr);
+// --max-connection-age-s, --insecure and the TLS files) as ServeOptions.
+// INVALID_ARGUMENT naming the flag when it is out of range. The service listens
+// on `listen` with TLS from --tls-cert, --tls-key and
+// --tls-ca (`clients` says whether its clients must present a certificate),
+// or in plaintext, which only loopback addresses get without --insecure.
+// Read before the service loads anything, so a refusal comes at once; the
+// caller sets the health predicate and the draining hooks.
+absl::StatusOr<ServeOptions> ServeOptionsFromFlags(const std::string& listen,
+                                                   ClientCertificates clients);
 
 }  // namespace moe
 

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "grpcpp/impl/codegen/service_type.h"
+#include "grpcpp/security/server_credentials.h"
 
 namespace moe {
 
@@ -29,10 +30,12 @@ struct ServeOptions {
   // finish), so clients resolve the server's name again and find new
   // copies behind it (pods a Kubernetes Service gained). Zero: never.
   absl::Duration max_connection_age = absl::ZeroDuration();
+  // TLS (see ServerCredentialsFor); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
-// Serves `services` on `listen` (host:port, insecure: the cluster runs on a
-// private network; port 0 picks a free one), with the standard
+// Serves `services` on `listen` (host:port; port 0 picks a free one) with
+// `options.credentials`, with the standard
 // grpc.health.v1 service, until SIGINT or SIGTERM (which the caller has
 // blocked, see termination_signal.h). Then health says NOT_SERVING, and the
 // work in flight gets `drain_timeout` to end (see `draining`) before the

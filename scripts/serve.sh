@@ -11,6 +11,9 @@
 #   scripts/serve.sh --workers N          N expert workers (default 2)
 #   scripts/serve.sh --copies C           every expert on C workers (default
 #                                         1; 2: any one worker may die)
+#   scripts/serve.sh --tls                TLS at the gateway, mTLS inside,
+#                                         with certificates made (once) under
+#                                         $BUILD_DIR/serve-logs/certs
 #
 # Prints the gateway's address first, then a moe-cli command to paste.
 # Supervises the cluster: a worker that exits is started again at its
@@ -26,13 +29,15 @@ model=""
 port=50051
 num_workers=2
 copies=1
-usage="use --model DIR, --port N, --workers N, --copies C"
+tls=false
+usage="use --model DIR, --port N, --workers N, --copies C, --tls"
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --workers) num_workers=$2; shift 2 ;;
     --copies) copies=$2; shift 2 ;;
+    --tls) tls=true; shift ;;
     *) echo "serve: unknown argument $1 ($usage)" >&2; exit 2 ;;
   esac
 done
@@ -104,9 +109,20 @@ launch() {
   echo $! >"$logs/$name.pid"
   pids+=($!)
 }
+# tls_flags NAME: the TLS flags of service NAME (none without --tls).
+tls_flags() {
+  $tls || return 0
+  echo "--tls-cert $certs/$1.pem --tls-key $certs/$1.key --tls-ca $certs/ca.pem"
+}
+certs=$logs/certs
+if $tls; then
+  "$root/scripts/make-certs.sh" "$certs" gateway router worker admin client >/dev/null
+fi
+
 start_worker() {  # ID LISTEN
+  # shellcheck disable=SC2046  # the flags are words without spaces
   launch "$1" "$bin/moe-expert-worker" --model "$model" \
-    --plan "$logs/plan.json" --worker-id "$1" --listen "$2"
+    --plan "$logs/plan.json" --worker-id "$1" --listen "$2" $(tls_flags worker)
 }
 
 declare -A worker_address
@@ -120,12 +136,14 @@ for ((i = 0; i < num_workers; i++)); do
   workers+="w$i=${worker_address[w$i]},"
 done
 : >"$logs/router.log"
+# shellcheck disable=SC2046
 launch router "$bin/moe-router" --model "$model" --plan "$logs/plan.json" \
-  --workers "${workers%,}" --listen 127.0.0.1:0
+  --workers "${workers%,}" --listen 127.0.0.1:0 $(tls_flags router)
 router=$(await_address "$logs/router.log" "${pid_of[router]}")
 : >"$logs/gateway.log"
+# shellcheck disable=SC2046
 launch gateway "$bin/moe-gateway" --model "$model" --routers "$router" \
-  --listen "127.0.0.1:$port"
+  --listen "127.0.0.1:$port" $(tls_flags gateway)
 gateway=$(await_address "$logs/gateway.log" "${pid_of[gateway]}")
 
 echo "$gateway"
@@ -133,7 +151,7 @@ cat <<MESSAGE
 serving $(basename "$model"): gateway $gateway, router $router, workers ${workers%,}
 plan: $logs/plan.txt; logs: $logs
 
-  $bin/moe-cli --address $gateway generate "The capital of France is"
+  $bin/moe-cli --address $gateway $($tls && echo "--tls-ca $certs/ca.pem ")generate "The capital of France is"
 
 Ctrl-C stops the cluster.
 MESSAGE

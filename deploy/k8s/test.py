@@ -5,7 +5,8 @@ kustomize`, validates every object against the Kubernetes 1.30 schemas
 (kubernetes-validate, strict), and checks what the manifests promise: each
 worker id of an overlay's plan has a Deployment, a headless Service, a
 PodDisruptionBudget and a HorizontalPodAutoscaler that match one another;
-the router is given every worker's Service; the plan ConfigMap is the plan;
+the router is given every worker's Service; every Deployment serves TLS
+from the Secret moe-tls and probes over it; the plan ConfigMap is the plan;
 the network policies are there; and the committed workers/ folders are
 what `moe-plan --emit-kustomize` writes for their plans today.
 Exits 77 (skipped) without kubectl, except under CI=true.
@@ -91,6 +92,23 @@ class RenderedManifestsTest(unittest.TestCase):
         self.assertEqual(json.loads(plan_maps[0]["data"]["plan.json"]), plan)
         plan_map = plan_maps[0]["metadata"]["name"]
 
+        # Every Deployment serves TLS with the Secret moe-tls and probes its
+        # health over it.
+        for (kind, name), obj in objects.items():
+            if kind != "Deployment":
+                continue
+            pod = obj["spec"]["template"]["spec"]
+            self.assertIn({"name": "tls", "secret": {"secretName": "moe-tls"}},
+                          pod["volumes"], name)
+            container = pod["containers"][0]
+            for flag in ("--tls-cert=/etc/moe/tls/tls.pem",
+                         "--tls-key=/etc/moe/tls/tls.key",
+                         "--tls-ca=/etc/moe/tls/ca.pem"):
+                self.assertIn(flag, container["args"], name)
+            self.assertNotIn("--insecure", container["args"], name)
+            probe = container["readinessProbe"]["exec"]["command"]
+            self.assertIn("/etc/moe/tls/ca.pem", probe, name)
+
         # Every Deployment reads its settings from the one moe-config.
         config_maps = [name for (kind, name) in objects
                        if kind == "ConfigMap" and name.startswith("moe-config-")]
@@ -122,8 +140,10 @@ class RenderedManifestsTest(unittest.TestCase):
             self.assertEqual(pod_labels["moe-serve/worker-id"], worker["id"])
             container = deployment["spec"]["template"]["spec"]["containers"][0]
             self.assertIn("--worker-id=" + worker["id"], container["args"])
-            self.assertEqual(container["readinessProbe"]["grpc"]["port"], 17011)
-            self.assertEqual(container["livenessProbe"]["grpc"]["port"], 17011)
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                command = container[probe]["exec"]["command"]
+                self.assertEqual(command[:3], ["moe-cli", "--address", "127.0.0.1:17011"])
+                self.assertEqual(command[-1], "health")
             volumes = deployment["spec"]["template"]["spec"]["volumes"]
             self.assertIn({"name": "plan", "configMap": {"name": plan_map}}, volumes)
 

@@ -51,8 +51,11 @@ v1::GenerateRequest MakeGenerateRequest(const std::string& prompt,
 }
 
 Client::Client(const std::string& address, ClientOptions options)
-    : Client(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
-             std::move(options)) {}
+    : Client(grpc::CreateChannel(address,
+                                 options.credentials != nullptr
+                                     ? options.credentials
+                                     : grpc::InsecureChannelCredentials()),
+             options) {}
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(std::move(options)),

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "sdk/cpp/cancel_token.h"
 #include "sdk/cpp/retry.h"
@@ -22,6 +23,10 @@ struct ClientOptions {
   // Deadline of a call (retries included) that sets none of its own.
   absl::Duration default_timeout = absl::Minutes(5);
   RetryOptions retry;
+  // How the client reaches the gateway: grpc::SslCredentials with the
+  // cluster's CA (and a client certificate where the gateway asks for
+  // one); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 struct CallOptions {

@@ -165,6 +165,41 @@ def check_cancel_and_deadline(client, model):
     assert sample(client, max_tokens=4).result().finish_reason == "length"
 
 
+def check_tls(bin_dir, model, work, services):
+    """A gateway serving TLS (scripts/make-certs.sh): reached with the CA,
+    with a client certificate too, and refused to a plaintext client."""
+    certs = os.path.join(work, "certs")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run(["bash", os.path.join(root, "scripts", "make-certs.sh"), certs,
+                    "gateway", "router", "client"], check=True,
+                   stdout=subprocess.DEVNULL)
+    pem = lambda name: os.path.join(certs, name)
+    tls = lambda name: ["--tls-cert", pem(name + ".pem"), "--tls-key",
+                        pem(name + ".key"), "--tls-ca", pem("ca.pem")]
+    # The gateway reaches its router with the same certificate: mTLS.
+    services.append(Service("moe-router", [
+        os.path.join(bin_dir, "moe-router"), "--model", model,
+        "--listen", "127.0.0.1:0"] + tls("router")))
+    services.append(Service("moe-gateway", [
+        os.path.join(bin_dir, "moe-gateway"), "--model", model,
+        "--routers", services[-1].address, "--listen", "127.0.0.1:0"] + tls("gateway")))
+    address = services[-1].address
+    with Client(address, timeout=60, tls_ca=pem("ca.pem")) as client:
+        assert client.generate_text(PROMPT, max_tokens=3, ignore_eos=True).usage \
+            .completion_tokens == 3
+    with Client(address, timeout=60, tls_ca=pem("ca.pem"), tls_cert=pem("client.pem"),
+                tls_key=pem("client.key")) as client:
+        assert client.tokenize("hello")
+    with Client(address, max_retries=0) as plaintext:
+        expect_error(grpc.StatusCode.UNAVAILABLE, [],
+                     lambda: plaintext.model_info(timeout=10))
+    try:
+        Client(address, tls_cert=pem("client.pem"))
+        raise AssertionError("tls_cert without tls_key was accepted")
+    except ValueError as error:
+        assert "come together" in str(error), error
+
+
 CHECKS = [check_model_info, check_tokenize, check_streamed_generation,
           check_seeds, check_stop_string, check_token_id_prompt, check_errors,
           check_cancel_and_deadline]
@@ -198,6 +233,13 @@ def main():
                         failed += 1
                         print(f"FAIL: {check.__name__}")
                         traceback.print_exc()
+            try:
+                check_tls(bin_dir, model, work, services)
+                passed += 1
+            except Exception:
+                failed += 1
+                print("FAIL: check_tls")
+                traceback.print_exc()
         finally:
             for service in reversed(services):
                 service.stop()

@@ -4,7 +4,7 @@
 # a worker killed with -9 is started again at its address and used again,
 # and SIGTERM stops every process it started. Then --workers 3 --copies 2
 # on a small model: a request right after a worker is killed still
-# completes.
+# completes. Then --tls.
 #   serve_test.sh ROOT BUILD_DIR
 set -u
 root=$1
@@ -101,6 +101,17 @@ grep -q "every expert on at least 2" "$logs/plan.txt" ||
   { failed=$((failed + 1)); echo "FAIL: the plan lacks two copies"; cat "$logs/plan.txt"; }
 kill -KILL "$(cat "$logs/w0.pid")"
 generate "generate with w0 killed, two copies"
+stop_serve
+
+# --tls: the printed command (with the CA) streams over TLS, mTLS inside;
+# a plaintext client is refused.
+serve --model "$work/small" --tls
+command=$(grep "moe-cli --address $address --tls-ca" "$work/serve.out")
+check "printed moe-cli command over TLS" bash -c "$command --max-tokens 4 --temperature 0"
+grep -q "finish_reason=length" "$work/err" ||
+  { failed=$((failed + 1)); echo "FAIL: over TLS:"; cat "$work/err"; }
+expect_error "plaintext to the TLS gateway" "UNAVAILABLE" \
+  "$bin/moe-cli" --address "$address" --retries 0 info
 stop_serve
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

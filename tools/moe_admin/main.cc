@@ -24,6 +24,7 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "moe/v1/router_admin.grpc.pb.h"
 #include "rpc/grpc_status.h"
+#include "rpc/tls_flags.h"
 #include "tools/moe_admin/admin_report.h"
 
 ABSL_FLAG(std::string, router, "", "the router's host:port (required)");
@@ -49,8 +50,9 @@ absl::Status CallRouter(absl::Duration deadline, Call call) {
   if (address.empty()) {
     return absl::InvalidArgumentError("--router HOST:PORT is needed");
   }
+  MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
   auto stub = Service::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, moe::ChannelCredentialsFor(tls)));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   const grpc::Status status = call(*stub, context);

@@ -16,6 +16,7 @@
 #include "core/util/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "rpc/tls_flags.h"
 #include "sdk/cpp/client.h"
 #include "tools/moe_bench/bench_report.h"
 #include "tools/moe_bench/length_distribution.h"
@@ -133,8 +134,9 @@ absl::Status Run() {
                                    "--output-tokens"));
   MOE_ASSIGN_OR_RETURN(settings.load, LoadOptionsFromFlags());
 
+  MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
   const std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(settings.address, grpc::InsecureChannelCredentials());
+      grpc::CreateChannel(settings.address, moe::ChannelCredentialsFor(tls));
   // The model's info may wait for a gateway that is starting (retries); the
   // measured requests may not (see TimeRequest).
   moe::client::Client info_client(channel, {});

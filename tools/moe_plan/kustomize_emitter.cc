@@ -47,9 +47,20 @@ Json Selector(const std::string& id) {
   return {{"app.kubernetes.io/name", "moe-serve"}, {"moe-serve/worker-id", id}};
 }
 
-Json GrpcProbe(int period_s, int failures) {
-  return {{"grpc", {{"port", kWorkerGrpcPort}}},
+// The TLS files of the Secret moe-tls, as every pod mounts them.
+constexpr char kTlsCert[] = "/etc/moe/tls/tls.pem";
+constexpr char kTlsKey[] = "/etc/moe/tls/tls.key";
+constexpr char kTlsCa[] = "/etc/moe/tls/ca.pem";
+
+// moe-cli health over mTLS (Kubernetes' own gRPC probes speak no TLS).
+Json HealthProbe(int period_s, int failures) {
+  return {{"exec",
+           {{"command",
+             {"moe-cli", "--address",
+              absl::StrCat("127.0.0.1:", kWorkerGrpcPort), "--tls-cert",
+              kTlsCert, "--tls-key", kTlsKey, "--tls-ca", kTlsCa, "health"}}}},
           {"periodSeconds", period_s},
+          {"timeoutSeconds", 5},
           {"failureThreshold", failures}};
 }
 
@@ -62,13 +73,15 @@ Json WorkerDeployment(const std::string& name, const std::string& id,
       {"image", "moe-serve"},
       {"command", {"moe-expert-worker"}},
       {"args",
-       {"--model=/model", "--plan=/etc/moe/plan.json",
+       {"--model=/model", "--plan=/etc/moe/plan/plan.json",
         absl::StrCat("--worker-id=", id),
         // Every address of the pod: the probes, the router and (through
         // kubectl port-forward) an operator; network-policies.yaml says who
         // may connect.
         absl::StrCat("--listen=0.0.0.0:", kWorkerGrpcPort),
         absl::StrCat("--metrics-listen=0.0.0.0:", kMetricsPort),
+        absl::StrCat("--tls-cert=", kTlsCert),
+        absl::StrCat("--tls-key=", kTlsKey), absl::StrCat("--tls-ca=", kTlsCa),
         // New copies are found within a minute (see --max-connection-age-s).
         "--max-connection-age-s=30",
         "--drain-timeout-s=$(MOE_DRAIN_TIMEOUT_S)"}},
@@ -78,15 +91,16 @@ Json WorkerDeployment(const std::string& name, const std::string& id,
         {{"name", "metrics"}, {"containerPort", kMetricsPort}}}},
       // Loading a large model's experts takes minutes: liveness starts
       // once the worker served once.
-      {"startupProbe", GrpcProbe(10, 90)},
-      {"readinessProbe", GrpcProbe(5, 2)},
-      {"livenessProbe", GrpcProbe(10, 6)},
+      {"startupProbe", HealthProbe(10, 90)},
+      {"readinessProbe", HealthProbe(5, 2)},
+      {"livenessProbe", HealthProbe(10, 6)},
       {"resources",
        {{"requests", {{"cpu", "2"}, {"memory", memory}}},
         {"limits", {{"memory", memory}}}}},
       {"volumeMounts",
        {{{"name", "model"}, {"mountPath", "/model"}, {"readOnly", true}},
-        {{"name", "plan"}, {"mountPath", "/etc/moe"}, {"readOnly", true}}}},
+        {{"name", "plan"}, {"mountPath", "/etc/moe/plan"}, {"readOnly", true}},
+        {{"name", "tls"}, {"mountPath", "/etc/moe/tls"}, {"readOnly", true}}}},
   };
   return {{"apiVersion", "apps/v1"},
           {"kind", "Deployment"},
@@ -111,8 +125,9 @@ Json WorkerDeployment(const std::string& name, const std::string& id,
                  {{{"name", "model"},
                    {"persistentVolumeClaim",
                     {{"claimName", "moe-model"}, {"readOnly", true}}}},
-                  {{"name", "plan"},
-                   {"configMap", {{"name", "moe-plan"}}}}}}}}}}}}};
+                  {{"name", "plan"}, {"configMap", {{"name", "moe-plan"}}}},
+                  {{"name", "tls"},
+                   {"secret", {{"secretName", "moe-tls"}}}}}}}}}}}}};
 }
 
 Json WorkerService(const std::string& name, const std::string& id) {

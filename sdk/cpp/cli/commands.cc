@@ -85,10 +85,12 @@ absl::Status RunDetokenize(Client& client, const std::string& token_ids,
   return absl::OkStatus();
 }
 
-absl::Status RunHealth(const std::string& address, const std::string& service,
-                       absl::Duration timeout, std::ostream& out) {
+absl::Status RunHealth(
+    const std::string& address,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    const std::string& service, absl::Duration timeout, std::ostream& out) {
   auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, credentials));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   grpc::health::v1::HealthCheckRequest request;

@@ -1,11 +1,13 @@
 #ifndef MOE_SDK_CPP_CLI_COMMANDS_H_
 #define MOE_SDK_CPP_CLI_COMMANDS_H_
 
+#include <memory>
 #include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 #include "moe/v1/inference.pb.h"
 #include "sdk/cpp/client.h"
 
@@ -33,8 +35,10 @@ absl::Status RunDetokenize(Client& client, const std::string& token_ids,
 // moe-serve server (gateway, router or worker), bounded by `timeout`:
 // prints the status ("SERVING", "NOT_SERVING", ...) and fails unless it is
 // SERVING, so the command can serve as a container's health check.
-absl::Status RunHealth(const std::string& address, const std::string& service,
-                       absl::Duration timeout, std::ostream& out);
+absl::Status RunHealth(
+    const std::string& address,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    const std::string& service, absl::Duration timeout, std::ostream& out);
 
 }  // namespace moe::client
 

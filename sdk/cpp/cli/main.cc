@@ -9,6 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
 #include "core/util/command_line.h"
+#include "core/util/status_macros.h"
+#include "rpc/tls_flags.h"
 #include "sdk/cpp/cli/commands.h"
 #include "sdk/cpp/cli/repeated_flag.h"
 #include "sdk/cpp/client.h"
@@ -46,8 +48,9 @@ constexpr char kUsage[] =
     "  health [SERVICE]  grpc.health.v1 status of any moe-serve server\n"
     "                    (gateway, router, worker); exit status 0 only when\n"
     "                    SERVING; --deadline-ms unset: 5 s\n"
-    "The address defaults to $MOE_ADDRESS. Errors print the gRPC status code "
-    "and message; the exit status is then 1.";
+    "The address defaults to $MOE_ADDRESS. --tls-ca CA.pem connects with TLS;\n"
+    "--tls-cert and --tls-key present a client certificate. Errors print the\n"
+    "gRPC status code and message; the exit status is then 1.";
 
 absl::Status Run(const std::vector<std::string>& args,
                  const std::vector<std::string>& stop) {
@@ -70,14 +73,18 @@ absl::Status Run(const std::vector<std::string>& args,
   }
   const absl::Duration timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      moe::ChannelCredentialsFor(tls);
   if (command == "health") {
     return moe::client::RunHealth(
-        address, args.size() == 2 ? args[1] : "",
+        address, credentials, args.size() == 2 ? args[1] : "",
         timeout == absl::ZeroDuration() ? absl::Seconds(5) : timeout,
         std::cout);
   }
   moe::client::ClientOptions options;
   options.retry.max_retries = absl::GetFlag(FLAGS_retries);
+  options.credentials = credentials;
   moe::client::Client client(address, options);
   moe::client::CallOptions call;
   call.timeout = timeout;

@@ -123,22 +123,40 @@ def _retry_service_config(max_retries: int) -> str:
 
 
 class Client:
-    """A client of a moe-serve gateway at `address` (host:port, plaintext).
+    """A client of a moe-serve gateway at `address` (host:port).
 
-    `timeout` (seconds) is the default deadline of every call; each method
-    takes its own. Calls failing with UNAVAILABLE before the server answered
-    are retried up to `max_retries` times (gRPC caps attempts at 5 in all).
-    Errors raise MoeError.
+    Plaintext unless given `tls_ca` (the PEM file of the CA that signed the
+    gateway's certificate; scripts/make-certs.sh writes ca.pem) and, where
+    the gateway checks clients, `tls_cert` and `tls_key` (the client's
+    certificate and key, PEM files). `timeout` (seconds) is the default
+    deadline of every call; each method takes its own. Calls failing with
+    UNAVAILABLE before the server answered are retried up to `max_retries`
+    times (gRPC caps attempts at 5 in all). Errors raise MoeError.
     """
 
     def __init__(self, address: str, *, timeout: Optional[float] = None,
-                 max_retries: int = 3):
+                 max_retries: int = 3, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
         if max_retries > 0:
             options = [("grpc.service_config", _retry_service_config(max_retries)),
                        ("grpc.enable_retries", 1)]
         else:
             options = [("grpc.enable_retries", 0)]
-        self._channel = grpc.insecure_channel(address, options=options)
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key come together")
+        if tls_ca is None and tls_cert is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            def read(path: Optional[str]) -> Optional[bytes]:
+                if path is None:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(tls_ca), private_key=read(tls_key),
+                certificate_chain=read(tls_cert))
+            self._channel = grpc.secure_channel(address, credentials,
+                                                options=options)
         self._stub = inference_pb2_grpc.InferenceStub(self._channel)
         self._timeout = timeout
 
