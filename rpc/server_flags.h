@@ -10,13 +10,13 @@
 namespace moe {
 
 // The flags every service shares (--drain-timeout-s,
-// --max-connection-age-s, --insecure and the TLS files) as ServeOptions.
-// INVALID_ARGUMENT naming the flag when it is out of range. The service listens
-// on `listen` with TLS from --tls-cert, --tls-key and
+// --max-connection-age-s, --insecure and the TLS files) as ServeOptions; the
+// service listens on `listen` with TLS from --tls-cert, --tls-key and
 // --tls-ca (`clients` says whether its clients must present a certificate),
 // or in plaintext, which only loopback addresses get without --insecure.
-// Read before the service loads anything, so a refusal comes at once; the
-// caller sets the health predicate and the draining hooks.
+// INVALID_ARGUMENT naming the flag when one is out of range. Read before
+// the service loads anything, so a refusal comes at once; the caller sets
+// the health predicate and the draining hooks.
 absl::StatusOr<ServeOptions> ServeOptionsFromFlags(const std::string& listen,
                                                    ClientCertificates clients);
 
