@@ -5,6 +5,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/model/model_config.h"
 #include "core/placement/placement_plan.h"
 #include "core/util/byte_size.h"
@@ -22,6 +23,9 @@
 #include "rpc/server_flags.h"
 #include "rpc/server_runner.h"
 
+ABSL_FLAG(std::string, admin_identities, "router,admin",
+          "over TLS, the client certificate names (CN) that may load and "
+          "unload experts; without TLS only loopback clients may");
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, plan, "",
           "placement plan JSON: start with the experts it gives this worker; "
@@ -139,7 +143,9 @@ absl::Status Serve() {
       const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
       moe::MetricsEndpointFromFlags("moe-expert-worker",
                                     metrics.collectables()));
-  moe::ExpertWorkerService service(identity, *store, queue);
+  const moe::AdminAccess admin(absl::StrSplit(
+      absl::GetFlag(FLAGS_admin_identities), ',', absl::SkipWhitespace()));
+  moe::ExpertWorkerService service(identity, *store, queue, admin);
   const int device = absl::GetFlag(FLAGS_device);
   moe::ExpertLinkService links(
       identity, store->config(), queue,

@@ -55,6 +55,10 @@ grpc::ServerUnaryReactor* ExpertWorkerService::Describe(
 grpc::ServerUnaryReactor* ExpertWorkerService::LoadExperts(
     grpc::CallbackServerContext* context, const v1::ExpertSet* request,
     v1::WorkerDescription* reply) {
+  if (absl::Status allowed = admin_.Check(*context, "LoadExperts");
+      !allowed.ok()) {
+    return FinishNow(context, allowed);
+  }
   loading_.fetch_add(1);
   const absl::Status status =
       store_.Load(Keys(*request), request->placement_version());
@@ -66,6 +70,10 @@ grpc::ServerUnaryReactor* ExpertWorkerService::LoadExperts(
 grpc::ServerUnaryReactor* ExpertWorkerService::UnloadExperts(
     grpc::CallbackServerContext* context, const v1::ExpertSet* request,
     v1::WorkerDescription* reply) {
+  if (absl::Status allowed = admin_.Check(*context, "UnloadExperts");
+      !allowed.ok()) {
+    return FinishNow(context, allowed);
+  }
   const absl::Status status = store_.Unload(Keys(*request));
   if (status.ok()) FillDescription(reply);
   return FinishNow(context, status);

@@ -9,6 +9,7 @@
 #include "expert_worker/compute_request.h"
 #include "expert_worker/expert_store.h"
 #include "moe/v1/expert.grpc.pb.h"
+#include "rpc/admin_access.h"
 
 namespace moe {
 
@@ -17,9 +18,13 @@ namespace moe {
 // batched compute it joined is done, without holding a thread meanwhile.
 class ExpertWorkerService final : public v1::ExpertWorker::CallbackService {
  public:
+  // `admin` says who may load and unload experts.
   ExpertWorkerService(WorkerIdentity identity, ExpertStore& store,
-                      ComputeQueue& queue)
-      : identity_(std::move(identity)), store_(store), queue_(queue) {}
+                      ComputeQueue& queue, const AdminAccess& admin)
+      : identity_(std::move(identity)),
+        store_(store),
+        queue_(queue),
+        admin_(admin) {}
 
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* context,
                                      const v1::DescribeRequest* request,
@@ -43,6 +48,7 @@ class ExpertWorkerService final : public v1::ExpertWorker::CallbackService {
   const WorkerIdentity identity_;
   ExpertStore& store_;
   ComputeQueue& queue_;
+  const AdminAccess& admin_;
   std::atomic<int> loading_{0};
 };
 

@@ -6,6 +6,8 @@ namespace moe {
 namespace {
 
 using prometheus::Histogram;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
 
 // Seconds, from 1 ms to 10 minutes: time to first token and whole requests.
 Histogram::BucketBoundaries RequestBuckets() {
@@ -21,7 +23,7 @@ Histogram::BucketBoundaries TokenBuckets() {
 
 }  // namespace
 
-GatewayMetrics::GatewayMetrics(const Admission& admission)
+GatewayMetrics::GatewayMetrics(const Admission& admission, const ApiKeys* keys)
     : registry_(std::make_shared<prometheus::Registry>()),
       requests_(prometheus::BuildCounter()
                     .Name("moe_gateway_requests_total")
@@ -54,9 +56,8 @@ GatewayMetrics::GatewayMetrics(const Admission& admission)
               .Help("From a request's arrival to its end, errors included")
               .Register(*registry_)
               .Add({}, RequestBuckets())) {
-  sampled_ = std::make_shared<SampledMetrics>([&admission] {
-    using prometheus::MetricType;
-    std::vector<prometheus::MetricFamily> families;
+  sampled_ = std::make_shared<SampledMetrics>([&admission, keys] {
+    std::vector<MetricFamily> families;
     families.push_back(MetricFamilyOf("moe_gateway_requests_running",
                                       "Requests holding a running slot",
                                       MetricType::Gauge));
@@ -65,6 +66,26 @@ GatewayMetrics::GatewayMetrics(const Admission& admission)
                                       "Requests waiting for a running slot",
                                       MetricType::Gauge));
     AddSample(families.back(), admission.queued());
+    if (keys == nullptr) return families;
+    MetricFamily requests = MetricFamilyOf(
+        "moe_gateway_api_key_requests_total",
+        "Generate calls admitted under each API key", MetricType::Counter);
+    MetricFamily tokens =
+        MetricFamilyOf("moe_gateway_api_key_tokens_total",
+                       "Prompt and generated tokens of each API key's requests",
+                       MetricType::Counter);
+    MetricFamily running = MetricFamilyOf(
+        "moe_gateway_api_key_requests_running",
+        "Requests running under each API key", MetricType::Gauge);
+    for (const ApiKeys::Usage& usage : keys->Snapshot()) {
+      const MetricLabels labels = {{"key", usage.name}};
+      AddSample(requests, static_cast<double>(usage.requests), labels);
+      AddSample(tokens, static_cast<double>(usage.tokens), labels);
+      AddSample(running, usage.in_flight, labels);
+    }
+    families.push_back(std::move(requests));
+    families.push_back(std::move(tokens));
+    families.push_back(std::move(running));
     return families;
   });
 }

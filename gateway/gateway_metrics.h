@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gateway/admission.h"
+#include "gateway/api_keys.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -22,12 +23,16 @@ namespace moe {
 //   moe_gateway_time_to_first_token_seconds,
 //   moe_gateway_inter_token_latency_seconds,
 //   moe_gateway_request_duration_seconds (histograms).
-// Read from admission when scraped:
-//   moe_gateway_requests_running, moe_gateway_requests_queued.
+// Read from admission and the API keys when scraped:
+//   moe_gateway_requests_running, moe_gateway_requests_queued,
+//   moe_gateway_api_key_requests_total{key},
+//   moe_gateway_api_key_tokens_total{key},
+//   moe_gateway_api_key_requests_running{key}.
 // Thread-safe (prometheus-cpp's metrics are).
 class GatewayMetrics {
  public:
-  explicit GatewayMetrics(const Admission& admission);
+  // `keys` may be null (no API keys asked for).
+  GatewayMetrics(const Admission& admission, const ApiKeys* keys);
 
   // A Generate call ended with `status`.
   void ObserveEnd(const grpc::Status& status) {

@@ -10,9 +10,11 @@ namespace moe {
 GenerateCall::GenerateCall(GatewayParts parts,
                            grpc::CallbackServerContext* context,
                            v1::RouterGenerateRequest router_request,
-                           std::vector<std::string> stops)
+                           std::vector<std::string> stops,
+                           std::optional<ApiKeys::Lease> key)
     : parts_(parts),
       server_context_(context),
+      key_(std::move(key)),
       router_request_(std::move(router_request)),
       // Without the prompt as context: the streamed text must concatenate to
       // the plain decode of the generated ids (Detokenize), which for
@@ -187,6 +189,12 @@ void GenerateCall::OnRouterDone(const grpc::Status& status) {
 
 void GenerateCall::ReleaseResources() {
   if (router_index_ >= 0) parts_.routers.Release(router_index_);
+  if (key_.has_value()) {
+    // The router ran the prompt and every token sampled, streamed or not.
+    key_->AddTokens(router_request_.prompt_token_ids_size() +
+                    completion_tokens_);
+    key_.reset();
+  }
   parts_.ids.Release(router_request_.request_id());
   // May start a waiting request on this thread: nothing is locked here.
   parts_.admission.Release();

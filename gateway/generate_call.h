@@ -11,6 +11,7 @@
 #include "core/tokenizer/incremental_detokenizer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gateway/admission.h"
+#include "gateway/api_keys.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
@@ -28,6 +29,7 @@ struct GatewayParts {
   RouterPool& routers;
   RequestIds& ids;
   GatewayMetrics& metrics;
+  ApiKeys* keys;  // null: no API keys asked for
 };
 
 // One public Generate stream relayed to a router's Generate stream: router
@@ -41,9 +43,11 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // `router_request` carries the claimed request id, which the call releases
   // when it ends.
+  // `key`: the API key's slot the request holds, when keys are asked for.
   GenerateCall(GatewayParts parts, grpc::CallbackServerContext* context,
                v1::RouterGenerateRequest router_request,
-               std::vector<std::string> stops);
+               std::vector<std::string> stops,
+               std::optional<ApiKeys::Lease> key);
 
   // Asks admission for a slot; finishes at once with RESOURCE_EXHAUSTED
   // when there is none to wait for.
@@ -96,6 +100,7 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   const GatewayParts parts_;
   grpc::CallbackServerContext* const server_context_;
   const absl::Time arrived_ = absl::Now();
+  std::optional<ApiKeys::Lease> key_;
   const v1::RouterGenerateRequest router_request_;
   // One context and reader per router tried; the last is the live one. The
   // earlier ones stay until the reactor is deleted: their OnDone was the

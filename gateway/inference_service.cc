@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -33,10 +35,34 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// The "authorization" metadata of a call, if any.
+std::optional<std::string_view> Authorization(
+    const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) return std::nullopt;
+  return std::string_view(found->second.data(), found->second.size());
+}
+
 }  // namespace
+
+absl::Status InferenceService::Authenticate(
+    const grpc::CallbackServerContext& context) const {
+  if (parts_.keys == nullptr) return absl::OkStatus();
+  return parts_.keys->Authenticate(Authorization(context)).status();
+}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  std::optional<ApiKeys::Lease> key;
+  if (parts_.keys != nullptr) {
+    absl::StatusOr<ApiKeys::Lease> admitted =
+        parts_.keys->Admit(Authorization(*context), absl::Now());
+    if (!admitted.ok()) {
+      return new RejectedWriter(admitted.status(), parts_.metrics);
+    }
+    key.emplace(*std::move(admitted));
+  }
   absl::StatusOr<v1::RouterGenerateRequest> router_request =
       ToRouterRequest(*request, config_, parts_.tokenizer);
   if (!router_request.ok())
@@ -46,7 +72,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
   router_request->set_request_id(*id);
   auto* call = new GenerateCall(
       parts_, context, *std::move(router_request),
-      std::vector<std::string>(request->stop().begin(), request->stop().end()));
+      std::vector<std::string>(request->stop().begin(), request->stop().end()),
+      std::move(key));
   call->Begin();
   return call;
 }
@@ -54,6 +81,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
 grpc::ServerUnaryReactor* InferenceService::Tokenize(
     grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
     v1::TokenizeResponse* reply) {
+  if (const absl::Status key = Authenticate(*context); !key.ok()) {
+    return FinishUnary(context, key);
+  }
   absl::StatusOr<std::vector<int32_t>> ids =
       request->add_special_tokens()
           ? parts_.tokenizer.EncodePrompt(request->text())
@@ -69,6 +99,9 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
 grpc::ServerUnaryReactor* InferenceService::Detokenize(
     grpc::CallbackServerContext* context, const v1::DetokenizeRequest* request,
     v1::DetokenizeResponse* reply) {
+  if (const absl::Status key = Authenticate(*context); !key.ok()) {
+    return FinishUnary(context, key);
+  }
   const auto& ids = request->token_ids();
   for (int i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= config_.vocab_size) {
@@ -91,6 +124,9 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
     grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
     v1::ModelInfo* reply) {
+  if (const absl::Status key = Authenticate(*context); !key.ok()) {
+    return FinishUnary(context, key);
+  }
   reply->set_name(model_name_);
   reply->set_architecture(ArchitectureName(config_.architecture));
   reply->set_num_layers(config_.num_layers);

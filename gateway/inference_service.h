@@ -33,6 +33,9 @@ class InferenceService final : public v1::Inference::CallbackService {
                                          v1::ModelInfo* reply) override;
 
  private:
+  // OK when no keys are asked for or the call carries a known one.
+  absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
+
   const ModelConfig& config_;
   const std::string model_name_;
   const GatewayParts parts_;

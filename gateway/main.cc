@@ -15,6 +15,7 @@
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
 #include "gateway/admission.h"
+#include "gateway/api_keys.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/inference_service.h"
 #include "gateway/request_ids.h"
@@ -32,6 +33,9 @@ ABSL_FLAG(std::string, routers, "",
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
 ABSL_FLAG(int, max_in_flight, 64, "requests running through the gateway");
+ABSL_FLAG(std::string, api_keys, "",
+          "clients' API keys and limits, one per line: NAME SHA256-HEX "
+          "[max_in_flight=N] [tokens_per_minute=N]; unset: no keys asked for");
 ABSL_FLAG(int, max_queued, 256,
           "requests waiting for a running slot; beyond it RESOURCE_EXHAUSTED");
 
@@ -74,12 +78,18 @@ absl::Status Serve() {
   // The gateway is a client of the routers with its own certificate.
   moe::RouterPool pool(routers, moe::ChannelCredentialsFor(tls));
   moe::RequestIds ids;
-  moe::GatewayMetrics metrics(admission);
+  std::unique_ptr<moe::ApiKeys> keys;
+  if (!absl::GetFlag(FLAGS_api_keys).empty()) {
+    MOE_ASSIGN_OR_RETURN(keys,
+                         moe::ApiKeys::Load(absl::GetFlag(FLAGS_api_keys)));
+  }
+  moe::GatewayMetrics metrics(admission, keys.get());
   MOE_ASSIGN_OR_RETURN(
       const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
       moe::MetricsEndpointFromFlags("moe-gateway", metrics.collectables()));
-  moe::InferenceService service(config, DirectoryName(model),
-                                {*tokenizer, admission, pool, ids, metrics});
+  moe::InferenceService service(
+      config, DirectoryName(model),
+      {*tokenizer, admission, pool, ids, metrics, keys.get()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
                                    "moe-gateway", serve_options);
@@ -94,7 +104,8 @@ int main(int argc, char** argv) {
       "Serves moe.v1.Inference: text generation in front of moe-router.\n"
       "usage: moe-gateway --model DIR --routers host:port[,host:port...] "
       "[--listen 127.0.0.1:PORT] [--max-in-flight N --max-queued N] "
-      "[--metrics-listen 127.0.0.1:PORT]");
+      "[--metrics-listen 127.0.0.1:PORT] [--api-keys FILE] [--tls-cert PEM "
+      "--tls-key PEM --tls-ca PEM]");
   const absl::Status status = Serve();
   if (!status.ok()) {
     std::cerr << "moe-gateway: " << status.message() << std::endl;

@@ -16,6 +16,11 @@ RouterAdminService::~RouterAdminService() {
 grpc::ServerUnaryReactor* RouterAdminService::RunAside(
     grpc::CallbackServerContext* context, std::function<absl::Status()> work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = admin_.Check(*context, "moe.v1.RouterAdmin");
+      !allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   std::erase_if(asides_, [](Aside& aside) {
     if (!aside.done->load()) return false;

@@ -11,6 +11,7 @@
 #include "moe/v1/router_admin.grpc.pb.h"
 #include "router_service/load_window.h"
 #include "router_service/placement_change.h"
+#include "rpc/admin_access.h"
 
 namespace moe {
 
@@ -21,8 +22,10 @@ class RouterAdminService final : public v1::RouterAdmin::CallbackService {
  public:
   // `load` is the router's load window, which Rebalance and DrainWorker
   // plan from.
-  RouterAdminService(PlacementChange& change, const LoadWindow& load)
-      : change_(change), load_(load) {}
+  // `admin` says who may call it.
+  RouterAdminService(PlacementChange& change, const LoadWindow& load,
+                     const AdminAccess& admin)
+      : change_(change), load_(load), admin_(admin) {}
   ~RouterAdminService() override;
 
   grpc::ServerUnaryReactor* ApplyPlan(grpc::CallbackServerContext* context,
@@ -47,6 +50,7 @@ class RouterAdminService final : public v1::RouterAdmin::CallbackService {
 
   PlacementChange& change_;
   const LoadWindow& load_;
+  const AdminAccess& admin_;
   struct Aside {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

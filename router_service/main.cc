@@ -5,6 +5,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/util/command_line.h"
 #include "core/util/status_macros.h"
 #include "core/util/termination_signal.h"
@@ -22,6 +23,10 @@
 #include "rpc/server_runner.h"
 #include "rpc/tls_flags.h"
 
+ABSL_FLAG(std::string, admin_identities, "admin",
+          "over TLS, the client certificate names (CN) that may cancel "
+          "requests and change the plan; without TLS only loopback clients "
+          "may");
 ABSL_FLAG(std::string, model, "", "checkpoint directory (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "host:port to serve on; port 0 picks a free one (printed)");
@@ -72,21 +77,23 @@ absl::Status Serve() {
       const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
       moe::MetricsEndpointFromFlags("moe-router", metrics.collectables()));
   std::atomic<bool> draining{false};
-  moe::RouterRpcService service(engine, runner->config(), backend.remote,
+  const moe::AdminAccess admin(absl::StrSplit(
+      absl::GetFlag(FLAGS_admin_identities), ',', absl::SkipWhitespace()));
+  moe::RouterRpcService service(engine, runner->config(), backend.remote, admin,
                                 &draining);
   std::vector<grpc::Service*> services = {&service};
   // With expert workers, the tier changes while serving: plans applied
   // between engine steps, workers joining and leaving.
   std::unique_ptr<moe::PlacementChange> change;
-  std::unique_ptr<moe::RouterAdminService> admin;
+  std::unique_ptr<moe::RouterAdminService> admin_service;
   if (backend.remote != nullptr) {
     change = std::make_unique<moe::PlacementChange>(
         *backend.remote, [&engine](std::function<void()> task) {
           return engine.RunBetweenSteps(std::move(task));
         });
-    admin = std::make_unique<moe::RouterAdminService>(*change,
-                                                      service.load_window());
-    services.push_back(admin.get());
+    admin_service = std::make_unique<moe::RouterAdminService>(
+        *change, service.load_window(), admin);
+    services.push_back(admin_service.get());
   }
   // NOT_SERVING while some expert has no live holder. On SIGTERM it takes
   // no new requests and ends once those it has are done.

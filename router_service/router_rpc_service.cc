@@ -159,10 +159,12 @@ constexpr char kGeneratedIdPrefix[] = "router-";
 RouterRpcService::RouterRpcService(BatchEngine& engine,
                                    const ModelConfig& config,
                                    const GrpcExpertDispatch* remote,
+                                   const AdminAccess& admin,
                                    const std::atomic<bool>* draining)
     : engine_(engine),
       config_(config),
       remote_(remote),
+      admin_(admin),
       draining_(draining),
       load_recorder_(
           load_,
@@ -217,7 +219,9 @@ grpc::ServerUnaryReactor* RouterRpcService::Cancel(
     grpc::CallbackServerContext* context, const v1::CancelRequest* request,
     v1::CancelResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(engine_.Cancel(request->request_id())));
+  absl::Status status = admin_.Check(*context, "Cancel");
+  if (status.ok()) status = engine_.Cancel(request->request_id());
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 

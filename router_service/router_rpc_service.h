@@ -8,6 +8,7 @@
 #include "router_service/batch_engine.h"
 #include "router_service/grpc_expert_dispatch.h"
 #include "router_service/load_window.h"
+#include "rpc/admin_access.h"
 
 namespace moe {
 
@@ -19,8 +20,9 @@ class RouterRpcService final : public v1::Router::CallbackService {
   // `remote` (may be null) reports the expert workers in GetStatus. Once
   // `draining` (may be null) is set, new Generate calls are refused with
   // UNAVAILABLE; those running go on.
+  // `admin` says who may Cancel.
   RouterRpcService(BatchEngine& engine, const ModelConfig& config,
-                   const GrpcExpertDispatch* remote,
+                   const GrpcExpertDispatch* remote, const AdminAccess& admin,
                    const std::atomic<bool>* draining = nullptr);
 
   grpc::ServerWriteReactor<v1::RouterGenerateResponse>* Generate(
@@ -43,6 +45,7 @@ class RouterRpcService final : public v1::Router::CallbackService {
   BatchEngine& engine_;
   const ModelConfig& config_;
   const GrpcExpertDispatch* remote_;
+  const AdminAccess& admin_;
   const std::atomic<bool>* const draining_;
   std::atomic<int64_t> next_id_{1};
   LoadWindow load_{absl::Minutes(10)};

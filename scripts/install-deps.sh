@@ -7,7 +7,7 @@ packages=(cmake ninja-build g++ pkg-config python3 python3-venv
           libabsl-dev nlohmann-json3-dev libsentencepiece-dev sentencepiece
           libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
           libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-          prometheus-cpp-dev prometheus)
+          prometheus-cpp-dev prometheus libssl-dev)
 if [ "${1:-}" = "--test" ]; then
   packages+=(docker.io docker-compose debootstrap)
   command -v kubectl >/dev/null || packages+=(kubernetes-client)

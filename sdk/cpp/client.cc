@@ -57,6 +57,12 @@ Client::Client(const std::string& address, ClientOptions options)
                                      : grpc::InsecureChannelCredentials()),
              options) {}
 
+void Client::Authorize(grpc::ClientContext& context) const {
+  if (!options_.api_key.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.api_key);
+  }
+}
+
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : options_(std::move(options)),
       stub_(v1::Inference::NewStub(std::move(channel))) {}
@@ -86,6 +92,7 @@ AttemptResult Client::GenerateOnce(const v1::GenerateRequest& request,
                                    GenerateResult& result) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(deadline));
+  Authorize(context);
   CancelScope cancel_scope(cancel, &context);
   if (!cancel_scope.attached()) return {CancelledByCaller()};
   std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
@@ -150,6 +157,7 @@ absl::Status Client::CallUnary(UnaryMethod<Request, Response> method,
       options_.retry, deadline, call.cancel, [&]() -> AttemptResult {
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(deadline));
+        Authorize(context);
         CancelScope cancel_scope(call.cancel, &context);
         if (!cancel_scope.attached()) return {CancelledByCaller()};
         const grpc::Status status =

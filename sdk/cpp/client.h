@@ -27,6 +27,8 @@ struct ClientOptions {
   // cluster's CA (and a client certificate where the gateway asks for
   // one); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Sent as "authorization: Bearer KEY" where the gateway checks API keys.
+  std::string api_key;
 };
 
 struct CallOptions {
@@ -96,6 +98,8 @@ class Client {
   absl::StatusOr<v1::ModelInfo> GetModelInfo(const CallOptions& call = {});
 
  private:
+  // Adds the API key, when there is one.
+  void Authorize(grpc::ClientContext& context) const;
   // One attempt of a Generate call; fills `result` when the stream finishes.
   AttemptResult GenerateOnce(const v1::GenerateRequest& request,
                              const ChunkCallback& on_chunk, absl::Time deadline,

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "core/model/model_config.h"
 #include "core/placement/placement_planner.h"
+#include "core/util/file_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -23,6 +24,8 @@
 #include "moe/v1/router.grpc.pb.h"
 #include "tests/support/child_process.h"
 #include "tests/support/expect_has_substr.h"
+#include "tests/support/http_get.h"
+#include "tests/support/metric_sum.h"
 #include "tests/support/raw_grpc.h"
 #include "tests/support/test_models.h"
 
@@ -73,16 +76,18 @@ struct StreamResult {
   absl::Duration elapsed;
 };
 
-// Runs one Generate call to its end; `on_first` runs after the first
-// response, with the call's context.
+// Runs one Generate call to its end; `prepare` runs on the call's context
+// before it starts (metadata), `on_first` after the first response.
 StreamResult RunGenerate(
     v1::Inference::Stub& stub, const v1::GenerateRequest& request,
     absl::Duration deadline = absl::Seconds(60),
-    const std::function<void(grpc::ClientContext&)>& on_first = nullptr) {
+    const std::function<void(grpc::ClientContext&)>& on_first = nullptr,
+    const std::function<void(grpc::ClientContext&)>& prepare = nullptr) {
   StreamResult result;
   grpc::ClientContext context;
   const absl::Time start = absl::Now();
   context.set_deadline(absl::ToChronoTime(start + deadline));
+  if (prepare) prepare(context);
   auto reader = stub.Generate(&context, request);
   v1::GenerateResponse response;
   bool first = true;
@@ -513,6 +518,101 @@ TEST_F(GatewayTest, ModelInfoHealthAndReflection) {
                   .ok());
   EXPECT_HAS_SUBSTR(services, "moe.v1.Inference");
   EXPECT_HAS_SUBSTR(services, "grpc.health.v1.Health");
+}
+
+// A gateway with --api-keys: calls without a known key are UNAUTHENTICATED,
+// and each key's limits are kept, naming the limit.
+TEST_F(GatewayTest, ApiKeysAreAskedForAndTheirLimitsKept) {
+  // SHA-256 of "alpha-secret" and "beta-secret" (sha256sum).
+  const std::string keys = ::testing::TempDir() + "/gateway_test_api_keys";
+  ASSERT_TRUE(
+      WriteStringToFile(
+          keys,
+          "alpha "
+          "3f8ad42d6dc52445378196cb2e49281f812253eaea7830fe46f4756f2ca0a3d4"
+          " max_in_flight=1\n"
+          "beta "
+          "d40ab4efae8afe82f0fda0f0fc785ff61bec7b5f329c6070c453594397e03568"
+          " tokens_per_minute=10\n")
+          .ok());
+  Service gateway =
+      Start("moe-gateway",
+            {"--model", *model_dir_, "--routers", RoutersFlag(), "--api-keys",
+             keys, "--metrics-listen", "127.0.0.1:0"},
+            "keyed_gateway");
+  ASSERT_FALSE(gateway.address.empty());
+  absl::StatusOr<std::string> metrics =
+      gateway.process->AwaitAddress(kStartTimeout, " metrics on ");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  auto stub = v1::Inference::NewStub(Channel(gateway.address));
+  auto with_key = [](const std::string& key) {
+    return [key](grpc::ClientContext& context) {
+      context.AddMetadata("authorization", "Bearer " + key);
+    };
+  };
+
+  // No key, a wrong one: refused, Generate and Tokenize alike.
+  EXPECT_EQ(RunGenerate(*stub, Greedy("Permission", 2)).status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  const StreamResult wrong =
+      RunGenerate(*stub, Greedy("Permission", 2), absl::Seconds(60), nullptr,
+                  with_key("gamma-secret"));
+  EXPECT_EQ(wrong.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_HAS_SUBSTR(wrong.status.error_message(), "the API key is not known");
+  {
+    grpc::ClientContext context;
+    v1::TokenizeRequest request;
+    request.set_text("Permission");
+    v1::TokenizeResponse response;
+    EXPECT_EQ(stub->Tokenize(&context, request, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+
+  // alpha runs one request at a time: a second while the first streams is
+  // refused.
+  StreamResult second;
+  const StreamResult first = RunGenerate(
+      *stub, Greedy("Permission is granted", 64), absl::Seconds(60),
+      [&](grpc::ClientContext&) {
+        second = RunGenerate(*stub, Greedy("Permission", 2), absl::Seconds(60),
+                             nullptr, with_key("alpha-secret"));
+      },
+      with_key("alpha-secret"));
+  EXPECT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_HAS_SUBSTR(second.status.error_message(),
+                    "API key alpha runs its max_in_flight of 1");
+  EXPECT_TRUE(RunGenerate(*stub, Greedy("Permission", 2), absl::Seconds(60),
+                          nullptr, with_key("alpha-secret"))
+                  .status.ok());
+
+  // beta has 10 tokens a minute: one request of 8 generated tokens and its
+  // prompt uses them up.
+  EXPECT_TRUE(RunGenerate(*stub, Greedy("Permission is", 8), absl::Seconds(60),
+                          nullptr, with_key("beta-secret"))
+                  .status.ok());
+  const StreamResult over =
+      RunGenerate(*stub, Greedy("Permission", 2), absl::Seconds(60), nullptr,
+                  with_key("beta-secret"));
+  EXPECT_EQ(over.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_HAS_SUBSTR(over.status.error_message(),
+                    "API key beta used its tokens_per_minute of 10");
+
+  // Usage per key: the requests admitted and their tokens.
+  absl::StatusOr<std::string> text = testing::HttpGet(*metrics, "/metrics");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(testing::MetricSum(*text, "moe_gateway_api_key_requests_total",
+                               {"key=\"alpha\""}),
+            2);
+  EXPECT_EQ(testing::MetricSum(*text, "moe_gateway_api_key_requests_total",
+                               {"key=\"beta\""}),
+            1);
+  EXPECT_GE(testing::MetricSum(*text, "moe_gateway_api_key_tokens_total",
+                               {"key=\"beta\""}),
+            10);
+  EXPECT_EQ(testing::MetricSum(*text, "moe_gateway_requests_total",
+                               {"code=\"UNAUTHENTICATED\""}),
+            2);
 }
 
 TEST(GatewayWithoutRouterTest, AnswersUnavailable) {

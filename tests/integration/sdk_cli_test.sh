@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # moe-cli as a user runs it: its errors, then (when BIN_DIR has moe-gateway)
-# health, info, tokenize, detokenize and streamed generation against moe-router and
+# health, info, tokenize, detokenize, streamed generation and API keys against moe-router and
 # moe-gateway serving a tiny random Mixtral FP8 model on 127.0.0.1.
 # Exits 77 (skipped) after the first part when there is no moe-gateway.
 set -u
 export LC_ALL=C.UTF-8  # ${text:i:n} counts characters, not bytes
 bin="$1"
-unset MOE_ADDRESS
+unset MOE_ADDRESS MOE_API_KEY
 
 source "$(dirname "$0")/checks.sh"
 make_work_dir
@@ -80,6 +80,18 @@ fi
 expect_error "bad max tokens" "INVALID_ARGUMENT: .*max_tokens" "$cli" generate x --max-tokens 0
 expect_error "bad top-p" "INVALID_ARGUMENT: .*top_p" "$cli" generate x --top-p 1.5
 expect_error "deadline" "DEADLINE_EXCEEDED" "$cli" generate x --max-tokens 500 --ignore-eos --deadline-ms 1
+
+# A gateway asking for API keys: refused without one or with a wrong one,
+# served with --api-key or $MOE_API_KEY.
+router=$(sed -n 's/^moe-router listening on //p' "$work/moe-router.out")
+printf 'cli %s\n' "$(printf %s cli-secret | sha256sum | cut -d' ' -f1)" >"$work/keys"
+start moe-gateway "$bin/moe-gateway" --model "$model" --routers "$router" \
+  --listen 127.0.0.1:0 --api-keys "$work/keys"
+expect_error "no API key" "UNAUTHENTICATED" "$cli" --address "$address" info
+expect_error "a wrong API key" "UNAUTHENTICATED: the API key is not known" \
+  "$cli" --address "$address" --api-key nope info
+check "with --api-key" "$cli" --address "$address" --api-key cli-secret info
+check "with \$MOE_API_KEY" env MOE_API_KEY=cli-secret "$cli" --address "$address" info
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

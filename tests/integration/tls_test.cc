@@ -3,14 +3,16 @@
 // optional, checked when sent), the router and the workers mTLS (clients
 // must present a certificate of the cluster's CA). A generation crosses all
 // three; clients without a certificate, with one of another CA, or without
-// TLS are refused; plaintext on an address other than loopback is refused
-// at start.
+// TLS are refused; administrative calls need an admin identity; plaintext
+// on an address other than loopback is refused at start.
 #include "absl/strings/str_cat.h"
 #include "core/util/file_util.h"
 #include "core/util/subprocess.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "moe/v1/inference.grpc.pb.h"
+#include "moe/v1/router_admin.grpc.pb.h"
+#include "rpc/admin_access.h"
 #include "rpc/transport_security.h"
 #include "tests/support/expect_has_substr.h"
 #include "tests/support/test_cluster.h"
@@ -52,7 +54,7 @@ class TlsTest : public ::testing::Test {
   void SetUp() override {
     certs_ = LogPrefix("certs");
     other_ = LogPrefix("other-certs");
-    MakeCerts(certs_, {"gateway", "router", "worker", "client"});
+    MakeCerts(certs_, {"gateway", "router", "worker", "client", "admin"});
     MakeCerts(other_, {"client"});
     const TestModelSpec spec{.format = WeightFormat::kFp8, .layers = 2};
     StartCluster(spec, PlanWithSlots(spec, {16}), TlsFlags(certs_, "router"),
@@ -168,6 +170,55 @@ TEST_F(TlsTest, AServerCertifiedByAnotherCaIsRefused) {
           .ok());
 }
 
+// Loading and unloading experts, cancelling requests and plan changes take
+// the router's or an admin certificate (--admin-identities), not merely
+// one of the CA.
+TEST_F(TlsTest, AdministrativeCallsNeedAnAdminCertificate) {
+  auto unload = [&](const std::string& name) {
+    auto stub = v1::ExpertWorker::NewStub(grpc::CreateChannel(
+        cluster_.worker_addresses[0],
+        ChannelCredentialsFor(Certificate(certs_, name, certs_))));
+    grpc::ClientContext context;
+    v1::ExpertSet nothing;
+    v1::WorkerDescription description;
+    return stub->UnloadExperts(&context, nothing, &description);
+  };
+  auto cancel = [&](const std::string& name) {
+    auto stub = v1::Router::NewStub(grpc::CreateChannel(
+        cluster_.router_address,
+        ChannelCredentialsFor(Certificate(certs_, name, certs_))));
+    grpc::ClientContext context;
+    v1::CancelRequest request;
+    request.set_request_id("no-such-request");
+    v1::CancelResponse response;
+    return stub->Cancel(&context, request, &response);
+  };
+  auto rebalance = [&](const std::string& name) {
+    auto stub = v1::RouterAdmin::NewStub(grpc::CreateChannel(
+        cluster_.router_address,
+        ChannelCredentialsFor(Certificate(certs_, name, certs_))));
+    grpc::ClientContext context;
+    v1::RebalanceRequest request;
+    v1::PlanChange change;
+    return stub->Rebalance(&context, request, &change);
+  };
+  const grpc::Status client_unload = unload("client");
+  EXPECT_EQ(client_unload.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_HAS_SUBSTR(client_unload.error_message(),
+                    "UnloadExperts needs a client certificate named router "
+                    "or admin");
+  EXPECT_EQ(cancel("client").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(rebalance("client").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // The admin gets past the check: unloading nothing succeeds, the unknown
+  // request is not found, and a rebalance without load says so.
+  const grpc::Status admin_unload = unload("admin");
+  EXPECT_TRUE(admin_unload.ok()) << admin_unload.error_message();
+  EXPECT_EQ(cancel("admin").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(rebalance("admin").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST(PlaintextTest, ANonLoopbackAddressNeedsTlsOrInsecure) {
   // Refused before anything binds: no port other than loopback is opened.
   const TestModelSpec spec{.format = WeightFormat::kFp8, .layers = 2};
@@ -182,6 +233,18 @@ TEST(PlaintextTest, ANonLoopbackAddressNeedsTlsOrInsecure) {
   EXPECT_HAS_SUBSTR(*output,
                     "is not loopback: serving it without TLS needs "
                     "--insecure");
+}
+
+TEST(AdminAccessTest, LoopbackPeers) {
+  for (const char* peer :
+       {"ipv4:127.0.0.1:5000", "ipv4:127.9.9.9:1", "ipv6:[::1]:5000",
+        "ipv6:%5B::1%5D:5000", "unix:/tmp/socket"}) {
+    EXPECT_TRUE(IsLoopbackPeer(peer)) << peer;
+  }
+  for (const char* peer : {"ipv4:10.1.2.3:5000", "ipv6:[2001:db8::1]:5000",
+                           "ipv6:%5B2001:db8::1%5D:5", "", "127.0.0.1:5"}) {
+    EXPECT_FALSE(IsLoopbackPeer(peer)) << peer;
+  }
 }
 
 TEST(TransportSecurityTest, LoopbackHosts) {

@@ -25,6 +25,8 @@
 
 ABSL_FLAG(std::string, address, "",
           "the gateway's host:port (required); empty: $MOE_ADDRESS");
+ABSL_FLAG(std::string, api_key, "",
+          "the API key the gateway asks for; empty: $MOE_API_KEY");
 ABSL_FLAG(int, concurrency, 0,
           "requests in flight: without --rate, a closed loop of this many "
           "(0: 1); with --rate, a cap on them (0: none)");
@@ -139,7 +141,12 @@ absl::Status Run() {
       grpc::CreateChannel(settings.address, moe::ChannelCredentialsFor(tls));
   // The model's info may wait for a gateway that is starting (retries); the
   // measured requests may not (see TimeRequest).
-  moe::client::Client info_client(channel, {});
+  moe::client::ClientOptions info_options;
+  info_options.api_key = absl::GetFlag(FLAGS_api_key);
+  if (info_options.api_key.empty() && std::getenv("MOE_API_KEY") != nullptr) {
+    info_options.api_key = std::getenv("MOE_API_KEY");
+  }
+  moe::client::Client info_client(channel, info_options);
   moe::client::CallOptions info_call;
   info_call.timeout = kModelInfoTimeout;
   const absl::StatusOr<moe::v1::ModelInfo> info =
@@ -157,7 +164,7 @@ absl::Status Run() {
       moe::RequestSource::Create(settings.prompt_tokens, settings.output_tokens,
                                  LimitsOf(*info), settings.load.seed));
 
-  moe::client::ClientOptions no_retries;
+  moe::client::ClientOptions no_retries = info_options;
   no_retries.retry.max_retries = 0;
   moe::client::Client client(channel, no_retries);
   const moe::LoadResult result = moe::RunLoad(client, source, settings.load);

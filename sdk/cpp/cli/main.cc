@@ -30,6 +30,8 @@ ABSL_FLAG(bool, add_special_tokens, false,
           "tokenize: prepend BOS when the model expects it, as generate does");
 ABSL_FLAG(int64_t, deadline_ms, 0,
           "the call's deadline in milliseconds, retries included; 0: 5 min");
+ABSL_FLAG(std::string, api_key, "",
+          "the API key the gateway asks for; empty: $MOE_API_KEY");
 ABSL_FLAG(int, retries, 3,
           "retries of UNAVAILABLE (before any text arrived), with backoff");
 
@@ -85,6 +87,10 @@ absl::Status Run(const std::vector<std::string>& args,
   moe::client::ClientOptions options;
   options.retry.max_retries = absl::GetFlag(FLAGS_retries);
   options.credentials = credentials;
+  options.api_key = absl::GetFlag(FLAGS_api_key);
+  if (options.api_key.empty() && std::getenv("MOE_API_KEY") != nullptr) {
+    options.api_key = std::getenv("MOE_API_KEY");
+  }
   moe::client::Client client(address, options);
   moe::client::CallOptions call;
   call.timeout = timeout;

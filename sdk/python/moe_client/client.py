@@ -128,7 +128,8 @@ class Client:
     Plaintext unless given `tls_ca` (the PEM file of the CA that signed the
     gateway's certificate; scripts/make-certs.sh writes ca.pem) and, where
     the gateway checks clients, `tls_cert` and `tls_key` (the client's
-    certificate and key, PEM files). `timeout` (seconds) is the default
+    certificate and key, PEM files). `api_key` is sent as "authorization:
+    Bearer KEY" to a gateway that checks keys. `timeout` (seconds) is the default
     deadline of every call; each method takes its own. Calls failing with
     UNAVAILABLE before the server answered are retried up to `max_retries`
     times (gRPC caps attempts at 5 in all). Errors raise MoeError.
@@ -136,7 +137,8 @@ class Client:
 
     def __init__(self, address: str, *, timeout: Optional[float] = None,
                  max_retries: int = 3, tls_ca: Optional[str] = None,
-                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 api_key: Optional[str] = None):
         if max_retries > 0:
             options = [("grpc.service_config", _retry_service_config(max_retries)),
                        ("grpc.enable_retries", 1)]
@@ -159,6 +161,7 @@ class Client:
                                                 options=options)
         self._stub = inference_pb2_grpc.InferenceStub(self._channel)
         self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
 
     def close(self) -> None:
         self._channel.close()
@@ -197,7 +200,8 @@ class Client:
             request.top_p = top_p
         if seed is not None:
             request.seed = seed
-        return Completion(self._stub.Generate(request, timeout=self._deadline(timeout)))
+        return Completion(self._stub.Generate(request, timeout=self._deadline(timeout),
+                                               metadata=self._metadata))
 
     def generate_text(self, prompt: Union[str, Sequence[int]],
                       **kwargs) -> Completion:
@@ -233,6 +237,7 @@ class Client:
 
     def _unary(self, method, request, timeout: Optional[float]):
         try:
-            return method(request, timeout=self._deadline(timeout))
+            return method(request, timeout=self._deadline(timeout),
+                          metadata=self._metadata)
         except grpc.RpcError as error:
             raise _error(error) from None
