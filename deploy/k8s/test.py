@@ -140,6 +140,9 @@ class RenderedManifestsTest(unittest.TestCase):
             self.assertEqual(pod_labels["moe-serve/worker-id"], worker["id"])
             container = deployment["spec"]["template"]["spec"]["containers"][0]
             self.assertIn("--worker-id=" + worker["id"], container["args"])
+            # The router (serving with the cluster's certificate) may load
+            # and unload experts.
+            self.assertIn("--admin-identities=moe-cluster,admin", container["args"])
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 command = container[probe]["exec"]["command"]
                 self.assertEqual(command[:3], ["moe-cli", "--address", "127.0.0.1:17011"])

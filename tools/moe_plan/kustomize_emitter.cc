@@ -82,6 +82,10 @@ Json WorkerDeployment(const std::string& name, const std::string& id,
         absl::StrCat("--metrics-listen=0.0.0.0:", kMetricsPort),
         absl::StrCat("--tls-cert=", kTlsCert),
         absl::StrCat("--tls-key=", kTlsKey), absl::StrCat("--tls-ca=", kTlsCa),
+        // Every pod serves with the Secret's one certificate (CN
+        // moe-cluster); the network policies let only the router reach a
+        // worker.
+        "--admin-identities=moe-cluster,admin",
         // New copies are found within a minute (see --max-connection-age-s).
         "--max-connection-age-s=30",
         "--drain-timeout-s=$(MOE_DRAIN_TIMEOUT_S)"}},
