@@ -27,6 +27,7 @@
 #include "tests/support/http_get.h"
 #include "tests/support/metric_sum.h"
 #include "tests/support/raw_grpc.h"
+#include "tests/support/test_cluster.h"
 #include "tests/support/test_models.h"
 
 namespace moe {
@@ -483,6 +484,50 @@ TEST_F(GatewayTest, OverloadIsRefusedAtOnce) {
     EXPECT_TRUE(result.status.ok()) << result.status.error_message();
     EXPECT_EQ(result.token_ids.size(), 8u);
   }
+}
+
+// A request whose deadline passes while it waits for a running slot leaves
+// the queue: DEADLINE_EXCEEDED at its deadline, and the queue is empty.
+TEST_F(GatewayTest, AQueuedRequestLeavesAtItsDeadline) {
+  Service small = Start(
+      "moe-gateway",
+      {"--model", *model_dir_, "--routers", RoutersFlag(), "--max-in-flight",
+       "1", "--max-queued", "4", "--metrics-listen", "127.0.0.1:0"},
+      "deadline_gateway");
+  ASSERT_FALSE(small.address.empty());
+  absl::StatusOr<std::string> metrics =
+      small.process->AwaitAddress(kStartTimeout, " metrics on ");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  auto stub = v1::Inference::NewStub(Channel(small.address));
+  auto queued = [&] {
+    absl::StatusOr<std::string> text = testing::HttpGet(*metrics, "/metrics");
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? testing::MetricSum(*text, "moe_gateway_requests_queued")
+                     : -1;
+  };
+
+  // With the routers stopped, one request holds the only slot.
+  for (Service& router : *routers_) router.process->Signal(SIGSTOP);
+  StreamResult holder;
+  std::thread client(
+      [&] { holder = RunGenerate(*stub, Greedy("Permission is", 4)); });
+  absl::SleepFor(absl::Milliseconds(300));
+  StreamResult waiter;
+  std::thread waiter_client([&] {
+    waiter = RunGenerate(*stub, Greedy("Permission", 4), absl::Seconds(2));
+  });
+  EXPECT_TRUE(testing::Eventually([&] { return queued() == 1; },
+                                  absl::Milliseconds(1500)));
+  waiter_client.join();
+  EXPECT_EQ(waiter.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(waiter.elapsed, absl::Seconds(4));
+  // The server let it go too: nothing waits any more.
+  EXPECT_TRUE(
+      testing::Eventually([&] { return queued() == 0; }, absl::Seconds(2)));
+
+  for (Service& router : *routers_) router.process->Signal(SIGCONT);
+  client.join();
+  EXPECT_TRUE(holder.status.ok()) << holder.status.error_message();
 }
 
 TEST_F(GatewayTest, ModelInfoHealthAndReflection) {
