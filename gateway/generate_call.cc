@@ -11,9 +11,11 @@ GenerateCall::GenerateCall(GatewayParts parts,
                            grpc::CallbackServerContext* context,
                            v1::RouterGenerateRequest router_request,
                            std::vector<std::string> stops,
-                           std::optional<ApiKeys::Lease> key)
+                           std::optional<ApiKeys::Lease> key,
+                           absl::Time arrived)
     : parts_(parts),
       server_context_(context),
+      arrived_(arrived),
       key_(std::move(key)),
       router_request_(std::move(router_request)),
       // Without the prompt as context: the streamed text must concatenate to

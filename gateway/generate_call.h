@@ -43,11 +43,13 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // `router_request` carries the claimed request id, which the call releases
   // when it ends.
-  // `key`: the API key's slot the request holds, when keys are asked for.
+  // `key`: the API key's slot the request holds, when keys are asked for;
+  // `arrived`: when Generate was called (the latencies count from there,
+  // validation and tokenization included).
   GenerateCall(GatewayParts parts, grpc::CallbackServerContext* context,
                v1::RouterGenerateRequest router_request,
                std::vector<std::string> stops,
-               std::optional<ApiKeys::Lease> key);
+               std::optional<ApiKeys::Lease> key, absl::Time arrived);
 
   // Asks admission for a slot; finishes at once with RESOURCE_EXHAUSTED
   // when there is none to wait for.
@@ -99,7 +101,7 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
   const GatewayParts parts_;
   grpc::CallbackServerContext* const server_context_;
-  const absl::Time arrived_ = absl::Now();
+  const absl::Time arrived_;
   std::optional<ApiKeys::Lease> key_;
   const v1::RouterGenerateRequest router_request_;
   // One context and reader per router tried; the last is the live one. The

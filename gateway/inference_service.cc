@@ -19,10 +19,11 @@ constexpr std::chrono::seconds kStatusTimeout(5);
 // Ends a stream at once with an error.
 class RejectedWriter : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  RejectedWriter(const absl::Status& status, GatewayMetrics& metrics) {
+  RejectedWriter(const absl::Status& status, GatewayMetrics& metrics,
+                 absl::Time arrived) {
     const grpc::Status finish = ToGrpcStatus(status);
     metrics.ObserveEnd(finish);
-    metrics.ObserveDuration(absl::ZeroDuration());
+    metrics.ObserveDuration(absl::Now() - arrived);
     Finish(finish);
   }
   void OnDone() override { delete this; }
@@ -54,26 +55,27 @@ absl::Status InferenceService::Authenticate(
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  const absl::Time arrived = absl::Now();
   std::optional<ApiKeys::Lease> key;
   if (parts_.keys != nullptr) {
     absl::StatusOr<ApiKeys::Lease> admitted =
-        parts_.keys->Admit(Authorization(*context), absl::Now());
+        parts_.keys->Admit(Authorization(*context), arrived);
     if (!admitted.ok()) {
-      return new RejectedWriter(admitted.status(), parts_.metrics);
+      return new RejectedWriter(admitted.status(), parts_.metrics, arrived);
     }
     key.emplace(*std::move(admitted));
   }
   absl::StatusOr<v1::RouterGenerateRequest> router_request =
       ToRouterRequest(*request, config_, parts_.tokenizer);
   if (!router_request.ok())
-    return new RejectedWriter(router_request.status(), parts_.metrics);
+    return new RejectedWriter(router_request.status(), parts_.metrics, arrived);
   absl::StatusOr<std::string> id = parts_.ids.Claim(request->request_id());
-  if (!id.ok()) return new RejectedWriter(id.status(), parts_.metrics);
+  if (!id.ok()) return new RejectedWriter(id.status(), parts_.metrics, arrived);
   router_request->set_request_id(*id);
   auto* call = new GenerateCall(
       parts_, context, *std::move(router_request),
       std::vector<std::string>(request->stop().begin(), request->stop().end()),
-      std::move(key));
+      std::move(key), arrived);
   call->Begin();
   return call;
 }

@@ -8,17 +8,10 @@ namespace moe {
 
 bool IsLoopbackPeer(std::string_view peer) {
   if (peer.starts_with("unix:")) return true;
-  std::string_view host;
-  if (peer.starts_with("ipv4:")) {
-    host = peer.substr(5, peer.rfind(':') - 5);
-  } else if (peer.starts_with("ipv6:")) {
-    host = peer.substr(5, peer.rfind(':') - 5);  // "[::1]"
-    // "%5B::1%5D" is how some versions escape the brackets.
-    if (host.starts_with("%5B")) return host == "%5B::1%5D";
-  } else {
-    return false;
-  }
-  return IsLoopbackHost(std::string(host));
+  if (!peer.starts_with("ipv4:") && !peer.starts_with("ipv6:")) return false;
+  // "127.0.0.1", "[::1]", or "%5B::1%5D" as some versions escape brackets.
+  const std::string_view host = peer.substr(5, peer.rfind(':') - 5);
+  return host == "%5B::1%5D" || IsLoopbackHost(std::string(host));
 }
 
 absl::Status AdminAccess::Check(const grpc::ServerContextBase& context,
