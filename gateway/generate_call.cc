@@ -39,6 +39,7 @@ void GenerateCall::Begin() {
 
 void GenerateCall::StartRouterCall() {
   std::unique_lock<std::mutex> lock(mutex_);
+  holds_slot_ = true;
   if (client_gone_) {
     // Cancelled while waiting for this slot.
     phase_ = Phase::kEnded;
@@ -191,15 +192,18 @@ void GenerateCall::OnRouterDone(const grpc::Status& status) {
 
 void GenerateCall::ReleaseResources() {
   if (router_index_ >= 0) parts_.routers.Release(router_index_);
+  parts_.ids.Release(router_request_.request_id());
+}
+
+void GenerateCall::ReleaseSlots() {
   if (key_.has_value()) {
     // The router ran the prompt and every token sampled, streamed or not.
     key_->AddTokens(router_request_.prompt_token_ids_size() +
                     completion_tokens_);
     key_.reset();
   }
-  parts_.ids.Release(router_request_.request_id());
   // May start a waiting request on this thread: nothing is locked here.
-  parts_.admission.Release();
+  if (holds_slot_) parts_.admission.Release();
 }
 
 void GenerateCall::OnWriteDone(bool ok) {
@@ -240,6 +244,7 @@ void GenerateCall::Advance(std::unique_lock<std::mutex>& lock) {
   std::optional<grpc::Status> finish = NextWrite();
   lock.unlock();
   if (!finish.has_value()) return;
+  ReleaseSlots();
   parts_.metrics.ObserveEnd(*finish);
   parts_.metrics.ObserveDuration(absl::Now() - arrived_);
   Finish(*finish);

@@ -37,8 +37,12 @@ struct GatewayParts {
 // out one write at a time, merged while a write is in flight. The router call
 // starts when admission gives the request a slot and ends before the public
 // stream finishes, so the reactor outlives every callback of both calls; it
-// deletes itself in OnDone. A router that cannot be reached before the first
-// token came is left for another one, once per router.
+// deletes itself in OnDone. The admission slot (and the API key's) is held
+// until every response has been written, not just while the router works:
+// a client that stops reading keeps its slots, so the streams that hold
+// undelivered text, and the memory they hold, are bounded by admission. A
+// router that cannot be reached before
+// the first token came is left for another one, once per router.
 class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // `router_request` carries the claimed request id, which the call releases
@@ -92,8 +96,11 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   bool TakeToken(int32_t token);
   // Sets the last response's finish reason and usage.
   void SetFinal(v1::FinishReason reason);
-  // Returns the slot, the router's count and the request id.
+  // Returns the router's count and the request id.
   void ReleaseResources();
+  // Returns the admission slot and the API key's, once nothing is left to
+  // write.
+  void ReleaseSlots();
   // Writes what is pending, or finishes the stream. Finish is called after
   // the lock is released and last: from then on OnDone may delete `this`.
   void Advance(std::unique_lock<std::mutex>& lock);
@@ -115,6 +122,7 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
   std::mutex mutex_;
   Phase phase_ = Phase::kWaiting;
+  bool holds_slot_ = false;  // admission gave a slot
   IncrementalDetokenizer detokenizer_;
   StopMatcher stop_matcher_;
   v1::GenerateResponse pending_;  // text and tokens not yet written

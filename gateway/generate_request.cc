@@ -21,10 +21,12 @@ absl::Status Invalid(const std::string& message) {
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(
     const v1::GenerateRequest& request, const ModelConfig& config,
-    const Tokenizer& tokenizer) {
+    const Tokenizer& tokenizer, size_t max_prompt_bytes) {
   switch (request.prompt_case()) {
     case v1::GenerateRequest::kText: {
       if (request.text().empty()) return Invalid("text: the prompt is empty");
+      MOE_RETURN_IF_ERROR(
+          CheckPromptBytes("text", request.text(), max_prompt_bytes));
       absl::StatusOr<std::vector<int32_t>> ids =
           tokenizer.EncodePrompt(request.text());
       if (!ids.ok()) {
@@ -87,9 +89,22 @@ absl::Status CheckSampling(const v1::GenerateRequest& request) {
 
 }  // namespace
 
+absl::Status CheckPromptBytes(std::string_view field, std::string_view text,
+                              size_t max_bytes) {
+  if (text.size() <= max_bytes) return absl::OkStatus();
+  return Invalid(absl::StrCat(absl::string_view(field.data(), field.size()),
+                              ": ", text.size(),
+                              " bytes, more than the gateway takes (",
+                              max_bytes, ", --max-prompt-bytes)"));
+}
+
+size_t DefaultMaxPromptBytes(const ModelConfig& config) {
+  return 16 * static_cast<size_t>(config.max_position_embeddings);
+}
+
 absl::StatusOr<v1::RouterGenerateRequest> ToRouterRequest(
     const v1::GenerateRequest& request, const ModelConfig& config,
-    const Tokenizer& tokenizer) {
+    const Tokenizer& tokenizer, size_t max_prompt_bytes) {
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return Invalid(absl::StrCat("request_id: ", request.request_id().size(),
                                 " bytes, at most ", kMaxRequestIdBytes));
@@ -101,7 +116,7 @@ absl::StatusOr<v1::RouterGenerateRequest> ToRouterRequest(
         absl::StrCat("max_tokens: must be >= 1, got ", request.max_tokens()));
   }
   MOE_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt,
-                       PromptIds(request, config, tokenizer));
+                       PromptIds(request, config, tokenizer, max_prompt_bytes));
   const int64_t context = config.max_position_embeddings;
   if (static_cast<int64_t>(prompt.size()) >= context) {
     return Invalid(absl::StrCat("prompt: ", prompt.size(),

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+#include "gateway/admitted_unary_call.h"
 #include "gateway/generate_request.h"
 #include "rpc/grpc_status.h"
 
@@ -45,16 +47,83 @@ std::optional<std::string_view> Authorization(
   return std::string_view(found->second.data(), found->second.size());
 }
 
+// The index gRPC gives `method` of moe.v1.Inference: its place in the
+// service's declaration, as in the generated code.
+int MethodIndex(const char* method) {
+  return v1::GenerateRequest::descriptor()
+      ->file()
+      ->FindServiceByName("Inference")
+      ->FindMethodByName(method)
+      ->index();
+}
+
+template <typename Request, typename Reply>
+using UnaryHandler =
+    grpc::internal::CallbackUnaryHandler<ReceivedRequest<Request>, Reply>;
+
 }  // namespace
 
-absl::Status InferenceService::Authenticate(
-    const grpc::CallbackServerContext& context) const {
-  if (parts_.keys == nullptr) return absl::OkStatus();
-  return parts_.keys->Authenticate(Authorization(context)).status();
+InferenceService::InferenceService(const ModelConfig& config,
+                                   std::string model_name,
+                                   size_t max_prompt_bytes, GatewayParts parts)
+    : config_(config),
+      model_name_(std::move(model_name)),
+      max_prompt_bytes_(max_prompt_bytes),
+      parts_(parts) {
+  ServeReceivedRequests();
+}
+
+void InferenceService::ServeReceivedRequests() {
+  // The handlers the generated CallbackService registers, with the request
+  // type replaced.
+  MarkMethodCallback(
+      MethodIndex("Generate"),
+      new grpc::internal::CallbackServerStreamingHandler<
+          ReceivedRequest<v1::GenerateRequest>, v1::GenerateResponse>(
+          [this](grpc::CallbackServerContext* context,
+                 const ReceivedRequest<v1::GenerateRequest>* request) {
+            return Generate(context, request);
+          }));
+  MarkMethodCallback(
+      MethodIndex("Tokenize"),
+      new UnaryHandler<v1::TokenizeRequest, v1::TokenizeResponse>(
+          [this](grpc::CallbackServerContext* context,
+                 const ReceivedRequest<v1::TokenizeRequest>* request,
+                 v1::TokenizeResponse* reply) {
+            return Tokenize(context, request, reply);
+          }));
+  MarkMethodCallback(
+      MethodIndex("Detokenize"),
+      new UnaryHandler<v1::DetokenizeRequest, v1::DetokenizeResponse>(
+          [this](grpc::CallbackServerContext* context,
+                 const ReceivedRequest<v1::DetokenizeRequest>* request,
+                 v1::DetokenizeResponse* reply) {
+            return Detokenize(context, request, reply);
+          }));
+  MarkMethodCallback(
+      MethodIndex("GetModelInfo"),
+      new UnaryHandler<v1::GetModelInfoRequest, v1::ModelInfo>(
+          [this](grpc::CallbackServerContext* context,
+                 const ReceivedRequest<v1::GetModelInfoRequest>* request,
+                 v1::ModelInfo* reply) {
+            return GetModelInfo(context, request, reply);
+          }));
+}
+
+template <typename Message>
+absl::Status InferenceService::Receive(
+    const grpc::CallbackServerContext& context,
+    const ReceivedRequest<Message>& request) const {
+  if (parts_.keys != nullptr) {
+    MOE_RETURN_IF_ERROR(
+        parts_.keys->Authenticate(Authorization(context)).status());
+  }
+  return request.parse_status;
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context,
+    const ReceivedRequest<v1::GenerateRequest>* received) {
   const absl::Time arrived = absl::Now();
   std::optional<ApiKeys::Lease> key;
   if (parts_.keys != nullptr) {
@@ -65,46 +134,63 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     }
     key.emplace(*std::move(admitted));
   }
+  if (!received->parse_status.ok()) {
+    return new RejectedWriter(received->parse_status, parts_.metrics, arrived);
+  }
+  const v1::GenerateRequest& request = received->message;
   absl::StatusOr<v1::RouterGenerateRequest> router_request =
-      ToRouterRequest(*request, config_, parts_.tokenizer);
+      ToRouterRequest(request, config_, parts_.tokenizer, max_prompt_bytes_);
   if (!router_request.ok())
     return new RejectedWriter(router_request.status(), parts_.metrics, arrived);
-  absl::StatusOr<std::string> id = parts_.ids.Claim(request->request_id());
+  absl::StatusOr<std::string> id = parts_.ids.Claim(request.request_id());
   if (!id.ok()) return new RejectedWriter(id.status(), parts_.metrics, arrived);
   router_request->set_request_id(*id);
   auto* call = new GenerateCall(
       parts_, context, *std::move(router_request),
-      std::vector<std::string>(request->stop().begin(), request->stop().end()),
+      std::vector<std::string>(request.stop().begin(), request.stop().end()),
       std::move(key), arrived);
   call->Begin();
   return call;
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(
-    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+    grpc::CallbackServerContext* context,
+    const ReceivedRequest<v1::TokenizeRequest>* received,
     v1::TokenizeResponse* reply) {
-  if (const absl::Status key = Authenticate(*context); !key.ok()) {
-    return FinishUnary(context, key);
+  if (absl::Status ready = Receive(*context, *received); !ready.ok()) {
+    return FinishUnary(context, ready);
   }
-  absl::StatusOr<std::vector<int32_t>> ids =
-      request->add_special_tokens()
-          ? parts_.tokenizer.EncodePrompt(request->text())
-          : parts_.tokenizer.Encode(request->text());
-  if (!ids.ok()) {
-    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
-                                    "text: ", ids.status().message())));
+  const v1::TokenizeRequest& request = received->message;
+  if (absl::Status size =
+          CheckPromptBytes("text", request.text(), max_prompt_bytes_);
+      !size.ok()) {
+    return FinishUnary(context, size);
   }
-  reply->mutable_token_ids()->Add(ids->begin(), ids->end());
-  return FinishUnary(context, absl::OkStatus());
+  auto* call = new AdmittedUnaryCall(
+      parts_.admission, [this, &request, reply]() -> absl::Status {
+        absl::StatusOr<std::vector<int32_t>> ids =
+            request.add_special_tokens()
+                ? parts_.tokenizer.EncodePrompt(request.text())
+                : parts_.tokenizer.Encode(request.text());
+        if (!ids.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("text: ", ids.status().message()));
+        }
+        reply->mutable_token_ids()->Add(ids->begin(), ids->end());
+        return absl::OkStatus();
+      });
+  call->Begin();
+  return call;
 }
 
 grpc::ServerUnaryReactor* InferenceService::Detokenize(
-    grpc::CallbackServerContext* context, const v1::DetokenizeRequest* request,
+    grpc::CallbackServerContext* context,
+    const ReceivedRequest<v1::DetokenizeRequest>* received,
     v1::DetokenizeResponse* reply) {
-  if (const absl::Status key = Authenticate(*context); !key.ok()) {
-    return FinishUnary(context, key);
+  if (absl::Status ready = Receive(*context, *received); !ready.ok()) {
+    return FinishUnary(context, ready);
   }
-  const auto& ids = request->token_ids();
+  const auto& ids = received->message.token_ids();
   for (int i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= config_.vocab_size) {
       return FinishUnary(context,
@@ -113,21 +199,27 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(
                              " is outside [0, ", config_.vocab_size, ")")));
     }
   }
-  absl::StatusOr<std::string> text =
-      parts_.tokenizer.Decode({ids.data(), static_cast<size_t>(ids.size())});
-  if (!text.ok()) {
-    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
-                                    "token_ids: ", text.status().message())));
-  }
-  reply->set_text(*std::move(text));
-  return FinishUnary(context, absl::OkStatus());
+  auto* call = new AdmittedUnaryCall(
+      parts_.admission, [this, &ids, reply]() -> absl::Status {
+        absl::StatusOr<std::string> text = parts_.tokenizer.Decode(
+            {ids.data(), static_cast<size_t>(ids.size())});
+        if (!text.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("token_ids: ", text.status().message()));
+        }
+        reply->set_text(*std::move(text));
+        return absl::OkStatus();
+      });
+  call->Begin();
+  return call;
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
-    grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
+    grpc::CallbackServerContext* context,
+    const ReceivedRequest<v1::GetModelInfoRequest>* received,
     v1::ModelInfo* reply) {
-  if (const absl::Status key = Authenticate(*context); !key.ok()) {
-    return FinishUnary(context, key);
+  if (absl::Status ready = Receive(*context, *received); !ready.ok()) {
+    return FinishUnary(context, ready);
   }
   reply->set_name(model_name_);
   reply->set_architecture(ArchitectureName(config_.architecture));

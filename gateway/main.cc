@@ -2,6 +2,7 @@
 // routers. It tokenizes, validates and admits requests and turns the
 // routers' token streams into text; it loads no weights and keeps no state
 // beyond the requests in flight.
+#include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -17,6 +18,7 @@
 #include "gateway/admission.h"
 #include "gateway/api_keys.h"
 #include "gateway/gateway_metrics.h"
+#include "gateway/generate_request.h"
 #include "gateway/inference_service.h"
 #include "gateway/request_ids.h"
 #include "gateway/router_pool.h"
@@ -36,6 +38,9 @@ ABSL_FLAG(int, max_in_flight, 64, "requests running through the gateway");
 ABSL_FLAG(std::string, api_keys, "",
           "clients' API keys and limits, one per line: NAME SHA256-HEX "
           "[max_in_flight=N] [tokens_per_minute=N]; unset: no keys asked for");
+ABSL_FLAG(int64_t, max_prompt_bytes, 0,
+          "longest text prompt in bytes, refused before it is tokenized; 0: "
+          "16 bytes per token of the model's context");
 ABSL_FLAG(int, max_queued, 256,
           "requests waiting for a running slot; beyond it RESOURCE_EXHAUSTED");
 
@@ -63,6 +68,10 @@ absl::Status Serve() {
     return absl::InvalidArgumentError(
         "--max-in-flight must be >= 1 and --max-queued >= 0");
   }
+  const int64_t max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
+  if (max_prompt_bytes < 0) {
+    return absl::InvalidArgumentError("--max-prompt-bytes must be >= 0");
+  }
   // The public port: TLS when given a certificate, client certificates
   // optional (checked when sent).
   MOE_ASSIGN_OR_RETURN(
@@ -76,7 +85,8 @@ absl::Status Serve() {
                        moe::LoadTokenizer(model, config));
   moe::Admission admission(max_in_flight, max_queued);
   // The gateway is a client of the routers with its own certificate.
-  moe::RouterPool pool(routers, moe::ChannelCredentialsFor(tls));
+  moe::RouterPool pool(routers, moe::ChannelCredentialsFor(tls),
+                       serve_options.keepalive_interval);
   moe::RequestIds ids;
   std::unique_ptr<moe::ApiKeys> keys;
   if (!absl::GetFlag(FLAGS_api_keys).empty()) {
@@ -89,6 +99,8 @@ absl::Status Serve() {
       moe::MetricsEndpointFromFlags("moe-gateway", metrics.collectables()));
   moe::InferenceService service(
       config, DirectoryName(model),
+      max_prompt_bytes > 0 ? static_cast<size_t>(max_prompt_bytes)
+                           : moe::DefaultMaxPromptBytes(config),
       {*tokenizer, admission, pool, ids, metrics, keys.get()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),
@@ -104,7 +116,8 @@ int main(int argc, char** argv) {
       "Serves moe.v1.Inference: text generation in front of moe-router.\n"
       "usage: moe-gateway --model DIR --routers host:port[,host:port...] "
       "[--listen 127.0.0.1:PORT] [--max-in-flight N --max-queued N] "
-      "[--metrics-listen 127.0.0.1:PORT] [--api-keys FILE] [--tls-cert PEM "
+      "[--metrics-listen 127.0.0.1:PORT] [--api-keys FILE] [--max-prompt-bytes "
+      "N] [--tls-cert PEM "
       "--tls-key PEM --tls-ca PEM]");
   const absl::Status status = Serve();
   if (!status.ok()) {

@@ -2,15 +2,21 @@
 
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "rpc/keepalive.h"
 
 namespace moe {
 
 RouterPool::RouterPool(
     const std::vector<std::string>& addresses,
-    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    absl::Duration keepalive_interval) {
+  // A router that vanished without closing its connections is noticed
+  // within seconds, also while no request runs on it.
+  grpc::ChannelArguments args;
+  SetClientKeepalive(keepalive_interval, absl::Seconds(5), args);
   for (const std::string& address : addresses) {
     std::shared_ptr<grpc::Channel> channel =
-        grpc::CreateChannel(address, credentials);
+        grpc::CreateCustomChannel(address, credentials, args);
     routers_.push_back({address, channel, v1::Router::NewStub(channel)});
   }
 }

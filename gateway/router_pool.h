@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "grpcpp/security/credentials.h"
 #include "moe/v1/router.grpc.pb.h"
 
@@ -16,10 +17,12 @@ namespace moe {
 class RouterPool {
  public:
   // `addresses`: host:port of each router, at least one, reached with
-  // `credentials`. Channels connect lazily, so a router that is not up yet
-  // is not an error here.
+  // `credentials`, pinged every `keepalive_interval` (see
+  // rpc/keepalive.h). Channels connect lazily, so a router that is not up
+  // yet is not an error here.
   RouterPool(const std::vector<std::string>& addresses,
-             const std::shared_ptr<grpc::ChannelCredentials>& credentials);
+             const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+             absl::Duration keepalive_interval);
 
   struct Lease {
     int index;

@@ -49,6 +49,7 @@ absl::Status Serve() {
   // The router is a client of its workers with its own certificate.
   MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
   backend_options.remote.credentials = moe::ChannelCredentialsFor(tls);
+  backend_options.remote.keepalive_interval = serve_options.keepalive_interval;
   moe::RouterMetrics metrics;
   backend_options.remote.on_call = [&metrics](const std::string& worker,
                                               absl::Duration round_trip) {

@@ -119,9 +119,8 @@ WorkerRegistry::WorkerRegistry(const ExpertTierOptions& options,
   // A worker whose host vanished without closing its connections (a crash,
   // a partition) is noticed within seconds, also by an idle activation
   // link whose next write would otherwise wait for TCP to give up.
-  channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
-  channel_args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  channel_args_.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  SetClientKeepalive(options.keepalive_interval, absl::Seconds(5),
+                     channel_args_);
   // A worker's address may resolve to several copies holding the same
   // experts (several --workers addresses of one id, or a Kubernetes headless
   // Service as dns:///NAME:PORT): each call goes to the next live one.

@@ -16,6 +16,7 @@
 #include "link/worker_link.h"
 #include "moe/v1/expert.grpc.pb.h"
 #include "router_service/worker_health.h"
+#include "rpc/keepalive.h"
 
 namespace moe {
 
@@ -64,6 +65,8 @@ struct ExpertTierOptions {
   // The router's credentials as the workers' client (TLS with its
   // certificate); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // How often the router pings each worker (see rpc/keepalive.h).
+  absl::Duration keepalive_interval = kDefaultKeepaliveInterval;
   // How often a down worker is asked whether it serves again.
   absl::Duration probe_interval = absl::Milliseconds(200);
   // Called as each Compute call ends (failed ones too), with the worker's

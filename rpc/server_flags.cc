@@ -14,6 +14,11 @@ ABSL_FLAG(int, max_connection_age_s, 0,
           "resolve this server's name again and find new copies behind it "
           "(a Kubernetes Service's new pods); 0: never");
 
+ABSL_FLAG(int, keepalive_interval_ms, 5000,
+          "ping interval of links between services: this service pings its "
+          "servers this often and accepts pings half as far apart; every "
+          "service of a cluster takes the same");
+
 ABSL_FLAG(bool, insecure, false,
           "serve without TLS on an address other than loopback");
 
@@ -31,6 +36,11 @@ absl::StatusOr<ServeOptions> ServeOptionsFromFlags(const std::string& listen,
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-connection-age-s must be in [0, 86400], got ", age));
   }
+  const int keepalive = absl::GetFlag(FLAGS_keepalive_interval_ms);
+  if (keepalive < 100 || keepalive > 3600 * 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--keepalive-interval-ms must be in [100, 3600000], got ", keepalive));
+  }
   ServeOptions options;
   MOE_ASSIGN_OR_RETURN(const TlsConfig tls, TlsConfigFromFlags());
   MOE_ASSIGN_OR_RETURN(options.credentials,
@@ -38,6 +48,7 @@ absl::StatusOr<ServeOptions> ServeOptionsFromFlags(const std::string& listen,
                                             absl::GetFlag(FLAGS_insecure)));
   options.drain_timeout = absl::Seconds(drain);
   options.max_connection_age = absl::Seconds(age);
+  options.keepalive_interval = absl::Milliseconds(keepalive);
   return options;
 }
 

@@ -10,7 +10,8 @@
 namespace moe {
 
 // The flags every service shares (--drain-timeout-s,
-// --max-connection-age-s, --insecure and the TLS files) as ServeOptions; the
+// --max-connection-age-s, --keepalive-interval-ms, --insecure and the TLS
+// files) as ServeOptions; the
 // service listens on `listen` with TLS from --tls-cert, --tls-key and
 // --tls-ca (`clients` says whether its clients must present a certificate),
 // or in plaintext, which only loopback addresses get without --insecure.

@@ -34,6 +34,7 @@ absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
                            &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  SetServerKeepalive(options.keepalive_interval, builder);
   if (options.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                static_cast<int>(absl::ToInt64Milliseconds(

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "grpcpp/security/server_credentials.h"
+#include "rpc/keepalive.h"
 
 namespace moe {
 
@@ -30,6 +31,9 @@ struct ServeOptions {
   // finish), so clients resolve the server's name again and find new
   // copies behind it (pods a Kubernetes Service gained). Zero: never.
   absl::Duration max_connection_age = absl::ZeroDuration();
+  // The ping interval the service's clients use: pings that far apart are
+  // accepted (see keepalive.h).
+  absl::Duration keepalive_interval = kDefaultKeepaliveInterval;
   // TLS (see ServerCredentialsFor); null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
 };

@@ -13,6 +13,8 @@
 namespace moe {
 namespace {
 
+constexpr size_t kMaxPromptBytes = 4096;
+
 class GenerateRequestTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -37,7 +39,7 @@ class GenerateRequestTest : public ::testing::Test {
     v1::GenerateRequest request = Valid();
     change(request);
     absl::StatusOr<v1::RouterGenerateRequest> result =
-        ToRouterRequest(request, config_, *tokenizer_);
+        ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes);
     ASSERT_FALSE(result.ok()) << field;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_HAS_SUBSTR(result.status().message(), field + ":");
@@ -51,7 +53,7 @@ TEST_F(GenerateRequestTest, TextIsTokenizedWithBos) {
   v1::GenerateRequest request = Valid();
   request.set_request_id("abc");
   request.set_ignore_eos(true);
-  auto router = ToRouterRequest(request, config_, *tokenizer_);
+  auto router = ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes);
   ASSERT_TRUE(router.ok()) << router.status();
   auto expected = tokenizer_->EncodePrompt("Permission is granted");
   ASSERT_TRUE(expected.ok());
@@ -68,7 +70,7 @@ TEST_F(GenerateRequestTest, TokenIdsAreUsedAsTheyAre) {
   v1::GenerateRequest request = Valid();
   request.mutable_token_ids()->add_ids(5);
   request.mutable_token_ids()->add_ids(399);
-  auto router = ToRouterRequest(request, config_, *tokenizer_);
+  auto router = ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes);
   ASSERT_TRUE(router.ok()) << router.status();
   EXPECT_EQ(std::vector<int32_t>(router->prompt_token_ids().begin(),
                                  router->prompt_token_ids().end()),
@@ -76,7 +78,7 @@ TEST_F(GenerateRequestTest, TokenIdsAreUsedAsTheyAre) {
 }
 
 TEST_F(GenerateRequestTest, UnsetSamplingFieldsGetTheirDefaults) {
-  auto router = ToRouterRequest(Valid(), config_, *tokenizer_);
+  auto router = ToRouterRequest(Valid(), config_, *tokenizer_, kMaxPromptBytes);
   ASSERT_TRUE(router.ok());
   EXPECT_EQ(router->sampling().temperature(), 1.0f);
   EXPECT_EQ(router->sampling().top_p(), 1.0f);
@@ -90,7 +92,7 @@ TEST_F(GenerateRequestTest, SetSamplingFieldsPassThrough) {
   request.set_top_p(0.5f);
   request.set_top_k(7);
   request.set_seed(0);
-  auto router = ToRouterRequest(request, config_, *tokenizer_);
+  auto router = ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes);
   ASSERT_TRUE(router.ok());
   EXPECT_EQ(router->sampling().temperature(), 0.0f);
   EXPECT_EQ(router->sampling().top_p(), 0.5f);
@@ -101,7 +103,7 @@ TEST_F(GenerateRequestTest, SetSamplingFieldsPassThrough) {
 TEST_F(GenerateRequestTest, NegativeSeedsStayReproducible) {
   v1::GenerateRequest request = Valid();
   request.set_seed(-5);
-  auto router = ToRouterRequest(request, config_, *tokenizer_);
+  auto router = ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes);
   ASSERT_TRUE(router.ok());
   EXPECT_GE(router->sampling().seed(), 0);
 }
@@ -110,6 +112,8 @@ TEST_F(GenerateRequestTest, EveryInvalidFieldIsNamed) {
   using R = v1::GenerateRequest;
   ExpectInvalid([](R& r) { r.clear_prompt(); }, "prompt");
   ExpectInvalid([](R& r) { r.set_text(""); }, "text");
+  ExpectInvalid([](R& r) { r.set_text(std::string(kMaxPromptBytes + 1, 'a')); },
+                "text");
   ExpectInvalid([](R& r) { r.mutable_token_ids(); }, "token_ids");
   ExpectInvalid([](R& r) { r.mutable_token_ids()->add_ids(400); }, "token_ids");
   ExpectInvalid([](R& r) { r.mutable_token_ids()->add_ids(-1); }, "token_ids");
@@ -141,6 +145,17 @@ TEST_F(GenerateRequestTest, EveryInvalidFieldIsNamed) {
                 "request_id");
 }
 
+TEST_F(GenerateRequestTest, APromptTooLongInBytesNamesTheFlag) {
+  const absl::Status status = CheckPromptBytes(
+      "text", std::string(kMaxPromptBytes + 1, 'a'), kMaxPromptBytes);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_HAS_SUBSTR(status.message(), "text: 4097 bytes");
+  EXPECT_HAS_SUBSTR(status.message(), "--max-prompt-bytes");
+  EXPECT_TRUE(CheckPromptBytes("text", std::string(kMaxPromptBytes, 'a'),
+                               kMaxPromptBytes)
+                  .ok());
+}
+
 TEST_F(GenerateRequestTest, LimitsAreInclusive) {
   v1::GenerateRequest request = Valid();
   for (int i = 0; i < 8; ++i) request.add_stop(std::string(256, 'a' + i));
@@ -149,7 +164,8 @@ TEST_F(GenerateRequestTest, LimitsAreInclusive) {
   request.clear_prompt();
   request.mutable_token_ids()->add_ids(1);
   request.set_max_tokens(511);  // 1 + 511 = the context of 512
-  EXPECT_TRUE(ToRouterRequest(request, config_, *tokenizer_).ok());
+  EXPECT_TRUE(
+      ToRouterRequest(request, config_, *tokenizer_, kMaxPromptBytes).ok());
 }
 
 }  // namespace

@@ -137,19 +137,15 @@ TEST_F(MetricsTest, CountersMoveByWhatTheRequestsDid) {
 }
 
 TEST_F(MetricsTest, GatewayCountsRequestsByCodeAndTokensBothWays) {
-  auto gateway = ChildProcess::Start(
-      {SiblingBinary("moe-gateway"), "--model", cluster_.model_dir, "--routers",
-       cluster_.router_address, "--listen", "127.0.0.1:0", "--metrics-listen",
-       "127.0.0.1:0"},
-      LogPrefix("gateway"));
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  absl::StatusOr<std::string> address = (*gateway)->AwaitAddress(kStartTimeout);
-  ASSERT_TRUE(address.ok()) << address.status();
+  std::string address;
+  const std::unique_ptr<ChildProcess> gateway =
+      StartGateway(cluster_, {"--metrics-listen", "127.0.0.1:0"}, address);
+  ASSERT_NE(gateway, nullptr);
   absl::StatusOr<std::string> metrics =
-      (*gateway)->AwaitAddress(kStartTimeout, " metrics on ");
+      gateway->AwaitAddress(kStartTimeout, " metrics on ");
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   auto stub = v1::Inference::NewStub(
-      grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 
   // Two requests run, one is refused for its bad field.
   int prompt_tokens = 0;

@@ -16,53 +16,16 @@ M failed".
 """
 
 import os
-import queue
 import subprocess
 import sys
 import tempfile
-import threading
 import traceback
 
 import grpc
 from moe_client import Client, MoeError
+from moe_services import Service, make_tiny_model
 
 PROMPT = "The licensee may copy"
-SHAPE = ["--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
-         "--experts", "8", "--intermediate", "96", "--vocab", "500"]
-
-
-class Service:
-    """A service process; `address` is read from its "listening on" line."""
-
-    def __init__(self, name, args):
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        lines = queue.Queue()
-
-        def read():  # all of stdout, so that the pipe never fills
-            for line in self.process.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        prefix = f"{name} listening on "
-        while True:
-            try:
-                line = lines.get(timeout=60)
-            except queue.Empty:
-                raise RuntimeError(f"{name} did not print '{prefix}...' in 60 s")
-            if line is None:
-                raise RuntimeError(f"{name} exited with {self.process.wait()}")
-            if line.startswith(prefix):
-                self.address = line[len(prefix):].strip()
-                return
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def expect_error(code, words, call):
@@ -211,10 +174,7 @@ def main():
         print(f"SKIP: no moe-gateway in {bin_dir}")
         return 77
     with tempfile.TemporaryDirectory() as work:
-        model = os.path.join(work, "tiny-mixtral")
-        subprocess.run([os.path.join(bin_dir, "moe-make-model"), "--out", model,
-                        "--arch", "mixtral", "--dtype", "fp8"] + SHAPE,
-                       check=True, stdout=subprocess.DEVNULL)
+        model = make_tiny_model(bin_dir, work)
         services = []
         try:
             services.append(Service("moe-router", [

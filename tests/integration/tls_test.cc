@@ -59,22 +59,8 @@ class TlsTest : public ::testing::Test {
     const TestModelSpec spec{.format = WeightFormat::kFp8, .layers = 2};
     StartCluster(spec, PlanWithSlots(spec, {16}), TlsFlags(certs_, "router"),
                  cluster_, TlsFlags(certs_, "worker"));
-    std::vector<std::string> args = {SiblingBinary("moe-gateway"),
-                                     "--model",
-                                     cluster_.model_dir,
-                                     "--routers",
-                                     cluster_.router_address,
-                                     "--listen",
-                                     "127.0.0.1:0"};
-    for (const std::string& flag : TlsFlags(certs_, "gateway")) {
-      args.push_back(flag);
-    }
-    auto gateway = ChildProcess::Start(args, LogPrefix("gateway"));
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    absl::StatusOr<std::string> address = gateway_->AwaitAddress(kStartTimeout);
-    ASSERT_TRUE(address.ok()) << address.status();
-    gateway_address_ = *address;
+    gateway_ =
+        StartGateway(cluster_, TlsFlags(certs_, "gateway"), gateway_address_);
   }
 
   // A greedy generation of 4 tokens through the gateway.

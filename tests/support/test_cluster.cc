@@ -82,6 +82,24 @@ std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
                          {"--memory", std::to_string(memory_bytes)}, {});
 }
 
+std::unique_ptr<ChildProcess> StartGateway(
+    const Cluster& cluster, const std::vector<std::string>& flags,
+    std::string& address) {
+  std::vector<std::string> args = {
+      SiblingBinary("moe-gateway"), "--model",  cluster.model_dir, "--routers",
+      cluster.router_address,       "--listen", "127.0.0.1:0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  auto gateway = ChildProcess::Start(args, LogPrefix("gateway"));
+  EXPECT_TRUE(gateway.ok()) << gateway.status();
+  if (!gateway.ok()) return nullptr;
+  absl::StatusOr<std::string> listening =
+      (*gateway)->AwaitAddress(kStartTimeout);
+  EXPECT_TRUE(listening.ok()) << listening.status();
+  if (!listening.ok()) return nullptr;
+  address = *listening;
+  return std::move(*gateway);
+}
+
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
                   const std::vector<std::string>& router_flags,
                   Cluster& cluster,

@@ -71,6 +71,13 @@ std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
                                                const std::string& id,
                                                int64_t memory_bytes);
 
+// moe-gateway in front of the cluster's router on 127.0.0.1 with `flags`,
+// its address in `address`; a test failure (and null) when it does not
+// start.
+std::unique_ptr<ChildProcess> StartGateway(
+    const Cluster& cluster, const std::vector<std::string>& flags,
+    std::string& address);
+
 // Writes `plan`, starts its workers on the spec's model and a router in
 // front of them.
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
