@@ -2,6 +2,7 @@
 // routers. It tokenizes, validates and admits requests and turns the
 // routers' token streams into text; it loads no weights and keeps no state
 // beyond the requests in flight.
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -75,7 +76,7 @@ absl::Status Serve() {
   // The public port: TLS when given a certificate, client certificates
   // optional (checked when sent).
   MOE_ASSIGN_OR_RETURN(
-      const moe::ServeOptions serve_options,
+      moe::ServeOptions serve_options,
       moe::ServeOptionsFromFlags(absl::GetFlag(FLAGS_listen),
                                  moe::ClientCertificates::kOptional));
   MOE_ASSIGN_OR_RETURN(const moe::TlsConfig tls, moe::TlsConfigFromFlags());
@@ -83,6 +84,13 @@ absl::Status Serve() {
                        moe::LoadModelConfig(model));
   MOE_ASSIGN_OR_RETURN(const std::unique_ptr<moe::Tokenizer> tokenizer,
                        moe::LoadTokenizer(model, config));
+  const size_t prompt_bytes = max_prompt_bytes > 0
+                                  ? static_cast<size_t>(max_prompt_bytes)
+                                  : moe::DefaultMaxPromptBytes(config);
+  // Room for the prompt and the other fields (stop strings, ids), and no
+  // more: a larger message is refused before it is read whole.
+  serve_options.max_receive_message_bytes =
+      static_cast<int>(std::min<size_t>(prompt_bytes + (1 << 20), 256 << 20));
   moe::Admission admission(max_in_flight, max_queued);
   // The gateway is a client of the routers with its own certificate.
   moe::RouterPool pool(routers, moe::ChannelCredentialsFor(tls),
@@ -98,9 +106,7 @@ absl::Status Serve() {
       const std::unique_ptr<moe::MetricsEndpoint> metrics_endpoint,
       moe::MetricsEndpointFromFlags("moe-gateway", metrics.collectables()));
   moe::InferenceService service(
-      config, DirectoryName(model),
-      max_prompt_bytes > 0 ? static_cast<size_t>(max_prompt_bytes)
-                           : moe::DefaultMaxPromptBytes(config),
+      config, DirectoryName(model), prompt_bytes,
       {*tokenizer, admission, pool, ids, metrics, keys.get()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   return moe::ServeUntilTerminated({&service}, absl::GetFlag(FLAGS_listen),

@@ -18,7 +18,7 @@ absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
                                   const std::string& listen,
                                   const std::string& name,
                                   const ServeOptions& options) {
-  constexpr int kMaxMessageBytes = 256 << 20;
+  constexpr int kMaxSendMessageBytes = 256 << 20;
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(
@@ -32,8 +32,8 @@ absl::Status ServeUntilTerminated(const std::vector<grpc::Service*>& services,
                                ? options.credentials
                                : grpc::InsecureServerCredentials(),
                            &port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(kMaxSendMessageBytes);
   SetServerKeepalive(options.keepalive_interval, builder);
   if (options.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,

@@ -34,6 +34,9 @@ struct ServeOptions {
   // The ping interval the service's clients use: pings that far apart are
   // accepted (see keepalive.h).
   absl::Duration keepalive_interval = kDefaultKeepaliveInterval;
+  // The largest request message taken; larger ones end RESOURCE_EXHAUSTED
+  // before they are read whole.
+  int max_receive_message_bytes = 256 << 20;
   // TLS (see ServerCredentialsFor); null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
 };

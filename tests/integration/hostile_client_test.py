@@ -7,7 +7,8 @@ Starts moe-router and two moe-gateways on 127.0.0.1 with a tiny model and
 checks, with stock grpcio clients:
 - bytes that are not the request message, and text fields that are not
   UTF-8, get INVALID_ARGUMENT naming the field;
-- prompts longer than --max-prompt-bytes are refused, naming the flag;
+- prompts longer than --max-prompt-bytes are refused, naming the flag, and
+  messages far larger are not read;
 - Tokenize waits for admission like Generate, leaves the queue at its
   deadline, and is refused when the queue is full;
 - a client that opens streams and stops reading holds only the slots
@@ -107,6 +108,12 @@ def check_prompt_bytes(gateway, slow):
                 assert error.code == grpc.StatusCode.INVALID_ARGUMENT, error.code
                 assert "text: 1000000 bytes" in error.message, error.message
                 assert "--max-prompt-bytes" in error.message, error.message
+        # Messages beyond the prompt's room (1 MiB more) are not even read.
+        try:
+            client.tokenize("word " * 500_000)
+            raise AssertionError("a 2.5 MB message was taken")
+        except MoeError as error:
+            assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED, error.code
 
 
 def gateway_rss_kib(gateway):
