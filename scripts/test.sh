@@ -9,13 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 "$root/scripts/install-deps.sh" --test
 
-venv="$build/test-venv"
-if [ ! -x "$venv/bin/python" ]; then
-  mkdir -p "$build"
-  python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check \
-  -r "$root/tests/integration/requirements.txt"
+. "$root/scripts/lib/test-venv.sh"
+test_venv "$build"
 
 cmake -S "$root" -B "$build" -G Ninja -DMOE_TEST_PYTHON="$venv/bin/python"
 cmake --build "$build" -j 2

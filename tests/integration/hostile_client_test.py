@@ -23,13 +23,12 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 
 import grpc
 from moe_client import Client, MoeError
 from moe_client._proto import inference_pb2, inference_pb2_grpc
-from moe_services import Service, make_tiny_model
+from moe_services import Service, make_tiny_model, run_checks
 
 # A client window this small makes the gateway's writes wait for the
 # client's reads after a few hundred bytes.
@@ -209,7 +208,6 @@ def main():
     if not os.path.exists(os.path.join(bin_dir, "moe-gateway")):
         print(f"SKIP: no moe-gateway in {bin_dir}")
         return 77
-    passed = failed = 0
     with tempfile.TemporaryDirectory() as work:
         model = make_tiny_model(bin_dir, work)
         services = []
@@ -226,14 +224,7 @@ def main():
                 "--max-in-flight", "1", "--max-queued", "1",
                 "--metrics-listen", "127.0.0.1:0"])
             services.append(slow)
-            for check in CHECKS:
-                try:
-                    check(gateway, slow)
-                    passed += 1
-                except Exception:
-                    failed += 1
-                    print(f"FAIL: {check.__name__}")
-                    traceback.print_exc()
+            passed, failed = run_checks(CHECKS, gateway, slow)
         finally:
             for service in reversed(services):
                 service.stop()

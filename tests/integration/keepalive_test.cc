@@ -11,9 +11,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
-#include "moe/v1/inference.grpc.pb.h"
 #include "tests/support/test_cluster.h"
 
 namespace moe::testing {
@@ -25,26 +23,6 @@ constexpr char kTooManyPings[] = "too_many_pings";
 
 std::vector<std::string> Keepalive(int milliseconds) {
   return {"--keepalive-interval-ms", std::to_string(milliseconds)};
-}
-
-// Four greedy tokens through the gateway at `address`.
-void ExpectGeneration(const std::string& address) {
-  auto stub = v1::Inference::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  v1::GenerateRequest request;
-  request.set_text("one two");
-  request.set_max_tokens(4);
-  request.set_ignore_eos(true);
-  request.set_temperature(0);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto reader = stub->Generate(&context, request);
-  v1::GenerateResponse response;
-  int tokens = 0;
-  while (reader->Read(&response)) tokens += response.token_ids_size();
-  const grpc::Status status = reader->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(tokens, 4);
 }
 
 // A gateway pinging every `gateway_ms` in front of a router that accepts
@@ -59,9 +37,10 @@ std::string GatewayLogAfterIdle(int gateway_ms, int router_ms,
   const std::unique_ptr<ChildProcess> gateway =
       StartGateway(cluster, Keepalive(gateway_ms), address);
   if (gateway == nullptr) return "";
-  ExpectGeneration(address);
+  const auto plaintext = grpc::InsecureChannelCredentials();
+  EXPECT_TRUE(GenerateThroughGateway(address, plaintext).ok());
   absl::SleepFor(idle);
-  ExpectGeneration(address);
+  EXPECT_TRUE(GenerateThroughGateway(address, plaintext).ok());
   return gateway->Stderr();
 }
 

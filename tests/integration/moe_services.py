@@ -5,9 +5,24 @@ import os
 import queue
 import subprocess
 import threading
+import traceback
 
 SHAPE = ["--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
          "--experts", "8", "--intermediate", "96", "--vocab", "500"]
+
+
+def run_checks(checks, *args):
+    """Calls each check(*args), printing the failures; (passed, failed)."""
+    passed = failed = 0
+    for check in checks:
+        try:
+            check(*args)
+            passed += 1
+        except Exception:
+            failed += 1
+            print(f"FAIL: {check.__name__}")
+            traceback.print_exc()
+    return passed, failed
 
 
 def make_tiny_model(bin_dir, work):

@@ -19,11 +19,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import traceback
 
 import grpc
 from moe_client import Client, MoeError
-from moe_services import Service, make_tiny_model
+from moe_services import Service, make_tiny_model, run_checks
 
 PROMPT = "The licensee may copy"
 
@@ -183,23 +182,12 @@ def main():
             services.append(Service("moe-gateway", [
                 os.path.join(bin_dir, "moe-gateway"), "--model", model,
                 "--routers", services[0].address, "--listen", "127.0.0.1:0"]))
-            passed = failed = 0
             with Client(services[1].address, timeout=60) as client:
-                for check in CHECKS:
-                    try:
-                        check(client, model)
-                        passed += 1
-                    except Exception:
-                        failed += 1
-                        print(f"FAIL: {check.__name__}")
-                        traceback.print_exc()
-            try:
-                check_tls(bin_dir, model, work, services)
-                passed += 1
-            except Exception:
-                failed += 1
-                print("FAIL: check_tls")
-                traceback.print_exc()
+                passed, failed = run_checks(CHECKS, client, model)
+            tls_passed, tls_failed = run_checks([check_tls], bin_dir, model,
+                                                work, services)
+            passed += tls_passed
+            failed += tls_failed
         finally:
             for service in reversed(services):
                 service.stop()

@@ -63,25 +63,9 @@ class TlsTest : public ::testing::Test {
         StartGateway(cluster_, TlsFlags(certs_, "gateway"), gateway_address_);
   }
 
-  // A greedy generation of 4 tokens through the gateway.
   grpc::Status Generate(
       const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
-    auto stub = v1::Inference::NewStub(
-        grpc::CreateChannel(gateway_address_, credentials));
-    v1::GenerateRequest request;
-    request.set_text("one two");
-    request.set_max_tokens(4);
-    request.set_ignore_eos(true);
-    request.set_temperature(0);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    auto reader = stub->Generate(&context, request);
-    v1::GenerateResponse response;
-    int tokens = 0;
-    while (reader->Read(&response)) tokens += response.token_ids_size();
-    grpc::Status status = reader->Finish();
-    if (status.ok()) EXPECT_EQ(tokens, 4);
-    return status;
+    return GenerateThroughGateway(gateway_address_, credentials);
   }
 
   // GetStatus on the router with `credentials`.

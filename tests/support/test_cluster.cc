@@ -100,6 +100,26 @@ std::unique_ptr<ChildProcess> StartGateway(
   return std::move(*gateway);
 }
 
+grpc::Status GenerateThroughGateway(
+    const std::string& address,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  auto stub = v1::Inference::NewStub(grpc::CreateChannel(address, credentials));
+  v1::GenerateRequest request;
+  request.set_text("one two");
+  request.set_max_tokens(4);
+  request.set_ignore_eos(true);
+  request.set_temperature(0);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto reader = stub->Generate(&context, request);
+  v1::GenerateResponse response;
+  int tokens = 0;
+  while (reader->Read(&response)) tokens += response.token_ids_size();
+  grpc::Status status = reader->Finish();
+  if (status.ok()) EXPECT_EQ(tokens, 4);
+  return status;
+}
+
 void StartCluster(const TestModelSpec& spec, const PlacementPlan& plan,
                   const std::vector<std::string>& router_flags,
                   Cluster& cluster,

@@ -14,6 +14,7 @@
 #include "core/util/thread_pool.h"
 #include "engine/model_runner.h"
 #include "grpcpp/grpcpp.h"
+#include "moe/v1/inference.grpc.pb.h"
 #include "moe/v1/router.grpc.pb.h"
 #include "router_service/grpc_expert_dispatch.h"
 #include "tests/support/child_process.h"
@@ -77,6 +78,12 @@ std::unique_ptr<ChildProcess> StartEmptyWorker(const Cluster& cluster,
 std::unique_ptr<ChildProcess> StartGateway(
     const Cluster& cluster, const std::vector<std::string>& flags,
     std::string& address);
+
+// A greedy generation of 4 tokens through the gateway at `address`,
+// reached with `credentials`; its status (4 tokens are expected when OK).
+grpc::Status GenerateThroughGateway(
+    const std::string& address,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
 // Writes `plan`, starts its workers on the spec's model and a router in
 // front of them.
